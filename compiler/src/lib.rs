@@ -1,0 +1,3 @@
+//! The hogsend compiler.
+
+pub mod ir;
