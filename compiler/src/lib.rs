@@ -1,3 +1,5 @@
 //! The hogsend compiler.
 
+pub mod emit;
 pub mod ir;
+pub mod plan;

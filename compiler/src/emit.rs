@@ -1,0 +1,284 @@
+//! The SQL plan → files: function bodies laid out by askama templates.
+//!
+//! Output is deterministic: the same program and schema give byte-identical files on every
+//! run and machine (sorted buckets, no timestamps, no absolute paths). `emit` cannot fail on
+//! a plan; a template error would be an internal compiler error and panics in tests.
+
+use crate::plan::{BucketPlan, ProjectPlan};
+use askama::Template;
+use sea_query::{Alias, Expr, Query, SimpleExpr};
+
+/// The hogsend version written into every generated header.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One generated file, its path relative to the output directory (`/` separators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    pub path: String,
+    pub contents: String,
+}
+
+/// A versioned base-schema migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: String,
+}
+
+#[derive(Template)]
+#[template(path = "base/0001_base.sql", escape = "none")]
+struct BaseV1<'a> {
+    s: &'a str,
+    lock_key: i64,
+}
+
+#[derive(Template)]
+#[template(path = "project/bucket.sql", escape = "none")]
+struct BucketFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    id: &'a str,
+    origin: String,
+    criteria: &'a str,
+    fingerprint: &'a str,
+    /// The dollar-quote tag of the function bodies (one that the bodies do not contain).
+    q: String,
+    match_candidates: String,
+    match_all: String,
+    candidates: String,
+}
+
+#[derive(Template)]
+#[template(path = "project/tick.sql", escape = "none")]
+struct TickFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    lock_key: i64,
+    enabled: Vec<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "project/project.sql", escape = "none")]
+struct ProjectFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    registry: Vec<String>,
+}
+
+/// The base schema migrations for `schema`, in order. `lock_key` is [`crate::plan::lock_key`].
+pub fn base_migrations(schema: &str) -> Vec<Migration> {
+    let v1 = BaseV1 {
+        s: schema,
+        lock_key: crate::plan::lock_key(schema),
+    };
+    vec![Migration {
+        version: 1,
+        name: "base",
+        sql: render(&v1),
+    }]
+}
+
+fn render(template: &impl Template) -> String {
+    match template.render() {
+        Ok(text) => text,
+        // Templates are compiled in; their only inputs are strings and numbers.
+        Err(err) => panic!("internal compiler error: template rendering failed: {err}"),
+    }
+}
+
+/// Indents every line after the first by `spaces`, so multi-line SQL sits inside a body.
+fn indent(sql: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    sql.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                line.to_owned()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A dollar-quote tag that occurs in none of `bodies`.
+fn quote_tag(bodies: &[&str]) -> String {
+    let mut n = 0usize;
+    loop {
+        let tag = if n == 0 {
+            "$hs$".to_owned()
+        } else {
+            format!("$hs{n}$")
+        };
+        if bodies.iter().all(|b| !b.contains(&tag)) {
+            return tag;
+        }
+        n += 1;
+    }
+}
+
+/// Renders one expression with sea-query (for values outside a statement).
+fn render_expr(expr: SimpleExpr) -> String {
+    let sql = crate::plan::matcher::render(&Query::select().expr(expr).to_owned());
+    sql.strip_prefix("SELECT ").unwrap_or(&sql).to_owned()
+}
+
+fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
+    let m = &bucket.matcher;
+    let q = quote_tag(&[&m.match_candidates, &m.match_all, &m.candidates]);
+    let file = BucketFile {
+        version: VERSION,
+        s: &plan.schema,
+        id: &bucket.id,
+        origin: format!("{}:{}", bucket.origin.file, bucket.origin.line),
+        criteria: &bucket.criteria_text,
+        fingerprint: &bucket.fingerprint,
+        q,
+        match_candidates: indent(&pretty(&m.match_candidates), 2),
+        match_all: indent(&pretty(&m.match_all), 2),
+        candidates: indent(&pretty(&m.candidates), 4),
+    };
+    GeneratedFile {
+        path: format!("buckets/{}.sql", bucket.id),
+        contents: render(&file),
+    }
+}
+
+/// Breaks sea-query's one-line statements before the main clauses, for reviewable diffs.
+/// Only breaks outside string literals and parentheses depth > 0 stays on one line.
+fn pretty(sql: &str) -> String {
+    const BREAKS: [&str; 7] = [
+        " FROM ",
+        " INNER JOIN ",
+        " LEFT JOIN ",
+        " WHERE ",
+        " GROUP BY ",
+        " UNION ",
+        " AND ",
+    ];
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut depth = 0i32;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if in_string {
+            out.push(c as char);
+            if c == b'\'' {
+                if bytes.get(i + 1) == Some(&b'\'') {
+                    out.push('\'');
+                    i += 2;
+                    continue;
+                }
+                in_string = false;
+            } else if c == b'\\' {
+                if let Some(&next) = bytes.get(i + 1) {
+                    out.push(next as char);
+                    i += 2;
+                    continue;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'\'' => in_string = true,
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            if let Some(kw) = BREAKS.iter().find(|kw| sql[i..].starts_with(**kw)) {
+                let kw = kw.trim_start();
+                // `AND` inside a WHERE is indented one level deeper than the clause.
+                if kw.starts_with("AND ") {
+                    out.push_str("\n  ");
+                } else {
+                    out.push('\n');
+                }
+                out.push_str(kw);
+                i += 1 + kw.len();
+                continue;
+            }
+        }
+        // Non-ASCII: copy the whole character.
+        let ch = sql[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Every generated file of a planned project, sorted by path.
+pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
+    let mut files: Vec<GeneratedFile> = plan.buckets.iter().map(|b| bucket_file(plan, b)).collect();
+    let tick = TickFile {
+        version: VERSION,
+        s: &plan.schema,
+        lock_key: plan.lock_key,
+        enabled: plan
+            .buckets
+            .iter()
+            .filter(|b| b.enabled)
+            .map(|b| b.id.as_str())
+            .collect(),
+    };
+    files.push(GeneratedFile {
+        path: "tick.sql".to_owned(),
+        contents: render(&tick),
+    });
+    let registry = match &plan.registry {
+        serde_json::Value::Array(entries) => entries
+            .iter()
+            .map(|e| render_expr(Expr::val(e.to_string()).cast_as(Alias::new("jsonb"))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    files.push(GeneratedFile {
+        path: "project.sql".to_owned(),
+        contents: render(&ProjectFile {
+            version: VERSION,
+            s: &plan.schema,
+            registry,
+        }),
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+/// The order `migrate` applies generated files in: bucket functions, then the tick, then
+/// the registry sync (which may drop the functions of removed buckets).
+pub fn apply_order(files: &[GeneratedFile]) -> Vec<&GeneratedFile> {
+    let rank = |f: &GeneratedFile| match f.path.as_str() {
+        "tick.sql" => 1,
+        "project.sql" => 2,
+        _ => 0,
+    };
+    let mut ordered: Vec<&GeneratedFile> = files.iter().collect();
+    ordered.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.path.cmp(&b.path)));
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_tags_avoid_body_content() {
+        assert_eq!(quote_tag(&["select 1"]), "$hs$");
+        assert_eq!(quote_tag(&["select '$hs$'"]), "$hs1$");
+        assert_eq!(quote_tag(&["'$hs$'", "'$hs1$'"]), "$hs2$");
+    }
+
+    #[test]
+    fn pretty_breaks_outside_strings_and_parens() {
+        let sql = "SELECT a FROM t WHERE x = ' FROM ' AND (b AND c)";
+        assert_eq!(
+            pretty(sql),
+            "SELECT a\nFROM t\nWHERE x = ' FROM '\n  AND (b AND c)"
+        );
+    }
+}

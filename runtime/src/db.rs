@@ -1,0 +1,76 @@
+//! Calls into the SQL surface: the one place that names generated functions and tables.
+
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Executor, PgConnection};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connects a pool to `url`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?.application_name("hogsend");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Quotes a validated schema name as an identifier.
+pub fn schema_ident(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
+}
+
+/// Runs `tick(now)` (the database clock when `now` is None) and returns its JSON summary.
+pub async fn tick(
+    conn: &mut PgConnection,
+    schema: &str,
+    now: Option<DateTime<Utc>>,
+) -> Result<serde_json::Value> {
+    let sql = format!("select {}.tick(coalesce($1, now()))", schema_ident(schema));
+    let result = sqlx::query_scalar::<_, serde_json::Value>(&sql)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await;
+    match result {
+        Ok(summary) => Ok(summary),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("22023") => {
+            Err(Error::TickRefused(db.message().to_owned()))
+        }
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42883") => {
+            Err(Error::NotMigrated(schema.to_owned()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Runs the real-time pass for `keys` (see `apply_keys` in the generated tick.sql).
+pub async fn apply_keys(
+    conn: &mut PgConnection,
+    schema: &str,
+    keys: &[String],
+    now: Option<DateTime<Utc>>,
+) -> Result<serde_json::Value> {
+    let sql = format!(
+        "select {}.apply_keys($1, coalesce($2, now()))",
+        schema_ident(schema)
+    );
+    Ok(sqlx::query_scalar::<_, serde_json::Value>(&sql)
+        .bind(keys)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Refreshes planner statistics and visibility after a pass that rewrote many membership rows
+/// (a backfill): VACUUM cannot run inside the tick's transaction, so the caller runs this
+/// after commit.
+pub async fn vacuum_state(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    let s = schema_ident(schema);
+    for table in ["memberships", "transitions"] {
+        conn.execute(format!("vacuum (analyze) {s}.{table}").as_str())
+            .await?;
+    }
+    Ok(())
+}

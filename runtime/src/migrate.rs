@@ -1,0 +1,111 @@
+//! `hogsend migrate`: the base schema, then the compiled project, in one transaction.
+
+use crate::db::schema_ident;
+use crate::{Error, Result};
+use hogsend_compiler::emit::{apply_order, base_migrations, GeneratedFile, VERSION};
+use hogsend_compiler::plan::lock_key;
+use serde::Serialize;
+use sqlx::{Connection, PgConnection, Row};
+
+/// What a migration did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrateReport {
+    /// Base schema version before (0: none) and after.
+    pub base_from: i32,
+    pub base_to: i32,
+    /// Bucket ids added, changed (criteria or policy) and removed by this deploy.
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The base schema version the connected database holds (0 when none).
+pub async fn base_version(conn: &mut PgConnection, schema: &str) -> Result<i32> {
+    let exists: bool = sqlx::query_scalar("select to_regclass($1) is not null")
+        .bind(format!("{}.schema_migrations", schema_ident(schema)))
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(0);
+    }
+    let sql = format!(
+        "select coalesce(max(version), 0) from {}.schema_migrations",
+        schema_ident(schema)
+    );
+    Ok(sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?)
+}
+
+/// Applies the base schema migrations the database lacks and then every generated file, in
+/// one transaction, serialized with ticks. Idempotent. Refuses a database whose base schema
+/// is newer than this build's.
+pub async fn migrate(
+    conn: &mut PgConnection,
+    schema: &str,
+    generated: &[GeneratedFile],
+) -> Result<MigrateReport> {
+    let s = schema_ident(schema);
+    let mut tx = conn.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(lock_key(schema))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(&format!(
+        "create schema if not exists {s};
+         create table if not exists {s}.schema_migrations (
+           version         integer primary key,
+           name            text not null,
+           hogsend_version text not null,
+           applied_at      timestamptz not null default now()
+         );"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let base_from = base_version(&mut tx, schema).await?;
+    let migrations = base_migrations(schema);
+    let supported = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if base_from > supported {
+        return Err(Error::NewerSchema {
+            schema: schema.to_owned(),
+            found: base_from,
+            supported,
+        });
+    }
+    for migration in migrations.iter().filter(|m| m.version > base_from) {
+        sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
+        sqlx::query(&format!(
+            "insert into {s}.schema_migrations (version, name, hogsend_version) values ($1, $2, $3)"
+        ))
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(VERSION)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut sync = serde_json::Value::Null;
+    for file in apply_order(generated) {
+        let rows = sqlx::raw_sql(&file.contents).fetch_all(&mut *tx).await?;
+        if file.path == "project.sql" {
+            if let Some(row) = rows.last() {
+                sync = row.try_get::<serde_json::Value, _>(0)?;
+            }
+        }
+    }
+    tx.commit().await?;
+    let list = |key: &str| -> Vec<String> {
+        sync.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(MigrateReport {
+        base_from,
+        base_to: base_from.max(supported),
+        added: list("added"),
+        changed: list("changed"),
+        removed: list("removed"),
+    })
+}
