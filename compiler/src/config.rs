@@ -411,11 +411,27 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
     #[test]
     fn bad_values() {
         for (text, code, at) in [
-            ("[schedule]\ntick_every = \"soon\"\n", Code::E0403, "\"soon\""),
+            (
+                "[schedule]\ntick_every = \"soon\"\n",
+                Code::E0403,
+                "\"soon\"",
+            ),
             ("[schedule]\ntick_every = 30\n", Code::E0403, "30"),
-            ("[api]\nlisten = \"localhost\"\n", Code::E0403, "\"localhost\""),
-            ("[email]\nprovider = \"pigeon\"\n", Code::E0403, "\"pigeon\""),
-            ("[database]\nschema = \"Hog-Send\"\n", Code::E0404, "\"Hog-Send\""),
+            (
+                "[api]\nlisten = \"localhost\"\n",
+                Code::E0403,
+                "\"localhost\"",
+            ),
+            (
+                "[email]\nprovider = \"pigeon\"\n",
+                Code::E0403,
+                "\"pigeon\"",
+            ),
+            (
+                "[database]\nschema = \"Hog-Send\"\n",
+                Code::E0404,
+                "\"Hog-Send\"",
+            ),
             ("[database\n", Code::E0401, ""),
         ] {
             let (_, d) = load_text(text);

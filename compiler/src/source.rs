@@ -94,13 +94,10 @@ impl SourceSet {
 
     /// Every text file: `.hog` files, then the config, then template parts.
     pub fn all_files(&self) -> impl Iterator<Item = &SourceFile> {
-        self.files
-            .iter()
-            .chain(self.config.iter())
-            .chain(
-                self.templates
-                    .iter()
-                    .flat_map(|t| t.html.iter().chain(t.text.iter())),
-            )
+        self.files.iter().chain(self.config.iter()).chain(
+            self.templates
+                .iter()
+                .flat_map(|t| t.html.iter().chain(t.text.iter())),
+        )
     }
 }

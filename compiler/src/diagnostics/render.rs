@@ -186,8 +186,7 @@ mod tests {
     #[test]
     fn renders_the_language_md_example_byte_for_byte() {
         let text = "bucket engagement {\n  name \"Engagement\"\n  criteria not did app_opened within 7d\n}\n";
-        let sources =
-            SourceSet::from_files([SourceFile::new("buckets/engagement.hog", text)]);
+        let sources = SourceSet::from_files([SourceFile::new("buckets/engagement.hog", text)]);
         let start = text.find("not did").unwrap();
         let end = text.find("7d").unwrap() + 2;
         let d = Diagnostic::new(
@@ -222,7 +221,7 @@ error[E0301]: this bucket would contain every contact
         let sources = SourceSet::from_files([SourceFile::new("a.hog", "é")]);
         let d = Diagnostic::new(Code::E0101, "x", Label::new("a.hog", Span::new(1, 99), ""))
             .with_secondary(Label::new("missing.hog", Span::new(3, 4), "y"));
-        render_human(&[d.clone()], &sources, true);
+        render_human(std::slice::from_ref(&d), &sources, true);
         let v = render_json(&[d], &sources);
         assert_eq!(v["diagnostics"][0]["line"], 1);
     }
