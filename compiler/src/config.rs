@@ -295,27 +295,49 @@ pub fn load(file: Option<&SourceFile>) -> (Config, Vec<Diagnostic>) {
     let Some(file) = file else {
         return (Config::default(), Vec::new());
     };
+    // toml's spans may run over a line end; keep the first line, and at least one byte.
     let span_of = |e: &toml::de::Error| {
-        e.span()
-            .map_or(Span::new(0, 0), |r| Span::new(r.start, r.end))
+        let r = e.span().unwrap_or(0..0);
+        let line_end = file.text[r.start.min(file.text.len())..]
+            .find('\n')
+            .map_or(file.text.len(), |i| r.start + i);
+        let end = r.end.min(line_end).max(r.start + 1).min(file.text.len());
+        if end <= r.start + 1 && file.text[r.start.min(file.text.len())..].starts_with('\n') {
+            // An error at a line end: point at the last character of the line instead.
+            let start = file.text[..r.start]
+                .trim_end_matches([' ', '\t', '\r'])
+                .len();
+            return Span::new(start.saturating_sub(1), start.max(1));
+        }
+        Span::new(r.start, end)
+    };
+    // toml's messages may have several lines: the first is the label, the rest notes.
+    let split = |e: &toml::de::Error| {
+        let mut lines = e.message().trim().lines();
+        let first = lines.next().unwrap_or("").trim().to_string();
+        let rest: Vec<String> = lines
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        (first, rest)
     };
     // Syntax first, so that a syntax error is not reported as a bad value.
     if let Err(e) = file.text.parse::<toml::Table>() {
-        let d = Diagnostic::new(
+        let (label, rest) = split(&e);
+        let mut d = Diagnostic::new(
             Code::E0401,
             "hogsend.toml is not valid TOML",
-            Label::new(
-                SourceSet::CONFIG_PATH,
-                span_of(&e),
-                e.message().trim().to_string(),
-            ),
+            Label::new(SourceSet::CONFIG_PATH, span_of(&e), label),
         );
+        for line in rest {
+            d = d.with_note(capitalise(&line));
+        }
         return (Config::default(), vec![d]);
     }
     match toml::from_str::<Config>(&file.text) {
         Ok(config) => (config, Vec::new()),
         Err(e) => {
-            let message = e.message().trim().to_string();
+            let (message, _) = split(&e);
             let (code, headline, help) = if message.starts_with("unknown field") {
                 (
                     Code::E0402,
@@ -342,6 +364,20 @@ pub fn load(file: Option<&SourceFile>) -> (Config, Vec<Diagnostic>) {
             (Config::default(), vec![d])
         }
     }
+}
+
+/// `expected x` → `Expected x.` (notes are full sentences).
+fn capitalise(line: &str) -> String {
+    let mut chars = line.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.extend(chars);
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 #[cfg(test)]

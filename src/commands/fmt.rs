@@ -80,10 +80,12 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                     }
                 ));
             }
-            if unchanged > 0 || changed.is_empty() {
+            if unchanged > 0 || (changed.is_empty() && errors.is_empty()) {
                 parts.push(format!("{} already formatted", plural(unchanged, "file")));
             }
-            println!("{}", parts.join(", "));
+            if !parts.is_empty() {
+                println!("{}", parts.join(", "));
+            }
             if !errors.is_empty() {
                 let files: std::collections::BTreeSet<&str> =
                     errors.iter().map(|d| d.primary.file.as_str()).collect();

@@ -121,8 +121,8 @@ pub(crate) enum CheckError {
     SinceEntryOutsideJourney { at: Loc },
     /// `did purchase where (contact.plan == "pro")`
     ContactPathInFilter { at: Loc, filter: Loc },
-    /// `criteria event.amount > 3`
-    EventPathOutsideFilter { at: Loc },
+    /// `criteria event.amount > 3`, `wait until 09:00 in event.tz`
+    EventPathOutsideFilter { at: Loc, in_zone: bool },
     /// `did purchase where (did refund)`
     EventAtomInFilter {
         what: &'static str,
@@ -355,12 +355,16 @@ impl CheckError {
             )
             .with_secondary(filter.label("in this filter"))
             .with_help("move the contact condition out of the filter and join it with `and`"),
-            EventPathOutsideFilter { at } => Diagnostic::new(
+            EventPathOutsideFilter { at, in_zone } => Diagnostic::new(
                 Code::E0309,
                 "event property outside an event filter",
                 at.label("`event.` only means something inside `where ( … )`"),
             )
-            .with_help("test it inside an event atom, e.g. `did purchase where (event.amount > 100)`"),
+            .with_help(if *in_zone {
+                "the time zone is read from a contact property, e.g. `in contact.timezone`"
+            } else {
+                "test it inside an event atom, e.g. `did purchase where (event.amount > 100)`"
+            }),
             EventAtomInFilter { what, at, filter } => Diagnostic::new(
                 Code::E0310,
                 format!("`{what}` inside an event filter"),
@@ -377,7 +381,11 @@ impl CheckError {
                 for (from, to, loc) in others {
                     d = d.with_secondary(loc.label(format!("`{from}` starts `{to}` here")));
                 }
-                d.with_help("remove one of these `start` steps")
+                d.with_help(if others.is_empty() {
+                    "remove this `start` step"
+                } else {
+                    "remove one of these `start` steps"
+                })
             }
             HeaderAfterStep {
                 header,

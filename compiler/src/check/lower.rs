@@ -172,6 +172,7 @@ impl<'a> Checker<'a> {
                 if path.root == PathRoot::Event {
                     self.report(CheckError::EventPathOutsideFilter {
                         at: self.loc(path.span),
+                        in_zone: false,
                     });
                 }
                 ir::Pred::Prop(self.prop(&e.kind, path))
@@ -368,6 +369,7 @@ impl<'a> Checker<'a> {
                     if p.root == PathRoot::Event {
                         self.report(CheckError::EventPathOutsideFilter {
                             at: self.loc(p.span),
+                            in_zone: true,
                         });
                     }
                     p.segments.iter().map(|s| s.name.clone()).collect()
