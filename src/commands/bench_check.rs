@@ -57,10 +57,10 @@ pub fn run(args: Args, _out: &Output) -> Result<ExitCode> {
         bytes += text.len();
     }
     println!(
-        "generated {} buckets and {} journeys in {} files ({} KiB) under {}",
+        "generated {} buckets and {} journeys in {} .hog files ({} KiB with templates) under {}",
         args.buckets,
         args.journeys,
-        files.len(),
+        files.iter().filter(|(p, _)| p.ends_with(".hog")).count(),
         bytes / 1024,
         dir.display()
     );
