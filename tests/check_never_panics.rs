@@ -30,7 +30,7 @@ enum Edit {
     Delete(usize, usize),
     Duplicate(usize, usize),
     Replace(usize, u8),
-    Splice(usize, usize, usize, usize),
+    Splice(usize, usize, usize),
 }
 
 fn apply(text: &str, other: &str, edits: &[Edit]) -> String {
@@ -59,7 +59,7 @@ fn apply(text: &str, other: &str, edits: &[Edit]) -> String {
                     bytes[at] = ALPHABET[b as usize % ALPHABET.len()];
                 }
             }
-            Edit::Splice(at, from, len, _) => {
+            Edit::Splice(at, from, len) => {
                 let o = other.as_bytes();
                 if !o.is_empty() {
                     let from = from % o.len();
