@@ -78,13 +78,8 @@ fn edit() -> impl Strategy<Value = Edit> {
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Delete(a, b)),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Duplicate(a, b)),
         (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Replace(a, b)),
-        (
-            any::<usize>(),
-            any::<usize>(),
-            any::<usize>(),
-            any::<usize>()
-        )
-            .prop_map(|(a, b, c, d)| Edit::Splice(a, b, c, d)),
+        (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(a, b, c)| Edit::Splice(a, b, c)),
     ]
 }
 
