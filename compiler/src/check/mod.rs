@@ -171,12 +171,19 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// True when a parse error of the current file lies inside `span`.
-    fn damaged(&self, span: Span) -> bool {
+    /// True when a parse error of the current file lies between the start of the item at
+    /// `index` and the start of the next item (or the end of the file): the parser may
+    /// have dropped some of its members.
+    fn damaged(&self, index: usize) -> bool {
+        let items = &self.parsed[self.file].ast.items;
+        let start = items[index].span().start;
+        let end = items
+            .get(index + 1)
+            .map_or(usize::MAX, |next| next.span().start);
         self.parsed[self.file]
             .diagnostics
             .iter()
-            .any(|d| span.start <= d.primary.span.start && d.primary.span.start < span.end)
+            .any(|d| start <= d.primary.span.start && d.primary.span.start < end)
     }
 
     fn run(&mut self) -> ir::Program {
@@ -195,9 +202,9 @@ impl<'a> Checker<'a> {
         let mut buckets = Vec::new();
         for (file, p) in parsed.iter().enumerate() {
             self.file = file;
-            for item in &p.ast.items {
+            for (index, item) in p.ast.items.iter().enumerate() {
                 if let ast::Item::Bucket(b) = item {
-                    self.muted = self.damaged(b.span);
+                    self.muted = self.damaged(index);
                     let lowered = self.bucket(b);
                     if std::ptr::eq(self.buckets[b.id.name.as_str()].node, b) {
                         self.dwell_labels.insert(
@@ -214,9 +221,9 @@ impl<'a> Checker<'a> {
         let mut starts: HashMap<String, Vec<(String, Loc)>> = HashMap::new();
         for (file, p) in parsed.iter().enumerate() {
             self.file = file;
-            for item in &p.ast.items {
+            for (index, item) in p.ast.items.iter().enumerate() {
                 if let ast::Item::Journey(j) = item {
-                    self.muted = self.damaged(j.span);
+                    self.muted = self.damaged(index);
                     let (lowered, facts) = self.journey(j);
                     if !self.muted && std::ptr::eq(self.journeys[j.id.name.as_str()].node, j) {
                         let edges = facts
