@@ -82,8 +82,8 @@ fn unary(i: &str) -> PResult<'_, Expr> {
 }
 
 /// Enters one level of nesting, failing for good beyond the limit.
-pub(crate) fn nest(at: Span) -> Result<state::NestingGuard, nom::Err<PError>> {
-    state::enter_nesting(at).map_err(|e| nom::Err::Failure(PError(e)))
+pub(crate) fn nest<'a>(at: Span) -> Result<state::NestingGuard, nom::Err<PError<'a>>> {
+    state::enter_nesting(at).map_err(|e| nom::Err::Failure(PError::Built(e)))
 }
 
 // atom := paren | block | did | count | path_atom | engagement

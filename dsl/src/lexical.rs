@@ -17,7 +17,7 @@ use nom::sequence::pair;
 use crate::ast::{BoolLit, Duration, DurationPart, DurationUnit, Ident, IntLit, NumberLit};
 use crate::ast::{Literal, StringLit, TimeOfDay};
 use crate::error::{DurationProblem, IdentProblem, NumberProblem, ParseError, ParseErrorKind};
-use crate::nom_error::{expected, PResult};
+use crate::nom_error::{expected, expected_one, expected_token, PResult};
 use crate::span::Span;
 use crate::state::{self, span_between};
 use crate::token::{self, is_word_char, is_word_start};
@@ -58,7 +58,7 @@ pub(crate) fn peek_two_words(i: &str) -> (Option<&str>, Option<&str>) {
 pub(crate) fn keyword<'a>(kw: &'static str) -> impl FnMut(&'a str) -> PResult<'a, Span> {
     move |i| match word(i) {
         Ok((rest, (w, span))) if w == kw => Ok((rest, span)),
-        _ => expected(i, &[&format!("`{kw}`")]),
+        _ => expected_token(i, kw),
     }
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn punct<'a>(p: &'static str) -> impl FnMut(&'a str) -> PResult<'a, S
         let start = ws(i);
         match tag::<_, _, ()>(p)(start) {
             Ok((rest, _)) => Ok((rest, span_between(start, rest))),
-            Err(_) => expected(i, &[&format!("`{p}`")]),
+            Err(_) => expected_token(i, p),
         }
     }
 }
@@ -87,7 +87,7 @@ pub const MAX_IDENT_LEN: usize = 48;
 pub(crate) fn ident<'a>(what: &'static str) -> impl FnMut(&'a str) -> PResult<'a, Ident> {
     move |i| {
         let Ok((rest, (name, span))) = word(i) else {
-            return expected(i, &[what]);
+            return expected_one(i, what);
         };
         let problem = if name.chars().any(|c| c.is_ascii_uppercase()) {
             Some(IdentProblem::Uppercase)
@@ -142,14 +142,11 @@ pub(crate) fn string_lit(i: &str) -> PResult<'_, StringLit> {
     Ok((rest, StringLit { value, span }))
 }
 
-/// True when the final `"` of `raw` is escaped (an odd run of backslashes before it), so the
-/// string is in fact unterminated: `"abc\"`.
+/// True when the final `"` of `raw` (at least 2 bytes, ending with `"`) is escaped by an odd
+/// run of backslashes, so the string is in fact unterminated: `"abc\"` at the end of input.
 fn ends_with_escaped_quote(raw: &str) -> bool {
     let before = &raw[1..raw.len() - 1];
-    before.len() < raw.len() - 1 && {
-        let backslashes = before.chars().rev().take_while(|&c| c == '\\').count();
-        backslashes % 2 == 1
-    }
+    before.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
 }
 
 /// Decodes the escapes of a string body that starts at byte `offset` in the source.
@@ -456,4 +453,157 @@ pub(crate) fn bare_name(i: &str) -> nom::IResult<&str, &str, ()> {
 /// True when `c` can start a number-like token.
 pub(crate) fn starts_number(i: &str) -> bool {
     number_like(i).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ParseError;
+
+    /// Runs `production` on `input`; returns its value (debug-printed), the unparsed rest, and
+    /// the errors reported, as `start..end: message`.
+    fn run<'a, T: std::fmt::Debug>(
+        input: &'a str,
+        production: impl FnOnce(&'a str) -> PResult<'a, T>,
+    ) -> (String, String, Vec<String>) {
+        let (result, errors) = state::with_source(input, || match production(input) {
+            Ok((rest, value)) => (format!("{value:?}"), rest.to_string()),
+            Err(e) => {
+                let e: ParseError = crate::nom_error::into_parse_error(e);
+                (format!("error: {}", e.message()), String::new())
+            }
+        });
+        let errors = errors
+            .iter()
+            .map(|e| format!("{}..{}: {}", e.span.start, e.span.end, e.message()))
+            .collect();
+        (result.0, result.1, errors)
+    }
+
+    /// Asserts that `production` reads all of `input` (up to trailing text `rest`) without
+    /// errors, and that the value's debug form contains `expected`.
+    #[track_caller]
+    fn check<'a, T: std::fmt::Debug>(
+        input: &'a str,
+        production: impl FnOnce(&'a str) -> PResult<'a, T>,
+        expected: &str,
+        rest: &str,
+    ) {
+        let (value, left, errors) = run(input, production);
+        assert!(errors.is_empty(), "{input:?}: {errors:?}");
+        assert!(
+            value.contains(expected),
+            "{input:?}: {value} lacks {expected}"
+        );
+        assert_eq!(left, rest, "{input:?}");
+    }
+
+    #[test]
+    fn words_keywords_and_punctuation() {
+        check(
+            "  // c\n did x",
+            keyword("did"),
+            "Span { start: 8, end: 11 }",
+            " x",
+        );
+        check("didnt", word, "\"didnt\"", "");
+        let (value, _, _) = run("didnt", keyword("did"));
+        assert_eq!(value, "error: expected `did`, found identifier `didnt`");
+        check(" == 1", punct("=="), "Span { start: 1, end: 3 }", " 1");
+    }
+
+    #[test]
+    fn identifiers() {
+        check("went_dormant2 {", ident("an id"), "\"went_dormant2\"", " {");
+        let (_, _, errors) = run("Went", ident("an id"));
+        assert_eq!(
+            errors,
+            vec!["0..4: identifier `Went` has uppercase letters"]
+        );
+        let (value, _, _) = run("{", ident("a bucket id"));
+        assert_eq!(value, "error: expected a bucket id, found `{`");
+    }
+
+    #[test]
+    fn strings() {
+        check(r#""a\"b" x"#, string_lit, r#"value: "a\"b""#, " x");
+        check(
+            r#""\u{41}\u{1F600}\t""#,
+            string_lit,
+            r#"value: "A😀\t""#,
+            "",
+        );
+        check(r#""// not a comment""#, string_lit, "// not a comment", "");
+        let (value, rest, errors) = run("\"abc\nnext", string_lit);
+        assert!(value.contains("value: \"abc\""));
+        assert_eq!(rest, "\nnext");
+        assert_eq!(errors, vec!["0..4: unterminated string"]);
+        let (_, _, errors) = run(r#""abc\""#, string_lit);
+        assert_eq!(errors, vec!["0..6: unterminated string"]);
+    }
+
+    #[test]
+    fn numbers_and_integers() {
+        check("-2.5)", number_lit, "raw: \"-2.5\"", ")");
+        check("42,", number_lit, "raw: \"42\"", ",");
+        check("-7 ", integer, "value: -7", " ");
+        let (_, _, errors) = run("1e5", number_lit);
+        assert_eq!(errors, vec!["0..3: invalid number `1e5`"]);
+        let (value, _, _) = run("x", integer);
+        assert_eq!(
+            value,
+            "error: expected a whole number, found identifier `x`"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        check(
+            "1d12h}",
+            duration,
+            "value: 1, unit: Days }, DurationPart { value: 12, unit: Hours",
+            "}",
+        );
+        check("-0s", duration, "negative: true", "");
+        check("15m", duration, "unit: Minutes", "");
+        let problems = [
+            ("3", "0..1: duration `3` has no unit"),
+            ("3y", "0..2: unknown duration unit `y` in `3y`"),
+            ("1m1h", "0..4: duration units out of order in `1m1h`"),
+            ("1s1s", "0..4: duration unit `s` repeated in `1s1s`"),
+            (
+                "2.5h",
+                "0..4: duration `2.5h` is not a whole number of units",
+            ),
+            (
+                "20000000000000w",
+                "0..15: duration `20000000000000w` is too long",
+            ),
+            ("1d_", "0..3: unknown duration unit `d_` in `1d_`"),
+        ];
+        for (input, message) in problems {
+            let (_, _, errors) = run(input, duration);
+            assert_eq!(errors, vec![message], "{input}");
+        }
+    }
+
+    #[test]
+    fn times_of_day() {
+        check("09:00 on", time_of_day, "hour: 9, minute: 0", " on");
+        check("23:59", time_of_day, "hour: 23, minute: 59", "");
+        check("7:05", time_of_day, "hour: 7, minute: 5", "");
+        for bad in ["24:00", "12:60", "123:00", "12:5", "12", "12:00:00"] {
+            let (_, _, errors) = run(bad, time_of_day);
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn literals() {
+        check("\"x\"", literal, "String", "");
+        check("-1", literal, "Number", "");
+        check("true", literal, "Bool(BoolLit { value: true", "");
+        let (value, _, _) = run("maybe", literal);
+        assert!(value.starts_with("error: expected a literal"));
+    }
 }

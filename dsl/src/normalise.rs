@@ -1,5 +1,5 @@
-//! Span-free copies of trees, to compare what two sources *mean* (the formatter's
-//! meaning-preservation property, parser tests).
+//! Walking every span of a tree: span-free copies, to compare what two sources *mean* (the
+//! formatter's meaning-preservation property, parser tests), and span listings for checks.
 
 use crate::ast::*;
 use crate::span::Span;
@@ -14,6 +14,15 @@ impl SourceFile {
         copy.items.zero_spans();
         copy
     }
+
+    /// Every span in the definitions (not the comments), in no particular order. For tests
+    /// and tools that check spans, e.g. that each lies inside the source.
+    pub fn all_spans(&self) -> Vec<Span> {
+        let mut copy = self.items.clone();
+        let mut spans = Vec::new();
+        copy.visit_spans(&mut |s| spans.push(*s));
+        spans
+    }
 }
 
 impl Expr {
@@ -25,43 +34,48 @@ impl Expr {
     }
 }
 
-/// Sets every span in a node to `0..0`.
-trait ZeroSpans {
-    fn zero_spans(&mut self);
-}
+/// Visits every span in a node.
+trait VisitSpans {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span));
 
-impl ZeroSpans for Span {
+    /// Sets every span in the node to `0..0`.
     fn zero_spans(&mut self) {
-        *self = Span::default();
+        self.visit_spans(&mut |s| *s = Span::default());
     }
 }
 
-impl<T: ZeroSpans> ZeroSpans for Vec<T> {
-    fn zero_spans(&mut self) {
-        self.iter_mut().for_each(ZeroSpans::zero_spans);
+impl VisitSpans for Span {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        visit(self);
     }
 }
 
-impl<T: ZeroSpans> ZeroSpans for Option<T> {
-    fn zero_spans(&mut self) {
+impl<T: VisitSpans> VisitSpans for Vec<T> {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.iter_mut().for_each(|x| x.visit_spans(visit));
+    }
+}
+
+impl<T: VisitSpans> VisitSpans for Option<T> {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         if let Some(x) = self {
-            x.zero_spans();
+            x.visit_spans(visit);
         }
     }
 }
 
-impl<T: ZeroSpans> ZeroSpans for Box<T> {
-    fn zero_spans(&mut self) {
-        (**self).zero_spans();
+impl<T: VisitSpans> VisitSpans for Box<T> {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        (**self).visit_spans(visit);
     }
 }
 
 /// Nodes whose only span is a `span` field.
 macro_rules! span_only {
     ($($t:ty),*) => {$(
-        impl ZeroSpans for $t {
-            fn zero_spans(&mut self) {
-                self.span.zero_spans();
+        impl VisitSpans for $t {
+            fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+                self.span.visit_spans(visit);
             }
         }
     )*};
@@ -78,79 +92,79 @@ span_only!(
     TimeOfDay
 );
 
-impl ZeroSpans for Item {
-    fn zero_spans(&mut self) {
+impl VisitSpans for Item {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
             Item::Bucket(b) => {
-                b.id.zero_spans();
-                b.members.zero_spans();
-                b.span.zero_spans();
+                b.id.visit_spans(visit);
+                b.members.visit_spans(visit);
+                b.span.visit_spans(visit);
             }
             Item::Journey(j) => {
-                j.id.zero_spans();
-                j.members.zero_spans();
-                j.span.zero_spans();
+                j.id.visit_spans(visit);
+                j.members.visit_spans(visit);
+                j.span.visit_spans(visit);
             }
         }
     }
 }
 
-impl ZeroSpans for Literal {
-    fn zero_spans(&mut self) {
+impl VisitSpans for Literal {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
-            Literal::String(s) => s.zero_spans(),
-            Literal::Number(n) => n.zero_spans(),
-            Literal::Bool(b) => b.zero_spans(),
+            Literal::String(s) => s.visit_spans(visit),
+            Literal::Number(n) => n.visit_spans(visit),
+            Literal::Bool(b) => b.visit_spans(visit),
         }
     }
 }
 
-impl ZeroSpans for Duration {
-    fn zero_spans(&mut self) {
-        self.span.zero_spans();
+impl VisitSpans for Duration {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for Path {
-    fn zero_spans(&mut self) {
-        self.root_span.zero_spans();
-        self.segments.zero_spans();
-        self.span.zero_spans();
+impl VisitSpans for Path {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.root_span.visit_spans(visit);
+        self.segments.visit_spans(visit);
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for Filter {
-    fn zero_spans(&mut self) {
-        self.expr.zero_spans();
-        self.span.zero_spans();
+impl VisitSpans for Filter {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.expr.visit_spans(visit);
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for Window {
-    fn zero_spans(&mut self) {
+impl VisitSpans for Window {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         if let WindowKind::Within(d) = &mut self.kind {
-            d.zero_spans();
+            d.visit_spans(visit);
         }
-        self.span.zero_spans();
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for Expr {
-    fn zero_spans(&mut self) {
-        self.span.zero_spans();
+impl VisitSpans for Expr {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.span.visit_spans(visit);
         match &mut self.kind {
             ExprKind::Or(es) | ExprKind::And(es) | ExprKind::All(es) | ExprKind::Any(es) => {
-                es.zero_spans()
+                es.visit_spans(visit)
             }
-            ExprKind::Not(e) | ExprKind::Paren(e) => e.zero_spans(),
+            ExprKind::Not(e) | ExprKind::Paren(e) => e.visit_spans(visit),
             ExprKind::Did {
                 event,
                 filter,
                 window,
             } => {
-                event.zero_spans();
-                filter.zero_spans();
-                window.zero_spans();
+                event.visit_spans(visit);
+                filter.visit_spans(visit);
+                window.visit_spans(visit);
             }
             ExprKind::Count {
                 event,
@@ -159,49 +173,53 @@ impl ZeroSpans for Expr {
                 op: _,
                 value,
             } => {
-                event.zero_spans();
-                filter.zero_spans();
-                window.zero_spans();
-                value.zero_spans();
+                event.visit_spans(visit);
+                filter.visit_spans(visit);
+                window.visit_spans(visit);
+                value.visit_spans(visit);
             }
             ExprKind::Compare { path, op: _, value } => {
-                path.zero_spans();
-                value.zero_spans();
+                path.visit_spans(visit);
+                value.visit_spans(visit);
             }
-            ExprKind::Exists(p) => p.zero_spans(),
+            ExprKind::Exists(p) => p.visit_spans(visit),
             ExprKind::Contains(p, s) => {
-                p.zero_spans();
-                s.zero_spans();
+                p.visit_spans(visit);
+                s.visit_spans(visit);
             }
             ExprKind::In(p, values) => {
-                p.zero_spans();
-                values.zero_spans();
+                p.visit_spans(visit);
+                values.visit_spans(visit);
             }
-            ExprKind::Opened(t) | ExprKind::Clicked(t) => t.zero_spans(),
+            ExprKind::Opened(t) | ExprKind::Clicked(t) => t.visit_spans(visit),
         }
     }
 }
 
-impl ZeroSpans for EntryPolicy {
-    fn zero_spans(&mut self) {
+impl VisitSpans for EntryPolicy {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         if let EntryPolicy::OncePer(d) = self {
-            d.zero_spans();
+            d.visit_spans(visit);
         }
     }
 }
 
-impl ZeroSpans for BucketMember {
-    fn zero_spans(&mut self) {
+impl VisitSpans for BucketMember {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
             BucketMember::Field(f) => {
-                f.keyword_span.zero_spans();
-                f.span.zero_spans();
+                f.keyword_span.visit_spans(visit);
+                f.span.visit_spans(visit);
                 match &mut f.kind {
-                    BucketFieldKind::Name(s) | BucketFieldKind::Description(s) => s.zero_spans(),
-                    BucketFieldKind::Criteria(e) => e.zero_spans(),
-                    BucketFieldKind::Entry(p) => p.zero_spans(),
-                    BucketFieldKind::MinDwell(d) | BucketFieldKind::MaxDwell(d) => d.zero_spans(),
-                    BucketFieldKind::Enabled(b) => b.zero_spans(),
+                    BucketFieldKind::Name(s) | BucketFieldKind::Description(s) => {
+                        s.visit_spans(visit)
+                    }
+                    BucketFieldKind::Criteria(e) => e.visit_spans(visit),
+                    BucketFieldKind::Entry(p) => p.visit_spans(visit),
+                    BucketFieldKind::MinDwell(d) | BucketFieldKind::MaxDwell(d) => {
+                        d.visit_spans(visit)
+                    }
+                    BucketFieldKind::Enabled(b) => b.visit_spans(visit),
                 }
             }
             BucketMember::Reaction(r) => {
@@ -209,72 +227,72 @@ impl ZeroSpans for BucketMember {
                     ReactionTrigger::Enter { .. } | ReactionTrigger::Leave { .. } => {}
                     ReactionTrigger::DwellAfter { after: d, label }
                     | ReactionTrigger::DwellEvery { every: d, label } => {
-                        d.zero_spans();
-                        label.zero_spans();
+                        d.visit_spans(visit);
+                        label.visit_spans(visit);
                     }
                 }
-                r.trigger_span.zero_spans();
-                r.body.zero_spans();
-                r.span.zero_spans();
+                r.trigger_span.visit_spans(visit);
+                r.body.visit_spans(visit);
+                r.span.visit_spans(visit);
             }
         }
     }
 }
 
-impl ZeroSpans for JourneyMember {
-    fn zero_spans(&mut self) {
+impl VisitSpans for JourneyMember {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
             JourneyMember::Header(h) => {
-                h.keyword_span.zero_spans();
-                h.span.zero_spans();
+                h.keyword_span.visit_spans(visit);
+                h.span.visit_spans(visit);
                 match &mut h.kind {
                     JourneyHeaderKind::Name(s) | JourneyHeaderKind::Description(s) => {
-                        s.zero_spans()
+                        s.visit_spans(visit)
                     }
                     JourneyHeaderKind::Trigger(t) => match t {
                         Trigger::Event { event, filter } => {
-                            event.zero_spans();
-                            filter.zero_spans();
+                            event.visit_spans(visit);
+                            filter.visit_spans(visit);
                         }
-                        Trigger::Enter(b) | Trigger::Leave(b) => b.zero_spans(),
+                        Trigger::Enter(b) | Trigger::Leave(b) => b.visit_spans(visit),
                         Trigger::Dwell { bucket, label } => {
-                            bucket.zero_spans();
-                            label.zero_spans();
+                            bucket.visit_spans(visit);
+                            label.visit_spans(visit);
                         }
                     },
-                    JourneyHeaderKind::Entry(p) => p.zero_spans(),
-                    JourneyHeaderKind::ExitWhen(e) => e.zero_spans(),
+                    JourneyHeaderKind::Entry(p) => p.visit_spans(visit),
+                    JourneyHeaderKind::ExitWhen(e) => e.visit_spans(visit),
                 }
             }
-            JourneyMember::Step(s) => s.zero_spans(),
+            JourneyMember::Step(s) => s.visit_spans(visit),
         }
     }
 }
 
-impl ZeroSpans for Block {
-    fn zero_spans(&mut self) {
-        self.steps.zero_spans();
-        self.span.zero_spans();
+impl VisitSpans for Block {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.steps.visit_spans(visit);
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for IfBranch {
-    fn zero_spans(&mut self) {
-        self.cond.zero_spans();
-        self.body.zero_spans();
-        self.span.zero_spans();
+impl VisitSpans for IfBranch {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.cond.visit_spans(visit);
+        self.body.visit_spans(visit);
+        self.span.visit_spans(visit);
     }
 }
 
-impl ZeroSpans for Step {
-    fn zero_spans(&mut self) {
-        self.span.zero_spans();
+impl VisitSpans for Step {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.span.visit_spans(visit);
         match &mut self.kind {
-            StepKind::Send(t) | StepKind::Start(t) => t.zero_spans(),
-            StepKind::Wait(d) => d.zero_spans(),
+            StepKind::Send(t) | StepKind::Start(t) => t.visit_spans(visit),
+            StepKind::Wait(d) => d.visit_spans(visit),
             StepKind::WaitUntil { cond, at_most } => {
-                cond.zero_spans();
-                at_most.zero_spans();
+                cond.visit_spans(visit);
+                at_most.visit_spans(visit);
             }
             StepKind::WaitUntilTime {
                 time,
@@ -282,18 +300,18 @@ impl ZeroSpans for Step {
                 days_span,
                 zone,
             } => {
-                time.zero_spans();
-                days_span.zero_spans();
-                zone.zero_spans();
+                time.visit_spans(visit);
+                days_span.visit_spans(visit);
+                zone.visit_spans(visit);
             }
             StepKind::If {
                 branches,
                 else_block,
             } => {
-                branches.zero_spans();
-                else_block.zero_spans();
+                branches.visit_spans(visit);
+                else_block.visit_spans(visit);
             }
-            StepKind::Emit(e) => e.zero_spans(),
+            StepKind::Emit(e) => e.visit_spans(visit),
             StepKind::Exit => {}
         }
     }

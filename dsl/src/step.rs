@@ -18,7 +18,7 @@ use crate::expr::{expr, nest, A_CONDITION};
 use crate::lexical::{duration, ident, keyword, peek_two_words, peek_word, punct};
 use crate::lexical::{starts_number, time_of_day, word};
 use crate::names::{event_name, path};
-use crate::nom_error::{expected, failure, unexpected, PResult};
+use crate::nom_error::{expected, expected_one, failure, unexpected, PResult};
 use crate::recover::{body, BodyKind};
 use crate::span::Span;
 use crate::state;
@@ -177,13 +177,13 @@ fn days(i: &str) -> PResult<'_, DaySpec> {
 }
 
 // DAY := "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun"
-fn day<'a>(i: &'a str, what: &str) -> PResult<'a, Weekday> {
+fn day<'a>(i: &'a str, what: &'static str) -> PResult<'a, Weekday> {
     match word(i) {
         Ok((rest, (name, _))) => match weekday(name) {
             Some(day) => Ok((rest, day)),
-            None => expected(i, &[what]),
+            None => expected_one(i, what),
         },
-        Err(_) => expected(i, &[what]),
+        Err(_) => expected_one(i, what),
     }
 }
 
