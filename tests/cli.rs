@@ -165,3 +165,32 @@ fn bench_generator_produces_a_clean_project() {
     assert!(check.status.success(), "{check:?}");
     assert!(Path::new(&dir.path().join("hogsend.toml")).exists());
 }
+
+/// The loader reads every `.hog` file recursively but skips dot directories and the
+/// root's `generated/` and `target/`.
+#[test]
+fn check_skips_generated_target_and_dot_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("a/b/deep.hog", "bucket deep {\n  criteria did x\n}\n");
+    for skipped in [
+        "generated/x.hog",
+        "target/y.hog",
+        ".git/z.hog",
+        "a/.cache/w.hog",
+    ] {
+        write(skipped, "this is not hog {");
+    }
+    let out = hogsend(&["check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "checked 1 file: 1 bucket, 0 journeys, 0 templates\n"
+    );
+}
