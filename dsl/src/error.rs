@@ -81,6 +81,8 @@ pub enum DurationProblem {
     Fractional,
     /// `99999999999999999999d` — longer than the engine can represent.
     Overflow,
+    /// `within 7 days` — a unit word written apart from its number.
+    DetachedUnit { unit: String },
 }
 
 /// Why an identifier was rejected.
@@ -136,6 +138,9 @@ impl ParseError {
                     format!("duration `{raw}` is not a whole number of units")
                 }
                 DurationProblem::Overflow => format!("duration `{raw}` is too long"),
+                DurationProblem::DetachedUnit { .. } => {
+                    format!("duration `{raw}` has a space before its unit")
+                }
             },
             ParseErrorKind::InvalidIdentifier { name, reason } => match reason {
                 IdentProblem::Uppercase => format!("identifier `{name}` has uppercase letters"),
@@ -176,6 +181,7 @@ impl ParseError {
                 DurationProblem::RepeatedUnit { .. } => "unit repeated".to_string(),
                 DurationProblem::Fractional => "not a whole number".to_string(),
                 DurationProblem::Overflow => "too long".to_string(),
+                DurationProblem::DetachedUnit { .. } => "unit apart from its number".to_string(),
             },
             ParseErrorKind::InvalidIdentifier { reason, .. } => match reason {
                 IdentProblem::Uppercase => "uppercase letters".to_string(),
@@ -220,8 +226,17 @@ impl ParseError {
                 }
                 NumberProblem::NotAnInteger | NumberProblem::OutOfRange => None,
             },
-            ParseErrorKind::InvalidDuration { reason, .. } => match reason {
-                DurationProblem::BadUnit { .. } | DurationProblem::MissingUnit => Some(
+            ParseErrorKind::InvalidDuration { raw, reason } => match reason {
+                DurationProblem::BadUnit { unit } | DurationProblem::DetachedUnit { unit }
+                    if unit_suffix(unit).is_some() =>
+                {
+                    let suffix = unit_suffix(unit).unwrap_or_default();
+                    let fixed = raw.replace(unit.as_str(), suffix).replace(' ', "");
+                    Some(format!("write `{fixed}`"))
+                }
+                DurationProblem::BadUnit { .. }
+                | DurationProblem::MissingUnit
+                | DurationProblem::DetachedUnit { .. } => Some(
                     "the units are `s`, `m` (minutes), `h`, `d` and `w`, e.g. `30s`, `15m`, `7d`"
                         .into(),
                 ),
@@ -251,6 +266,18 @@ impl ParseError {
             }
         }
     }
+}
+
+/// The unit suffix a unit word stands for: `days` → `d`. `m` is minutes; months have no unit.
+pub(crate) fn unit_suffix(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "m" | "min" | "mins" | "minute" | "minutes" => "m",
+        "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+        "d" | "day" | "days" => "d",
+        "w" | "wk" | "wks" | "week" | "weeks" => "w",
+        _ => return None,
+    })
 }
 
 /// "a", "a or b", "a, b or c".
@@ -289,6 +316,8 @@ fn closer(open: char) -> char {
 fn character_help(ch: char) -> Option<String> {
     let text = match ch {
         '#' | '/' => "comments start with `//`",
+        ':' => "fields and headers take no `:`: write `name \"…\"`, `criteria did x`",
+        '-' => "identifiers join words with `_`, not `-`: `went_dormant`",
         '$' | '@' => {
             "quote event names that are not plain dotted identifiers: `\"$pageview\"`, `\"Order Completed\"`"
         }

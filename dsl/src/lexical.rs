@@ -302,18 +302,25 @@ pub(crate) fn integer(i: &str) -> PResult<'_, IntLit> {
 // unit     := "w" | "d" | "h" | "m" | "s"
 /// A duration. A malformed one is reported and kept with the parts that could be read.
 pub(crate) fn duration(i: &str) -> PResult<'_, Duration> {
-    let Some((rest, raw)) = number_like(i) else {
+    let Some((mut rest, raw)) = number_like(i) else {
         return expected(i, &["a duration"]);
     };
-    let span = Span::new(state::offset(rest) - raw.len(), state::offset(rest));
+    let mut span = Span::new(state::offset(rest) - raw.len(), state::offset(rest));
     let negative = raw.starts_with('-');
-    let (parts, problem) = duration_parts(raw.trim_start_matches('-'));
+    let (parts, mut problem) = duration_parts(raw.trim_start_matches('-'));
+    let mut raw = raw.to_string();
+    if problem == Some(DurationProblem::MissingUnit) {
+        // `7 days`: take the unit word along, so the mistake is one error, not two.
+        if let Some((after, unit)) = detached_unit(rest) {
+            raw = format!("{raw} {unit}");
+            span.end = state::offset(after);
+            rest = after;
+            problem = Some(DurationProblem::DetachedUnit { unit: unit.into() });
+        }
+    }
     if let Some(reason) = problem {
         state::report(ParseError::new(
-            ParseErrorKind::InvalidDuration {
-                raw: raw.to_string(),
-                reason,
-            },
+            ParseErrorKind::InvalidDuration { raw, reason },
             span,
         ));
     }
@@ -325,6 +332,16 @@ pub(crate) fn duration(i: &str) -> PResult<'_, Duration> {
             span,
         },
     ))
+}
+
+/// A unit word (`d`, `days`, `hours`, …) after spaces on the same line, and the rest after it.
+fn detached_unit(i: &str) -> Option<(&str, &str)> {
+    let spaces = i.len() - i.trim_start_matches([' ', '\t']).len();
+    if spaces == 0 {
+        return None;
+    }
+    let (rest, unit) = bare_name(&i[spaces..]).ok()?;
+    crate::error::unit_suffix(unit).map(|_| (rest, unit))
 }
 
 /// Splits `1d12h` into parts, with the first problem found.
@@ -580,6 +597,10 @@ mod tests {
                 "0..15: duration `20000000000000w` is too long",
             ),
             ("1d_", "0..3: unknown duration unit `d_` in `1d_`"),
+            (
+                "7 days",
+                "0..6: duration `7 days` has a space before its unit",
+            ),
         ];
         for (input, message) in problems {
             let (_, _, errors) = run(input, duration);

@@ -580,3 +580,55 @@ fn parsed_members_are_what_they_seem() {
     };
     assert!(matches!(&b.members[..], [BucketMember::Reaction(_)]));
 }
+
+#[test]
+fn common_slips_get_one_error_and_a_helpful_hint() {
+    let cases = [
+        (
+            "bucket b { criteria did a within 7 days }",
+            "duration `7 days` has a space before its unit",
+            "write `7d`",
+        ),
+        (
+            "bucket b { min_dwell 3hours }",
+            "unknown duration unit `hours` in `3hours`",
+            "write `3h`",
+        ),
+        (
+            "bucket b { max_dwell 2mo }",
+            "unknown duration unit `mo` in `2mo`",
+            "the units are `s`, `m` (minutes), `h`, `d` and `w`, e.g. `30s`, `15m`, `7d`",
+        ),
+        (
+            "bucket b { name: \"x\" }",
+            "unexpected character `:`",
+            "fields and headers take no `:`: write `name \"…\"`, `criteria did x`",
+        ),
+        (
+            "bucket went-dormant {}",
+            "unexpected character `-`",
+            "identifiers join words with `_`, not `-`: `went_dormant`",
+        ),
+        (
+            "bucket b { criteria did a && did b }",
+            "unexpected character `&`",
+            "combine conditions with `and`",
+        ),
+        (
+            "bucket b { criteria did 'x' }",
+            "unexpected character `'`",
+            "strings use double quotes: `\"…\"`",
+        ),
+        (
+            "bucket b { criteria all {} }",
+            "expected a condition, found `}`",
+            "`all { … }` and `any { … }` need at least one condition",
+        ),
+    ];
+    for (input, message, help) in cases {
+        let parsed = parse(input);
+        assert_eq!(parsed.errors.len(), 1, "{input:?}: {:?}", parsed.errors);
+        assert_eq!(parsed.errors[0].message(), message, "{input:?}");
+        assert_eq!(parsed.errors[0].help().as_deref(), Some(help), "{input:?}");
+    }
+}

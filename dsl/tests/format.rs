@@ -282,3 +282,26 @@ fn crlf_and_trailing_whitespace_in_comments_are_normalised() {
         "bucket b {\n  criteria    did a // c\n}\n",
     );
 }
+
+#[test]
+fn the_deepest_accepted_nesting_formats() {
+    let limit = hogsend_dsl::MAX_NESTING;
+    let parens = format!(
+        "bucket b {{ criteria {}did a{} }}",
+        "(".repeat(limit),
+        ")".repeat(limit)
+    );
+    check_properties(&parens);
+    let blocks = format!(
+        "bucket b {{ criteria {}did a{} }}",
+        "all { not ".repeat(limit / 2),
+        " }".repeat(limit / 2)
+    );
+    check_properties(&blocks);
+    let ifs = format!(
+        "journey j {{ {}send a{} }}",
+        "if did x { ".repeat(limit),
+        " }".repeat(limit)
+    );
+    check_properties(&ifs);
+}
