@@ -12,13 +12,14 @@ use nom::combinator::{cut, opt};
 use crate::ast::{JourneyHeader, JourneyHeaderKind, JourneyMember, Trigger};
 use crate::bucket::entry_policy;
 use crate::expr::{expr, filter};
-use crate::lexical::{ident, keyword, peek_word, punct, string_lit, word};
+use crate::lexical::{ident, keyword, peek_word, string_lit, word};
 use crate::names::event_name;
-use crate::nom_error::{expected, PResult};
+use crate::nom_error::{expected, failure, unexpected, PResult};
 use crate::recover::BodyKind;
 use crate::span::Span;
 use crate::state;
 use crate::step::{at_exit_when, is_step_keyword, step};
+use crate::token::is_word_start;
 
 /// True for the words that start a journey member.
 pub(crate) fn is_journey_keyword(word: &str) -> bool {
@@ -86,7 +87,7 @@ fn header(i: &str) -> PResult<'_, JourneyHeader> {
     ))
 }
 
-// trigger := "event" EVENT [filter] | "enter" ID | "leave" ID | "dwell" ID "." ID
+// trigger := "event" EVENT [filter] | "enter" ID | "leave" ID | "dwell" ID "." ID   (no spaces around ".")
 /// What starts a journey, with the span of its kind keyword (`event`, `enter`, …).
 fn trigger(i: &str) -> PResult<'_, (Span, Trigger)> {
     let what = &["`event`", "`enter`", "`leave`", "`dwell`"];
@@ -102,9 +103,16 @@ fn trigger(i: &str) -> PResult<'_, (Span, Trigger)> {
         "enter" => cut(ident("a bucket id"))(rest).map(|(r, b)| (r, Trigger::Enter(b))),
         "leave" => cut(ident("a bucket id"))(rest).map(|(r, b)| (r, Trigger::Leave(b))),
         "dwell" => {
+            // `bucket.label` is one token, like an event name: no spaces around the dot.
             let (rest, bucket) = cut(ident("a bucket id"))(rest)?;
-            let (rest, _) = cut(punct("."))(rest)?;
-            let (rest, label) = cut(ident("a dwell label"))(rest)?;
+            let Some(label_start) = rest
+                .strip_prefix('.')
+                .filter(|r| r.starts_with(is_word_start))
+            else {
+                let what = &["`.` and a dwell label, as in `went_dormant.after_3d`"];
+                return failure(unexpected(rest, what));
+            };
+            let (rest, label) = cut(ident("a dwell label"))(label_start)?;
             Ok((rest, Trigger::Dwell { bucket, label }))
         }
         _ => return expected(i, what),

@@ -58,7 +58,11 @@ fn unexpected_token() {
     );
     check_errors(
         "journey j { trigger dwell b }",
-        &["28..29: expected `.`, found `}`"],
+        &["28..29: expected `.` and a dwell label, as in `went_dormant.after_3d`, found `}`"],
+    );
+    check_errors(
+        "journey j { trigger dwell b . l }",
+        &["28..29: expected `.` and a dwell label, as in `went_dormant.after_3d`, found `.`"],
     );
     check_errors("}", &["0..1: expected `bucket` or `journey`, found `}`"]);
     check_errors("bucket { }", &["7..8: expected a bucket id, found `{`"]);

@@ -224,7 +224,7 @@ fn spacing_quoting_and_escaping_are_canonical() {
         "bucket b {\n  criteria    did user.signed_up where (event.plan == \"aA\\t\") within 1d12h and contact.\"first name\" in [1, 2]\n}\n",
     );
     check_format(
-        "journey j { emit \"$pageview\" wait until 9:00 on mon,tue trigger dwell b . l }",
+        "journey j { emit \"$pageview\" wait until 9:00 on mon,tue trigger dwell b.l }",
         "journey j {\n  emit \"$pageview\"\n  wait until 09:00 on mon, tue\n  trigger dwell b.l\n}\n",
     );
     check_format(
