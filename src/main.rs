@@ -1,3 +1,54 @@
 //! The `hogsend` command line: a thin edge over the compiler and the runtime.
+//!
+//! `main` parses the arguments and dispatches to one module per command under
+//! `commands/`. Commands return the process exit code; an `Err` is an unexpected failure
+//! (an unreadable directory…), printed as `error: …` with exit code 2.
 
-fn main() {}
+mod commands;
+mod output;
+mod project;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Lifecycle segmentation compiled to set-based Postgres SQL.
+#[derive(Debug, Parser)]
+#[command(name = "hogsend", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    output: output::OutputArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check a project; print every diagnostic (exit 1 on errors)
+    Check(commands::check::Args),
+    /// Format every .hog file of a project in place (or just check with --check)
+    Fmt(commands::fmt::Args),
+    /// Explain a diagnostic code (or list them all)
+    Explain(commands::explain::Args),
+    /// Generate a large project and time `check` on it (development)
+    #[command(hide = true)]
+    BenchCheck(commands::bench_check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let output = cli.output.resolve();
+    let result = match cli.command {
+        Command::Check(args) => commands::check::run(args, &output),
+        Command::Fmt(args) => commands::fmt::run(args, &output),
+        Command::Explain(args) => commands::explain::run(args, &output),
+        Command::BenchCheck(args) => commands::bench_check::run(args, &output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

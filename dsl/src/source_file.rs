@@ -1,0 +1,88 @@
+//! The top level of a file: `bucket` and `journey` definitions, with recovery between them.
+//!
+//! ```text
+//! source_file := definition*
+//! definition  := ("bucket" | "journey") ID "{" member* "}"
+//! ```
+
+use crate::ast::{Bucket, Item, Journey};
+use crate::bucket::{bucket_member, BUCKET_MEMBERS};
+use crate::journey::{journey_member, JOURNEY_MEMBERS};
+use crate::lexical::{ident, punct};
+use crate::nom_error::{into_parse_error, unexpected, PResult};
+use crate::recover::{body, brace_on_this_line, skip_to_definition};
+use crate::span::Span;
+use crate::state::{self, span_between};
+use crate::token::{self, Token};
+
+// source_file := definition*
+/// Every definition in the file that has a readable header. Errors go to `state::report`.
+pub(crate) fn source_file(i: &str) -> Vec<Item> {
+    let mut i = i;
+    let mut items = Vec::new();
+    while let Some(tok) = token::peek(i) {
+        if tok.is_word("bucket") || tok.is_word("journey") {
+            let (rest, item) = definition(tok);
+            items.extend(item);
+            i = rest;
+        } else {
+            state::report(unexpected(i, &["`bucket`", "`journey`"]));
+            i = skip_to_definition(tok.at);
+        }
+    }
+    items
+}
+
+// definition := ("bucket" | "journey") ID "{" member* "}"
+/// The definition starting at the keyword `kw`. A definition whose header is broken is
+/// dropped, but its body is still parsed (when its `{` is on the header line) so the errors
+/// inside are reported too.
+fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
+    let is_bucket = kw.is_word("bucket");
+    let kw_span = span_between(kw.at, kw.rest());
+    let what = if is_bucket {
+        "a bucket id"
+    } else {
+        "a journey id"
+    };
+    let header: PResult<'_, _> = (|| {
+        let (i, id) = ident(what)(kw.rest())?;
+        let (i, open) = punct("{")(i)?;
+        Ok((i, (id, open)))
+    })();
+    let (i, id, open) = match header {
+        Ok((i, (id, open))) => (i, id, open),
+        Err(e) => {
+            state::report(into_parse_error(e));
+            let Some(brace) = brace_on_this_line(kw.rest()) else {
+                return (skip_to_definition(kw.at), None);
+            };
+            let open = span_between(brace, &brace[1..]);
+            let rest = if is_bucket {
+                body(&brace[1..], open, &BUCKET_MEMBERS, bucket_member).rest
+            } else {
+                body(&brace[1..], open, &JOURNEY_MEMBERS, journey_member).rest
+            };
+            return (rest, None);
+        }
+    };
+    if is_bucket {
+        let parsed = body(i, open, &BUCKET_MEMBERS, bucket_member);
+        let span = Span::new(kw_span.start, parsed.end);
+        let bucket = Bucket {
+            id,
+            members: parsed.members,
+            span,
+        };
+        (parsed.rest, Some(Item::Bucket(bucket)))
+    } else {
+        let parsed = body(i, open, &JOURNEY_MEMBERS, journey_member);
+        let span = Span::new(kw_span.start, parsed.end);
+        let journey = Journey {
+            id,
+            members: parsed.members,
+            span,
+        };
+        (parsed.rest, Some(Item::Journey(journey)))
+    }
+}

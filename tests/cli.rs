@@ -1,0 +1,196 @@
+//! The command line, end to end: exit code, stdout and stderr of `hogsend` runs,
+//! snapshotted with `insta_cmd` under `snapshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `hogsend ARGS` run from the repository root, with colour decided by flags only.
+fn hogsend(args: &[&str]) -> Command {
+    let mut cmd = Command::new(get_cargo_bin("hogsend"));
+    cmd.current_dir(root()).args(args).env_remove("NO_COLOR");
+    cmd
+}
+
+macro_rules! snapshot {
+    ($name:literal, $cmd:expr) => {
+        insta::with_settings!({ snapshot_path => "../snapshots", omit_expression => true }, {
+            assert_cmd_snapshot!($name, $cmd);
+        })
+    };
+}
+
+#[test]
+fn check_the_example_project() {
+    snapshot!("check_ok", hogsend(&["check", "examples/saas"]));
+}
+
+#[test]
+fn check_reports_errors_and_warnings() {
+    snapshot!("check_errors", hogsend(&["check", "tests/cli/errors"]));
+}
+
+#[test]
+fn check_color_never_and_always() {
+    snapshot!(
+        "check_color_never",
+        hogsend(&["check", "--color", "never", "tests/cli/errors"])
+    );
+    snapshot!(
+        "check_color_always",
+        hogsend(&["check", "--color", "always", "tests/cli/errors"])
+    );
+}
+
+#[test]
+fn check_json() {
+    snapshot!(
+        "check_json",
+        hogsend(&["--format", "json", "check", "tests/cli/errors"])
+    );
+}
+
+#[test]
+fn check_warnings_pass_unless_warnings_as_errors() {
+    snapshot!("check_warnings", hogsend(&["check", "tests/cli/warnings"]));
+    snapshot!(
+        "check_warnings_as_errors",
+        hogsend(&["check", "--warnings-as-errors", "tests/cli/warnings"])
+    );
+}
+
+#[test]
+fn check_bad_config() {
+    snapshot!(
+        "check_bad_config_key",
+        hogsend(&["check", "tests/cli/bad_config_key"])
+    );
+    snapshot!(
+        "check_bad_config_value",
+        hogsend(&["check", "tests/cli/bad_config_value"])
+    );
+}
+
+#[test]
+fn check_missing_directory() {
+    snapshot!(
+        "check_missing_directory",
+        hogsend(&["check", "tests/cli/does_not_exist"])
+    );
+}
+
+#[test]
+fn fmt_check() {
+    snapshot!(
+        "fmt_check_clean",
+        hogsend(&["fmt", "--check", "tests/cli/formatted"])
+    );
+    snapshot!(
+        "fmt_check_would_change",
+        hogsend(&["fmt", "--check", "tests/cli/unformatted"])
+    );
+    snapshot!(
+        "fmt_check_parse_error",
+        hogsend(&["fmt", "--check", "tests/cli/broken"])
+    );
+}
+
+#[test]
+fn fmt_writes_files_in_place_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let messy = root().join("tests/cli/unformatted/messy.hog");
+    let target = dir.path().join("messy.hog");
+    std::fs::copy(&messy, &target).unwrap();
+    let first = hogsend(&["fmt", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "reformatted messy.hog\n1 file reformatted\n"
+    );
+    let formatted = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(
+        formatted,
+        std::fs::read_to_string(root().join("tests/cli/formatted/tidy.hog")).unwrap()
+    );
+    let second = hogsend(&["fmt", "--check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), formatted);
+}
+
+#[test]
+fn explain() {
+    snapshot!("explain_known", hogsend(&["explain", "E0301"]));
+    snapshot!("explain_lowercase", hogsend(&["explain", "w0101"]));
+    snapshot!("explain_unknown", hogsend(&["explain", "E9999"]));
+    snapshot!("explain_list", hogsend(&["explain"]));
+}
+
+#[test]
+fn help() {
+    snapshot!("help", hogsend(&["--help"]));
+}
+
+/// Not a snapshot: the generator must produce a project that checks cleanly.
+#[test]
+fn bench_generator_produces_a_clean_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hogsend(&[
+        "bench-check",
+        "--buckets",
+        "30",
+        "--journeys",
+        "8",
+        "--files",
+        "4",
+        "--runs",
+        "1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let check = hogsend(&["check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert!(Path::new(&dir.path().join("hogsend.toml")).exists());
+}
+
+/// The loader reads every `.hog` file recursively but skips dot directories and the
+/// root's `generated/` and `target/`.
+#[test]
+fn check_skips_generated_target_and_dot_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("a/b/deep.hog", "bucket deep {\n  criteria did x\n}\n");
+    for skipped in [
+        "generated/x.hog",
+        "target/y.hog",
+        ".git/z.hog",
+        "a/.cache/w.hog",
+    ] {
+        write(skipped, "this is not hog {");
+    }
+    let out = hogsend(&["check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "checked 1 file: 1 bucket, 0 journeys, 0 templates\n"
+    );
+}
