@@ -5,6 +5,7 @@
 //! (an unreadable directory…), printed as `error: …` with exit code 2.
 
 mod commands;
+mod database;
 mod output;
 mod project;
 
@@ -30,6 +31,12 @@ enum Command {
     Fmt(commands::fmt::Args),
     /// Explain a diagnostic code (or list them all)
     Explain(commands::explain::Args),
+    /// Write the generated SQL (or check that the committed files are up to date)
+    Compile(commands::compile::Args),
+    /// Apply the base schema and the compiled project to the database
+    Migrate(commands::migrate::Args),
+    /// Run one full tick at an instant and print what changed
+    Tick(commands::tick::Args),
     /// Generate a large project and time `check` on it (development)
     #[command(hide = true)]
     BenchCheck(commands::bench_check::Args),
@@ -42,6 +49,9 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args, &output),
         Command::Fmt(args) => commands::fmt::run(args, &output),
         Command::Explain(args) => commands::explain::run(args, &output),
+        Command::Compile(args) => commands::compile::run(args, &output),
+        Command::Migrate(args) => commands::migrate::run(args, &output),
+        Command::Tick(args) => commands::tick::run(args, &output),
         Command::BenchCheck(args) => commands::bench_check::run(args, &output),
     };
     match result {

@@ -194,3 +194,82 @@ fn check_skips_generated_target_and_dot_directories() {
         "checked 1 file: 1 bucket, 0 journeys, 0 templates\n"
     );
 }
+
+/// A copy of the example project in a temporary directory, to compile into.
+fn example_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/saas"), tmp.path());
+    let _ = std::fs::remove_dir_all(tmp.path().join("generated"));
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// `hogsend ARGS` run inside `dir`.
+fn hogsend_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(get_cargo_bin("hogsend"));
+    cmd.current_dir(dir).args(args).env_remove("NO_COLOR");
+    cmd
+}
+
+#[test]
+fn compile_then_check_is_clean() {
+    let tmp = example_copy();
+    snapshot!("compile_writes", hogsend_in(tmp.path(), &["compile"]));
+    snapshot!(
+        "compile_check_clean",
+        hogsend_in(tmp.path(), &["compile", "--check"])
+    );
+}
+
+#[test]
+fn compile_check_names_stale_missing_and_leftover_files() {
+    let tmp = example_copy();
+    snapshot!(
+        "compile_check_missing",
+        hogsend_in(tmp.path(), &["compile", "--check"])
+    );
+    assert!(hogsend_in(tmp.path(), &["compile"])
+        .status()
+        .unwrap()
+        .success());
+    let generated = tmp.path().join("generated");
+    let stale = generated.join("buckets/went_dormant.sql");
+    let text = std::fs::read_to_string(&stale).unwrap();
+    std::fs::write(&stale, text.replace("within 7d", "within 8d")).unwrap();
+    std::fs::remove_file(generated.join("tick.sql")).unwrap();
+    std::fs::write(generated.join("buckets/old_bucket.sql"), "-- gone\n").unwrap();
+    snapshot!(
+        "compile_check_stale",
+        hogsend_in(tmp.path(), &["compile", "--check", "--diff"])
+    );
+    // compiling again repairs everything and removes the leftover
+    assert!(hogsend_in(tmp.path(), &["compile"])
+        .status()
+        .unwrap()
+        .success());
+    assert!(!generated.join("buckets/old_bucket.sql").exists());
+    assert!(hogsend_in(tmp.path(), &["compile", "--check"])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn compile_refuses_a_project_with_errors() {
+    snapshot!(
+        "compile_errors",
+        hogsend(&["compile", "--check", "tests/cli/errors"])
+    );
+}

@@ -216,11 +216,15 @@ impl SchemaName {
             .next()
             .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
         let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok_first && ok_rest && name.len() <= 63 {
+        if crate::sql_keywords::is_reserved(name) {
+            Err(format!(
+                "{SCHEMA_ERROR_PREFIX} `{name}`: a reserved SQL key word; choose another name"
+            ))
+        } else if ok_first && ok_rest && name.len() <= 63 && !name.starts_with("pg_") {
             Ok(SchemaName(name.to_string()))
         } else {
             Err(format!(
-                "{SCHEMA_ERROR_PREFIX} `{name}`: expected [a-z_][a-z0-9_]*, at most 63 characters"
+                "{SCHEMA_ERROR_PREFIX} `{name}`: expected [a-z_][a-z0-9_]*, at most 63 characters, not starting with `pg_`"
             ))
         }
     }

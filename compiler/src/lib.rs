@@ -8,9 +8,12 @@
 //!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx)
 //!       ▼                         config::load (hogsend.toml; E04xx)
 //!   Checked { program: Option<ir::Program>, diagnostics, config }
-//!       │  plan / emit            (later stage: SQL plan, generated files)
+//!       │  plan::plan             (criteria → sea-query matchers, fingerprints, registry)
 //!       ▼
-//!   generated/*.sql
+//!   plan::ProjectPlan
+//!       │  emit::emit             (askama templates → deterministic files)
+//!       ▼
+//!   Vec<GeneratedFile>  →  generated/*.sql (written by the binary)
 //! ```
 //!
 //! **Invariant:** this crate does no IO and reads no clock: the binary reads files into a
@@ -24,6 +27,7 @@ pub mod ir;
 pub mod parse;
 pub mod plan;
 pub mod source;
+pub mod sql_keywords;
 
 pub use check::{check_parsed, Checked, ParsedFile};
 
@@ -31,4 +35,24 @@ pub use check::{check_parsed, Checked, ParsedFile};
 pub fn check(set: &source::SourceSet) -> Checked {
     let parsed: Vec<ParsedFile> = set.files.iter().map(parse::parse_file).collect();
     check_parsed(set, &parsed)
+}
+
+/// A compiled project: the check result and, when it has no error, the generated files.
+#[derive(Debug)]
+pub struct Compiled {
+    pub checked: Checked,
+    /// The generated SQL files, sorted by path; `None` when the project has errors.
+    pub files: Option<Vec<emit::GeneratedFile>>,
+}
+
+/// The whole pipeline: check, plan for the configured schema, emit.
+pub fn compile(set: &source::SourceSet) -> Compiled {
+    let checked = check(set);
+    let files = checked.program.as_ref().map(|program| {
+        let options = plan::PlanOptions {
+            schema: checked.config.database.schema.as_str().to_owned(),
+        };
+        emit::emit(&plan::plan(program, &options))
+    });
+    Compiled { checked, files }
 }

@@ -3,5 +3,8 @@
 
 pub mod bench_check;
 pub mod check;
+pub mod compile;
 pub mod explain;
 pub mod fmt;
+pub mod migrate;
+pub mod tick;

@@ -455,7 +455,72 @@ impl<'a> MatcherBuilder<'a> {
 /// value is written as a standard-conforming Postgres literal by [`sql_literal`].
 pub fn render(statement: &SelectStatement) -> String {
     let (sql, values) = statement.build(PostgresQueryBuilder);
-    inline_values(&sql, &values.0)
+    inline_values(&unquote_identifiers(&sql), &values.0)
+}
+
+/// Identifiers the generated SQL uses that never need quotes (none is a keyword).
+const PLAIN_IDENTIFIERS: &[&str] = &[
+    "_hs_cand",
+    "_hs_changed",
+    "a",
+    "anchor",
+    "bucket_id",
+    "c",
+    "clicked_at",
+    "contacts",
+    "deleted_at",
+    "e",
+    "e2",
+    "event",
+    "events",
+    "m",
+    "memberships",
+    "messages",
+    "next_check_at",
+    "occurred_at",
+    "opened_at",
+    "properties",
+    "template",
+    "user_key",
+];
+
+/// Drops sea-query's quotes around identifiers that do not need them, for readable output.
+/// Runs before values are inlined, so every `"` in `sql` is an identifier quote.
+fn unquote_identifiers(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('"') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = &after[..close];
+        let plain = PLAIN_IDENTIFIERS.contains(&name)
+            || (name.len() > 1
+                && name.starts_with('a')
+                && name[1..].bytes().all(|b| b.is_ascii_digit()))
+            || is_plain_schema(name);
+        if plain {
+            out.push_str(name);
+        } else {
+            out.push('"');
+            out.push_str(name);
+            out.push('"');
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Schema names are validated `[a-z_][a-z0-9_]*` and never a reserved key word.
+fn is_plain_schema(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && !crate::sql_keywords::is_reserved(name)
 }
 
 /// Replaces `$1`…`$n` (the only `$` sea-query emits) with the literals of `values`.

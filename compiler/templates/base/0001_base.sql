@@ -269,8 +269,10 @@ end $hs$;
 create function {{ s }}._tick_end(p_now timestamptz, p_t0 timestamptz, p_started timestamptz, p_buckets jsonb)
 returns jsonb language plpgsql as $hs$
 declare
-  passes jsonb;
+  passes   jsonb;
+  previous timestamptz;
 begin
+  select last_tick_at into previous from {{ s }}.tick_state;
   update {{ s }}.tick_state set last_tick_at = p_now, ticks = ticks + 1;
   select jsonb_build_object(
     'backfill', jsonb_build_object(
@@ -292,7 +294,7 @@ begin
     from jsonb_each(p_buckets) as b(k, v);
   return jsonb_build_object(
     'now', p_now,
-    'previous', p_t0,
+    'previous', previous,
     'ms', round(extract(epoch from clock_timestamp() - p_started)::numeric * 1000, 3),
     'passes', passes,
     'buckets', p_buckets);

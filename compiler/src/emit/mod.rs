@@ -4,8 +4,11 @@
 //! run and machine (sorted buckets, no timestamps, no absolute paths). `emit` cannot fail on
 //! a plan; a template error would be an internal compiler error and panics in tests.
 
+mod layout;
+
 use crate::plan::{BucketPlan, ProjectPlan};
 use askama::Template;
+use layout::layout;
 use sea_query::{Alias, Expr, Query, SimpleExpr};
 
 /// The hogsend version written into every generated header.
@@ -87,22 +90,6 @@ fn render(template: &impl Template) -> String {
     }
 }
 
-/// Indents every line after the first by `spaces`, so multi-line SQL sits inside a body.
-fn indent(sql: &str, spaces: usize) -> String {
-    let pad = " ".repeat(spaces);
-    sql.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            if i == 0 {
-                line.to_owned()
-            } else {
-                format!("{pad}{line}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// A dollar-quote tag that occurs in none of `bodies`.
 fn quote_tag(bodies: &[&str]) -> String {
     let mut n = 0usize;
@@ -136,80 +123,14 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
         criteria: &bucket.criteria_text,
         fingerprint: &bucket.fingerprint,
         q,
-        match_candidates: indent(&pretty(&m.match_candidates), 2),
-        match_all: indent(&pretty(&m.match_all), 2),
-        candidates: indent(&pretty(&m.candidates), 4),
+        match_candidates: layout(&m.match_candidates, 2),
+        match_all: layout(&m.match_all, 2),
+        candidates: layout(&m.candidates, 4),
     };
     GeneratedFile {
         path: format!("buckets/{}.sql", bucket.id),
         contents: render(&file),
     }
-}
-
-/// Breaks sea-query's one-line statements before the main clauses, for reviewable diffs.
-/// Only breaks outside string literals and parentheses depth > 0 stays on one line.
-fn pretty(sql: &str) -> String {
-    const BREAKS: [&str; 7] = [
-        " FROM ",
-        " INNER JOIN ",
-        " LEFT JOIN ",
-        " WHERE ",
-        " GROUP BY ",
-        " UNION ",
-        " AND ",
-    ];
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 64);
-    let mut depth = 0i32;
-    let mut in_string = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if in_string {
-            out.push(c as char);
-            if c == b'\'' {
-                if bytes.get(i + 1) == Some(&b'\'') {
-                    out.push('\'');
-                    i += 2;
-                    continue;
-                }
-                in_string = false;
-            } else if c == b'\\' {
-                if let Some(&next) = bytes.get(i + 1) {
-                    out.push(next as char);
-                    i += 2;
-                    continue;
-                }
-            }
-            i += 1;
-            continue;
-        }
-        match c {
-            b'\'' => in_string = true,
-            b'(' => depth += 1,
-            b')' => depth -= 1,
-            _ => {}
-        }
-        if depth == 0 {
-            if let Some(kw) = BREAKS.iter().find(|kw| sql[i..].starts_with(**kw)) {
-                let kw = kw.trim_start();
-                // `AND` inside a WHERE is indented one level deeper than the clause.
-                if kw.starts_with("AND ") {
-                    out.push_str("\n  ");
-                } else {
-                    out.push('\n');
-                }
-                out.push_str(kw);
-                i += 1 + kw.len();
-                continue;
-            }
-        }
-        // Non-ASCII: copy the whole character.
-        let ch = sql[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
 }
 
 /// Every generated file of a planned project, sorted by path.
@@ -271,14 +192,5 @@ mod tests {
         assert_eq!(quote_tag(&["select 1"]), "$hs$");
         assert_eq!(quote_tag(&["select '$hs$'"]), "$hs1$");
         assert_eq!(quote_tag(&["'$hs$'", "'$hs1$'"]), "$hs2$");
-    }
-
-    #[test]
-    fn pretty_breaks_outside_strings_and_parens() {
-        let sql = "SELECT a FROM t WHERE x = ' FROM ' AND (b AND c)";
-        assert_eq!(
-            pretty(sql),
-            "SELECT a\nFROM t\nWHERE x = ' FROM '\n  AND (b AND c)"
-        );
     }
 }

@@ -1,0 +1,89 @@
+//! `hogsend migrate [DIR]`: apply the base schema and the compiled project in one
+//! transaction. Idempotent; refuses a database whose base schema is newer than this build.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use hogsend_compiler::diagnostics::JSON_FORMAT_VERSION;
+use serde_json::json;
+
+use crate::commands::compile::compile_project;
+use crate::database::{self, DatabaseArgs};
+use crate::output::{Format, Output};
+
+/// Arguments of `hogsend migrate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The project directory
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+    let Some((_, compiled)) = compile_project(&args.dir, out)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let config = &compiled.checked.config;
+    let schema = config.database.schema.as_str().to_owned();
+    let url = args.db.resolve(config)?;
+    let files = compiled.files.unwrap_or_default();
+    let report = database::runtime()?.block_on(async {
+        let mut conn = database::connect(&url).await?;
+        Ok::<_, anyhow::Error>(hogsend_runtime::migrate::migrate(&mut conn, &schema, &files).await)
+    })?;
+    let report = match report {
+        Ok(report) => report,
+        Err(err) => {
+            match out.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "format_version": JSON_FORMAT_VERSION,
+                        "error": err.to_string(),
+                    }))?
+                ),
+                Format::Human => eprintln!("{} {err}", out.severity_prefix(true)),
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match out.format {
+        Format::Json => {
+            let doc = json!({
+                "format_version": JSON_FORMAT_VERSION,
+                "schema": schema,
+                "report": report,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Human => {
+            if report.base_from != report.base_to {
+                eprintln!(
+                    "base schema `{schema}`: version {} → {}",
+                    report.base_from, report.base_to
+                );
+            }
+            for id in &report.added {
+                eprintln!("  + {id} (new: backfilled by the next tick)");
+            }
+            for id in &report.changed {
+                eprintln!("  ~ {id} (changed)");
+            }
+            for id in &report.removed {
+                eprintln!("  - {id} (removed: memberships ended)");
+            }
+            eprintln!(
+                "migrated `{schema}` on {}: {} added, {} changed, {} removed",
+                database::redact(&url),
+                report.added.len(),
+                report.changed.len(),
+                report.removed.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

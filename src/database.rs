@@ -1,0 +1,55 @@
+//! Where the database is: `--database-url`, else `DATABASE_URL`, else `hogsend.toml`'s
+//! `[database] url`. Shared by every command that talks to Postgres.
+
+use anyhow::{bail, Context, Result};
+use hogsend_compiler::config::Config;
+use sqlx::{Connection, PgConnection};
+
+/// The `--database-url` flag.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// Postgres URL (default: $DATABASE_URL, then hogsend.toml [database] url)
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The URL to use, in order of precedence.
+    pub fn resolve(&self, config: &Config) -> Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                return Ok(url);
+            }
+        }
+        if let Some(url) = &config.database.url {
+            return Ok(url.expose().to_owned());
+        }
+        bail!(
+            "no database configured: pass --database-url, set DATABASE_URL, or set [database] url in hogsend.toml"
+        )
+    }
+}
+
+/// Connects to `url`, with a readable error that never prints the password.
+pub async fn connect(url: &str) -> Result<PgConnection> {
+    PgConnection::connect(url)
+        .await
+        .with_context(|| format!("could not connect to {}", redact(url)))
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact(url: &str) -> String {
+    hogsend_compiler::config::RedactedUrl::new(url).redacted()
+}
+
+/// A Tokio runtime for a command's database work.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
