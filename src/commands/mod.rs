@@ -7,4 +7,5 @@ pub mod compile;
 pub mod explain;
 pub mod fmt;
 pub mod migrate;
+pub mod plan;
 pub mod tick;
