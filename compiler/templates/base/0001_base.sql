@@ -70,16 +70,21 @@ create index messages_user_template on {{ s }}.messages (user_key, template);
 -- Keys whose data changed since the last tick. Drained by every tick.
 create table {{ s }}.changed_keys (user_key text not null);
 
+-- One pass over the statement's rows: the distinct keys are queued, and those without a
+-- contact get one (keyed as external_id). The engine's own `bucket:`/`hogsend:` events
+-- change no criteria (criteria may not name them) and are skipped.
 create function {{ s }}._events_inserted() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.contacts (external_id)
-  select distinct n.user_key from new_rows n
-   where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
-     and not exists (select 1 from {{ s }}.contacts c where c.user_key = n.user_key)
-  on conflict (user_key) do nothing;
-  insert into {{ s }}.changed_keys (user_key)
-  select distinct n.user_key from new_rows n
-   where n.event not like 'bucket:%' and n.event not like 'hogsend:%';
+  with touched as materialized (
+    select distinct n.user_key from new_rows n
+     where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
+  ), created as (
+    insert into {{ s }}.contacts (external_id)
+    select t.user_key from touched t
+     where not exists (select 1 from {{ s }}.contacts c where c.user_key = t.user_key)
+    on conflict (user_key) do nothing
+  )
+  insert into {{ s }}.changed_keys (user_key) select user_key from touched;
   return null;
 end $hs$;
 create trigger events_inserted after insert on {{ s }}.events
@@ -206,7 +211,7 @@ create table {{ s }}.transitions (
   kind        text not null check (kind in ('entered', 'left', 'dwell')),
   reason      text,
   label       text not null default '',
-  ordinal     integer not null default 0,
+  ordinal     bigint not null default 0,
   source      text not null,
   occurred_at timestamptz not null,
   constraint transitions_once unique (user_key, bucket_id, entry_count, kind, label, ordinal)
@@ -238,7 +243,7 @@ begin
       user_key text primary key, action text not null, reason text,
       entry_count integer, anchor timestamptz, left_at timestamptz
     ) on commit delete rows;
-    create temp table _hs_due (user_key text, entry_count integer, label text, ordinal integer)
+    create temp table _hs_due (user_key text, entry_count integer, label text, ordinal bigint)
       on commit delete rows;
   end if;
 end $hs$;
@@ -454,7 +459,7 @@ begin
       insert into _hs_due (user_key, entry_count, label, ordinal)
       select m.user_key, m.entry_count, r.label,
              case when r.kind = 'after' then 1
-                  else floor(extract(epoch from p_now - m.dwell_anchor) / r.period)::integer end
+                  else floor(extract(epoch from p_now - m.dwell_anchor) / r.period)::bigint end
         from {{ s }}.memberships m
        cross join jsonb_to_recordset(b.dwell_rules) as r(label text, kind text, period bigint)
         left join lateral (
