@@ -4,6 +4,7 @@
 //! `commands/`. Commands return the process exit code; an `Err` is an unexpected failure
 //! (an unreadable directory…), printed as `error: …` with exit code 2.
 
+mod bench;
 mod commands;
 mod database;
 mod output;
@@ -39,6 +40,8 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Run one full tick at an instant and print what changed
     Tick(commands::tick::Args),
+    /// Benchmark the engine on a synthetic dataset, next to a per-contact baseline
+    Bench(commands::bench::Args),
     /// Generate a large project and time `check` on it (development)
     #[command(hide = true)]
     BenchCheck(commands::bench_check::Args),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(args, &output),
         Command::Migrate(args) => commands::migrate::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
+        Command::Bench(args) => commands::bench::run(args, &output),
         Command::BenchCheck(args) => commands::bench_check::run(args, &output),
     };
     match result {
