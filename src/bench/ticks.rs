@@ -110,8 +110,8 @@ pub async fn tick_phase(
 /// The reference for "a tick after 1% changed": evaluating only the changed contacts'
 /// criteria. After COPYing the same rows (rolled back like the tick), `keys` are put in the
 /// candidate table and every bucket's generated candidate matcher (`b_<id>_match`, the
-/// statement a tick runs for its candidates) is run once at `now`. No candidate discovery,
-/// no diff, no writes.
+/// statement a tick runs for its candidates) is run once at `now`, with the tick's planner
+/// settings. No candidate discovery, no diff, no writes.
 pub async fn evaluate_only(
     conn: &mut PgConnection,
     runs: usize,
@@ -131,6 +131,14 @@ pub async fn evaluate_only(
     let mut samples = Samples::default();
     for run in 0..=runs.max(1) {
         let mut tx = conn.begin().await?;
+        // The settings a tick runs its matchers with (the generated `tick` function's SET
+        // clauses: jit, random_page_cost, work_mem), for this transaction only.
+        tx.execute(
+            "select set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true)
+               from pg_proc as p, unnest(p.proconfig) as c
+              where p.oid = 'hogsend.tick(timestamptz)'::regprocedure",
+        )
+        .await?;
         copy_events(&mut tx, rows).await?;
         tx.execute("delete from _hs_cand").await?;
         sqlx::query(
@@ -139,9 +147,7 @@ pub async fn evaluate_only(
         .bind(keys)
         .execute(&mut *tx)
         .await?;
-        if keys.len() >= 1000 {
-            tx.execute("analyze _hs_cand").await?;
-        }
+        tx.execute("analyze _hs_cand").await?;
         let start = Instant::now();
         sqlx::raw_sql(&batch).execute(&mut *tx).await?;
         let elapsed = start.elapsed();
