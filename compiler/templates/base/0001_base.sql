@@ -373,18 +373,35 @@ begin
   delete from _hs_diff;
 
   -- 1. Members who no longer match (or whose contact is gone): leave, or wait out min_dwell.
-  insert into _hs_diff (user_key, action, reason, entry_count)
-  select m.user_key,
-         case when c.id is not null and c.deleted_at is null and b.min_dwell is not null
-                   and m.entered_at + b.min_dwell > p_now
-              then 'defer' else 'leave' end,
-         case when c.id is null or c.deleted_at is not null then 'deleted' else 'criteria' end,
-         m.entry_count
-    from {{ s }}.memberships m
-    left join {{ s }}.contacts c on c.user_key = m.user_key
-   where m.bucket_id = p_bucket and m.active
-     and (p_all or m.user_key in (select k.user_key from _hs_cand k))
-     and not exists (select 1 from _hs_match x where x.user_key = m.user_key);
+  --    Two statements, not `p_all or user_key in (candidates)`: under the OR the candidates
+  --    become a filter over every member of the bucket instead of the join that drives
+  --    the incremental pass (see BENCHMARKS.md).
+  if p_all then
+    insert into _hs_diff (user_key, action, reason, entry_count)
+    select m.user_key,
+           case when c.id is not null and c.deleted_at is null and b.min_dwell is not null
+                     and m.entered_at + b.min_dwell > p_now
+                then 'defer' else 'leave' end,
+           case when c.id is null or c.deleted_at is not null then 'deleted' else 'criteria' end,
+           m.entry_count
+      from {{ s }}.memberships m
+      left join {{ s }}.contacts c on c.user_key = m.user_key
+     where m.bucket_id = p_bucket and m.active
+       and not exists (select 1 from _hs_match x where x.user_key = m.user_key);
+  else
+    insert into _hs_diff (user_key, action, reason, entry_count)
+    select m.user_key,
+           case when c.id is not null and c.deleted_at is null and b.min_dwell is not null
+                     and m.entered_at + b.min_dwell > p_now
+                then 'defer' else 'leave' end,
+           case when c.id is null or c.deleted_at is not null then 'deleted' else 'criteria' end,
+           m.entry_count
+      from _hs_cand k
+      join {{ s }}.memberships m on m.bucket_id = p_bucket and m.user_key = k.user_key
+      left join {{ s }}.contacts c on c.user_key = m.user_key
+     where m.active
+       and not exists (select 1 from _hs_match x where x.user_key = m.user_key);
+  end if;
 
   -- 2. max_dwell: expired members leave whatever the criteria say (their timer is due, so
   --    they are candidates).

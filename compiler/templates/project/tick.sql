@@ -43,10 +43,8 @@ begin
   insert into _hs_cand (user_key)
   select distinct k from unnest(p_keys) as k where k is not null;
   get diagnostics n = row_count;
-  if n >= 1000 then
-    analyze _hs_cand;
-  end if;
   if n > 0 then
+    analyze _hs_cand;
 {%- for id in enabled %}
     s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_keys(v_now)));
 {%- endfor %}

@@ -49,10 +49,8 @@ begin
   insert into _hs_cand (user_key)
   select distinct k from unnest(p_keys) as k where k is not null;
   get diagnostics n = row_count;
-  if n >= 1000 then
-    analyze _hs_cand;
-  end if;
   if n > 0 then
+    analyze _hs_cand;
     s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_keys(v_now)));
     s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_keys(v_now)));
     s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_keys(v_now)));

@@ -105,9 +105,10 @@ begin
       );
     get diagnostics n = row_count;
     if n > 0 then
-      if n >= 1000 then
-        analyze _hs_cand;
-      end if;
+      -- Statistics even for a handful of candidates: without them the planner assumes a
+      -- couple of thousand and reads every event of the criteria's names instead of
+      -- probing the candidates' own (see BENCHMARKS.md).
+      analyze _hs_cand;
       perform hogsend.b_partner_signups_match(p_now);
       r := hogsend._apply('partner_signups', p_now, 'tick', false);
     end if;
