@@ -16,7 +16,6 @@
 //! extrapolated linearly to all live contacts — the report says which.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -25,7 +24,7 @@ use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection, Row};
 
 use crate::bench::eval::{evaluate, event_pred_holds, Needs, QueryAtom};
-use crate::bench::measure::Samples;
+use crate::bench::measure::{Samples, Stopwatch};
 
 const PAGE: i64 = 1000;
 
@@ -331,16 +330,16 @@ pub async fn measure(
     };
     for _ in 0..runs.max(1) {
         conn.execute("truncate bench.baseline_members").await?;
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         result.cold_pass = sweep(conn, buckets, now).await?;
-        result.cold.push(start.elapsed());
+        result.cold.push_lap(watch.lap());
     }
     conn.execute("vacuum (analyze) bench.baseline_members")
         .await?;
     for _ in 0..runs.max(1) {
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         result.warm_pass = sweep(conn, buckets, now).await?;
-        result.warm.push(start.elapsed());
+        result.warm.push_lap(watch.lap());
     }
     result.differing = sqlx::query_scalar(
         "select count(*) from (

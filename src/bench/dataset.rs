@@ -64,13 +64,27 @@ async fn ensure_meta(conn: &mut PgConnection) -> Result<()> {
            t_end           timestamptz not null,
            seed            float8 not null,
            loaded_at       timestamptz not null default now()
-         );",
+         );
+         alter table bench.meta add column if not exists base_schema text;",
     )
     .await?;
     Ok(())
 }
 
-/// Whether this database already holds the dataset for `contacts` ending at `t_end`.
+/// A digest of the base schema this build installs: a kept database whose base schema was
+/// created by a different build is loaded afresh (the base migration is edited in place
+/// during development, and `migrate` only applies versions a database lacks).
+fn base_schema_digest() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for m in hogsend_compiler::emit::base_migrations(crate::bench::ticks::SCHEMA) {
+        m.sql.hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+/// Whether this database already holds the dataset for `contacts` ending at `t_end`, under
+/// this build's base schema.
 pub async fn already_loaded(
     conn: &mut PgConnection,
     contacts: u64,
@@ -79,12 +93,14 @@ pub async fn already_loaded(
     ensure_meta(conn).await?;
     Ok(sqlx::query_scalar(
         "select exists (select 1 from bench.meta
-                         where contacts = $1 and dataset_version = $2 and t_end = $3 and seed = $4)",
+                         where contacts = $1 and dataset_version = $2 and t_end = $3 and seed = $4
+                           and base_schema = $5)",
     )
     .bind(contacts as i64)
     .bind(DATASET_VERSION)
     .bind(t_end)
     .bind(SEED)
+    .bind(base_schema_digest())
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -161,12 +177,14 @@ pub async fn load(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "insert into bench.meta (contacts, dataset_version, t_end, seed) values ($1, $2, $3, $4)",
+        "insert into bench.meta (contacts, dataset_version, t_end, seed, base_schema)
+         values ($1, $2, $3, $4, $5)",
     )
     .bind(contacts as i64)
     .bind(DATASET_VERSION)
     .bind(t_end)
     .bind(SEED)
+    .bind(base_schema_digest())
     .execute(&mut *conn)
     .await?;
     let mut info = counts(conn).await?;
@@ -232,13 +250,25 @@ pub async fn reset_state(conn: &mut PgConnection) -> Result<()> {
 
 /// Clears the dead rows a rolled-back repetition left behind in the tables a tick writes, so
 /// the next repetition starts from the same physical state (cheap: only the pages the
-/// repetition touched are visited).
+/// repetition touched are visited). The session's temporary work tables are emptied too: a
+/// committed tick empties them (`on commit delete rows`), a rolled-back one leaves their dead
+/// rows behind for the next repetition to scan.
 pub async fn vacuum_after_rollback(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "vacuum hogsend.events, hogsend.contacts, hogsend.memberships, hogsend.transitions,
                 hogsend.changed_keys, hogsend.tick_state, hogsend.buckets",
     )
     .await?;
+    let temp: Vec<String> = sqlx::query_scalar(
+        "select format('%I', relname) from pg_class
+          where relnamespace = pg_my_temp_schema() and relkind = 'r' order by relname",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !temp.is_empty() {
+        conn.execute(format!("truncate {}", temp.join(", ")).as_str())
+            .await?;
+    }
     Ok(())
 }
 

@@ -12,14 +12,12 @@
 //! this. The floor is summed over the 20 buckets (one read per bucket, as each bucket is
 //! evaluated on its own).
 
-use std::time::Instant;
-
 use anyhow::Result;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hogsend_compiler::ir::{Bucket, Pred, Window};
 use sqlx::PgConnection;
 
-use crate::bench::measure::Samples;
+use crate::bench::measure::{Samples, Stopwatch};
 
 /// What one bucket's criteria read.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -154,12 +152,12 @@ pub async fn measure(
     let plans: Vec<Reads> = buckets.iter().map(reads).collect();
     let mut samples = Samples::default();
     for run in 0..=runs.max(1) {
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         for r in &plans {
             read_bucket(conn, r, now).await?;
         }
         if run > 0 {
-            samples.push(start.elapsed());
+            samples.push_lap(watch.lap());
         }
     }
     Ok(samples)

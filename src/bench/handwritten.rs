@@ -9,8 +9,6 @@
 //! last run checks, before rolling back, that the hand-written SQL produced exactly the
 //! compiled backfill's members, anchors, timers and transition counts.
 
-use std::time::Instant;
-
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 use hogsend_compiler::ir::{Bucket, DwellKind};
@@ -18,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::bench::dataset;
-use crate::bench::measure::Samples;
+use crate::bench::measure::{Samples, Stopwatch};
 
 const HANDWRITTEN_SQL: &str = include_str!("handwritten.sql");
 
@@ -224,7 +222,7 @@ pub async fn measure(
               where event >= 'bucket:' and event < 'bucket;' and event like 'bucket:%';",
         )
         .await?;
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         for q in &queries {
             tx.execute("truncate bench_hw_match").await?;
             sqlx::query(&format!(
@@ -244,7 +242,7 @@ pub async fn measure(
                 .execute(&mut *tx)
                 .await?;
         }
-        samples.push(start.elapsed());
+        samples.push_lap(watch.lap());
         if run + 1 == runs {
             result = check(&mut tx).await?;
         }

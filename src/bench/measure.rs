@@ -2,18 +2,91 @@
 //! phase.
 
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The measuring connection's server process, when it runs on this machine and its
+/// `/proc/<pid>/schedstat` is readable: its CPU time is reported next to wall time, which is
+/// much less sensitive to other work on a shared machine.
+static BACKEND_PID: OnceLock<i32> = OnceLock::new();
+
+/// Registers the measuring connection's backend process (`pg_backend_pid()`). Returns
+/// whether its CPU time can be read.
+pub fn set_backend(pid: i32) -> bool {
+    if backend_cpu_ns_of(pid).is_some() {
+        let _ = BACKEND_PID.set(pid);
+    }
+    backend_cpu_ns().is_some()
+}
+
+fn backend_cpu_ns_of(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn backend_cpu_ns() -> Option<u64> {
+    backend_cpu_ns_of(*BACKEND_PID.get()?)
+}
+
+/// One timed run: wall time, and the server process's CPU time when known.
+#[derive(Debug, Clone, Copy)]
+pub struct Lap {
+    pub wall: Duration,
+    pub cpu_ms: Option<f64>,
+}
+
+/// Times a run: wall clock in this process, CPU time of the measuring connection's server
+/// process.
+pub struct Stopwatch {
+    start: Instant,
+    cpu_ns: Option<u64>,
+}
+
+impl Stopwatch {
+    /// Starts timing.
+    pub fn start() -> Stopwatch {
+        Stopwatch {
+            cpu_ns: backend_cpu_ns(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Stops timing.
+    pub fn lap(&self) -> Lap {
+        let wall = self.start.elapsed();
+        let cpu_ms = match (self.cpu_ns, backend_cpu_ns()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6),
+            _ => None,
+        };
+        Lap { wall, cpu_ms }
+    }
+}
 
 /// Repeated measurements of one figure, in milliseconds.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     ms: Vec<f64>,
+    cpu_ms: Vec<f64>,
 }
 
 impl Samples {
-    /// Records one run.
+    /// Records one run (wall time only).
     pub fn push(&mut self, elapsed: Duration) {
         self.ms.push(elapsed.as_secs_f64() * 1e3);
+    }
+
+    /// Records one run with the server's CPU time when known.
+    pub fn push_lap(&mut self, lap: Lap) {
+        self.push(lap.wall);
+        if let Some(cpu) = lap.cpu_ms {
+            self.cpu_ms.push(cpu);
+        }
+    }
+
+    /// The median server CPU time, when every run recorded one.
+    pub fn cpu_median(&self) -> Option<f64> {
+        (!self.cpu_ms.is_empty() && self.cpu_ms.len() == self.ms.len())
+            .then(|| median_of(&self.cpu_ms))
     }
 
     /// Records one run given in milliseconds.
@@ -35,12 +108,7 @@ impl Samples {
 
     /// The median (the mean of the two middle runs for an even count); 0 when empty.
     pub fn median(&self) -> f64 {
-        let v = self.sorted();
-        match v.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
+        median_of(&self.ms)
     }
 
     /// The fastest run; 0 when empty.
@@ -53,7 +121,7 @@ impl Samples {
         self.sorted().last().copied().unwrap_or(0.0)
     }
 
-    /// `{"median_ms", "min_ms", "max_ms", "runs", "all_ms"}`.
+    /// `{"median_ms", "min_ms", "max_ms", "runs", "all_ms", "server_cpu_median_ms"}`.
     pub fn to_json(&self) -> Value {
         json!({
             "median_ms": round3(self.median()),
@@ -61,7 +129,18 @@ impl Samples {
             "max_ms": round3(self.max()),
             "runs": self.runs(),
             "all_ms": self.ms.iter().map(|m| round3(*m)).collect::<Vec<_>>(),
+            "server_cpu_median_ms": self.cpu_median().map(round3),
         })
+    }
+}
+
+fn median_of(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

@@ -112,6 +112,10 @@ pub async fn run(options: &Options) -> Result<Report> {
         server::recreate_database(&mut admin, &name).await?;
     }
     let mut conn = server::connect(&url).await?;
+    let backend: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await?;
+    let server_cpu = measure::set_backend(backend);
 
     progress(options, started, "migrating the standard project");
     let start = Instant::now();
@@ -152,7 +156,7 @@ pub async fn run(options: &Options) -> Result<Report> {
     rows.push(
         Row::new(
             "cold_backfill",
-            "cold backfill: first tick after migrate (commit included)",
+            "cold backfill: first tick after migrate, committed",
             cold,
             rss,
         )
@@ -165,7 +169,7 @@ pub async fn run(options: &Options) -> Result<Report> {
     vacuum.push(start.elapsed());
     rows.push(Row::new(
         "vacuum_after_backfill",
-        "vacuum analyze after the backfill (as `hogsend tick` does; once)",
+        "  vacuum analyze after it (as `hogsend tick` does; once)",
         vacuum,
         None,
     ));
@@ -323,6 +327,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         database: name,
         kept: options.keep,
         machine,
+        server_cpu,
         dataset: data.to_json(),
         rows,
         baseline: base,

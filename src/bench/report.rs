@@ -44,6 +44,8 @@ pub struct Inputs {
     pub database: String,
     pub kept: bool,
     pub machine: Value,
+    /// Whether the server's CPU time per run could be read (a server on this machine).
+    pub server_cpu: bool,
     pub dataset: Value,
     pub rows: Vec<Row>,
     pub baseline: Baseline,
@@ -215,6 +217,7 @@ impl Report {
             "database_kept": i.kept,
             "t0": i.t0.to_rfc3339_opts(SecondsFormat::Secs, true),
             "machine": i.machine,
+            "server_cpu_measured": i.server_cpu,
             "dataset": i.dataset,
             "phases": rows,
             "comparison": {
@@ -263,17 +266,20 @@ impl Report {
             crate::bench::now_load(),
         );
         out += &format!(
-            "{:<58} {:>10} {:>21} {:>9}\n",
-            "phase", "median", "min..max", "peak RSS"
+            "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
+            "phase", "median", "min..max", "server CPU", "peak RSS"
         );
         for r in &i.rows {
             let s = &r.samples;
             out += &format!(
-                "{:<58} {:>10} {:>21} {:>9}\n",
+                "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
                 r.label,
                 ms_text(s.median()),
                 format!("{}..{}", ms_text(s.min()), ms_text(s.max())),
-                r.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_default()
+                s.cpu_median().map(ms_text).unwrap_or_default(),
+                r.rss_mib
+                    .map(|m| format!("{m:.0} MiB"))
+                    .unwrap_or_default()
             );
         }
         out += &format!(

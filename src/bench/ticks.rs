@@ -10,15 +10,13 @@
 //! (one WAL flush, well under a millisecond on this machine). Each such phase first runs one
 //! unmeasured warm-up repetition; the figures are the median, min and max of the rest.
 
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sqlx::{Acquire, Executor, PgConnection};
 
 use crate::bench::dataset;
-use crate::bench::measure::Samples;
+use crate::bench::measure::{Lap, Samples, Stopwatch};
 use crate::bench::rows::{copy_events, EventRows};
 
 /// The schema the benchmark migrates into.
@@ -26,8 +24,8 @@ pub const SCHEMA: &str = "hogsend";
 
 /// The result of one repetition of a rolled-back tick.
 pub struct TickRun {
-    pub tick: Duration,
-    pub copy: Option<Duration>,
+    pub tick: Lap,
+    pub copy: Option<Lap>,
     pub summary: Value,
 }
 
@@ -49,9 +47,9 @@ pub async fn cold_backfill(
     let mut summary = Value::Null;
     for _ in 0..runs.max(1) {
         dataset::reset_state(conn).await?;
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         summary = hogsend_runtime::db::tick(conn, SCHEMA, Some(now)).await?;
-        samples.push(start.elapsed());
+        samples.push_lap(watch.lap());
     }
     Ok((samples, summary))
 }
@@ -66,15 +64,15 @@ pub async fn rolled_back_tick(
     let mut tx = conn.begin().await?;
     let copy = match rows {
         Some(rows) => {
-            let start = Instant::now();
+            let watch = Stopwatch::start();
             copy_events(&mut tx, rows).await?;
-            Some(start.elapsed())
+            Some(watch.lap())
         }
         None => None,
     };
-    let start = Instant::now();
+    let watch = Stopwatch::start();
     let summary = hogsend_runtime::db::tick(&mut tx, SCHEMA, Some(now)).await?;
-    let tick = start.elapsed();
+    let tick = watch.lap();
     tx.rollback().await?;
     dataset::vacuum_after_rollback(conn).await?;
     Ok(TickRun {
@@ -98,9 +96,9 @@ pub async fn tick_phase(
     let mut summary = Value::Null;
     for _ in 0..runs.max(1) {
         let run = rolled_back_tick(conn, now, rows).await?;
-        ticks.push(run.tick);
+        ticks.push_lap(run.tick);
         if let Some(copy) = run.copy {
-            copies.push(copy);
+            copies.push_lap(copy);
         }
         summary = run.summary;
     }
@@ -148,13 +146,13 @@ pub async fn evaluate_only(
         .execute(&mut *tx)
         .await?;
         tx.execute("analyze _hs_cand").await?;
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         sqlx::raw_sql(&batch).execute(&mut *tx).await?;
-        let elapsed = start.elapsed();
+        let elapsed = watch.lap();
         tx.rollback().await?;
         dataset::vacuum_after_rollback(conn).await?;
         if run > 0 {
-            samples.push(elapsed);
+            samples.push_lap(elapsed);
         }
     }
     Ok(samples)

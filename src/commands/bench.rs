@@ -31,7 +31,7 @@ pub struct Args {
     keep: bool,
     /// Run the per-contact baseline over all contacts up to this many, else over an evenly
     /// spaced sample of this many and extrapolate
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     baseline_sample: i64,
     /// No progress lines on stderr
     #[arg(long)]
