@@ -372,6 +372,59 @@ begin
   select * into strict b from {{ s }}.buckets where id = p_bucket;
   delete from _hs_diff;
 
+  -- 0. The first backfill of a bucket that never had a member nor a transition: every
+  --    match is a silent join (epoch 1), nobody leaves, nothing can conflict, and the dwell
+  --    firings already due at p_now are recorded with the joins, so each membership is
+  --    written once with its final timer. Same rows as steps 1-4 would write, without the
+  --    diff, the conflict checks and the re-arm pass (a third of a cold backfill's time;
+  --    see BENCHMARKS.md).
+  if p_all and silent
+     and not exists (select 1 from {{ s }}.memberships m where m.bucket_id = p_bucket)
+     and not exists (select 1 from {{ s }}.transitions t where t.bucket_id = p_bucket) then
+    insert into {{ s }}.memberships
+           (bucket_id, user_key, active, entry_count, entered_at, dwell_anchor, source, next_check_at)
+    select p_bucket, x.user_key, true, 1, p_now, a.anchor, p_source,
+           least(p_now + b.max_dwell,
+                 (select min(case when a.anchor + r.period * interval '1 second' > p_now
+                                  then a.anchor + r.period * interval '1 second'
+                                  when r.kind = 'every' then p_now + r.period * interval '1 second' end)
+                    from jsonb_to_recordset(b.dwell_rules) as r(label text, kind text, period bigint)))
+      from _hs_match x
+     cross join lateral (select least(coalesce(x.anchor, p_now), p_now) as anchor) a;
+    get diagnostics n_joins = row_count;
+    insert into {{ s }}.transitions (bucket_id, user_key, entry_count, kind, source, occurred_at)
+    select p_bucket, x.user_key, 1, 'entered', p_source, p_now from _hs_match x;
+    if b.dwell_rules <> '[]'::jsonb then
+      dwell_start := clock_timestamp();
+      delete from _hs_due;
+      insert into _hs_due (user_key, entry_count, label, ordinal)
+      select x.user_key, 1, r.label,
+             case when r.kind = 'after' then 1
+                  else floor(extract(epoch from p_now - a.anchor) / r.period)::bigint end
+        from _hs_match x
+       cross join lateral (select least(coalesce(x.anchor, p_now), p_now) as anchor) a
+       cross join jsonb_to_recordset(b.dwell_rules) as r(label text, kind text, period bigint)
+       where a.anchor + r.period * interval '1 second' <= p_now;
+      insert into {{ s }}.transitions
+             (bucket_id, user_key, entry_count, kind, label, ordinal, source, occurred_at)
+      select p_bucket, d.user_key, d.entry_count, 'dwell', d.label, d.ordinal, p_source, p_now
+        from _hs_due d;
+      get diagnostics n_fires = row_count;
+      insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
+      select d.user_key, 'bucket:dwell:' || p_bucket || ':' || d.label,
+             jsonb_build_object('bucket_id', p_bucket, 'entry_count', d.entry_count,
+                                'label', d.label, 'ordinal', d.ordinal),
+             p_now, p_now,
+             'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count
+               || ':dwell:' || d.label || ':' || d.ordinal
+        from _hs_due d
+      on conflict (message_id) where message_id is not null do nothing;
+      dwell_ms := extract(epoch from clock_timestamp() - dwell_start)::numeric * 1000;
+    end if;
+    return jsonb_build_object('joins', n_joins, 'leaves', 0, 'deferred', 0, 'blocked', 0,
+                              'dwell_fires', n_fires, 'dwell_ms', round(dwell_ms, 3));
+  end if;
+
   -- 1. Members who no longer match (or whose contact is gone): leave, or wait out min_dwell.
   --    Two statements, not `p_all or user_key in (candidates)`: under the OR the candidates
   --    become a filter over every member of the bucket instead of the join that drives
