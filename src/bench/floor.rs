@@ -77,7 +77,7 @@ fn names_window(
 ) -> Option<(Vec<String>, Option<i64>)> {
     names.sort();
     names.dedup();
-    (!names.is_empty()).then(|| (names, if ever { None } else { widest }))
+    (!names.is_empty()).then_some((names, if ever { None } else { widest }))
 }
 
 /// What `bucket`'s criteria read.

@@ -189,6 +189,20 @@ impl Report {
         ]
     }
 
+    /// Whether the references agree with the compiled backfill: the hand-written SQL found
+    /// exactly the same memberships, anchors, timers and transition counts, and the
+    /// per-contact loop the same members. A disagreement is a bug in one of them.
+    pub fn references_agree(&self) -> bool {
+        let hand = self
+            .inputs
+            .rows
+            .iter()
+            .find(|r| r.key == "handwritten")
+            .map(|r| r.extra["agrees_with_compiled"] == json!(true))
+            .unwrap_or(false);
+        hand && self.inputs.baseline.differing == 0
+    }
+
     /// The report as JSON (what `--out` writes).
     pub fn to_json(&self) -> Value {
         let i = &self.inputs;
@@ -237,6 +251,7 @@ impl Report {
                 "status": "pending",
                 "note": "POST /v1/events in batches of 500 needs `hogsend serve` (runtime branch); not measured yet",
             },
+            "references_agree": self.references_agree(),
             "targets": self.targets.iter().map(|t| json!({
                 "name": t.name, "goal": t.goal, "value": t.value, "met": t.met,
             })).collect::<Vec<_>>(),
@@ -277,9 +292,7 @@ impl Report {
                 ms_text(s.median()),
                 format!("{}..{}", ms_text(s.min()), ms_text(s.max())),
                 s.cpu_median().map(ms_text).unwrap_or_default(),
-                r.rss_mib
-                    .map(|m| format!("{m:.0} MiB"))
-                    .unwrap_or_default()
+                r.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_default()
             );
         }
         out += &format!(
@@ -377,9 +390,9 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(ms_text(3.14159), "3.1 ms");
-        assert_eq!(ms_text(314.159), "314 ms");
-        assert_eq!(ms_text(31_415.9), "31.4 s");
-        assert_eq!(ms_text(314_159.0), "314 s");
+        assert_eq!(ms_text(2.34), "2.3 ms");
+        assert_eq!(ms_text(271.828), "272 ms");
+        assert_eq!(ms_text(27_182.8), "27.2 s");
+        assert_eq!(ms_text(271_828.0), "272 s");
     }
 }

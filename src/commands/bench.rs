@@ -1,7 +1,8 @@
 //! `hogsend bench --database-url URL --contacts N [--runs K] [--out results.json] [--keep]`:
 //! the benchmark suite (issue 4). Creates its own database `hogsend_bench_<N>` on that server,
-//! measures every phase and prints a table; `--out` writes the JSON report. See `src/bench/`
-//! and BENCHMARKS.md.
+//! measures every phase and prints a table; `--out` writes the JSON report. Exit code 1 when
+//! the compiled backfill disagrees with its references (hand-written SQL, per-contact loop).
+//! See `src/bench/` and BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,13 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     match out.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&json)?),
         Format::Human => print!("{}", report.to_text()),
+    }
+    if !report.references_agree() {
+        eprintln!(
+            "{} the compiled backfill disagrees with the hand-written SQL or the per-contact baseline (see the report)",
+            out.severity_prefix(true)
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
