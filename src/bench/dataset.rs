@@ -248,6 +248,16 @@ pub async fn reset_state(conn: &mut PgConnection) -> Result<()> {
     vacuum_after_rollback(conn).await
 }
 
+/// Forces a checkpoint, so that the write-back of a large write (the load, a backfill) does
+/// not overlap the next measurement. Needs superuser or `pg_checkpoint`; without, the next
+/// figures may include some of that write-back.
+pub async fn checkpoint(conn: &mut PgConnection) -> Result<()> {
+    if let Err(err) = conn.execute("checkpoint").await {
+        eprintln!("warning: no CHECKPOINT between phases ({err})");
+    }
+    Ok(())
+}
+
 /// Clears the dead rows a rolled-back repetition left behind in the tables a tick writes, so
 /// the next repetition starts from the same physical state (cheap: only the pages the
 /// repetition touched are visited). The session's temporary work tables are emptied too: a

@@ -215,6 +215,7 @@ pub async fn measure(
     let mut result = Check::default();
     let runs = runs.max(1);
     for run in 0..runs {
+        dataset::checkpoint(conn).await?;
         let mut tx = conn.begin().await?;
         tx.execute(
             "truncate hogsend.memberships, hogsend.transitions;

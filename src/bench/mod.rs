@@ -174,6 +174,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         None,
     ));
     handwritten::snapshot_compiled(&mut conn).await?;
+    dataset::checkpoint(&mut conn).await?;
     ticks::prepare_session(&mut conn).await?;
 
     progress(options, started, "quiet ticks");

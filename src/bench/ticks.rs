@@ -47,6 +47,7 @@ pub async fn cold_backfill(
     let mut summary = Value::Null;
     for _ in 0..runs.max(1) {
         dataset::reset_state(conn).await?;
+        dataset::checkpoint(conn).await?;
         let watch = Stopwatch::start();
         summary = hogsend_runtime::db::tick(conn, SCHEMA, Some(now)).await?;
         samples.push_lap(watch.lap());
@@ -181,6 +182,7 @@ pub async fn setup_dwell(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<
     .execute(&mut *conn)
     .await?;
     conn.execute("vacuum (analyze) hogsend.memberships").await?;
+    dataset::checkpoint(conn).await?;
     let (members, due, all): (i64, i64, i64) = sqlx::query_as(
         "select count(*) filter (where bucket_id = 'everyone'),
                 count(*) filter (where bucket_id = 'everyone' and next_check_at <= $1),
