@@ -96,6 +96,8 @@ impl PrivateCluster {
         } else {
             None
         };
+        // Postgres changes into its data directory: every path it gets must be absolute.
+        let dir = &std::path::absolute(dir)?;
         fs::create_dir_all(dir)?;
         let _lock = DirLock::acquire(&dir.with_extension("lock"))?;
         let cluster = PrivateCluster {

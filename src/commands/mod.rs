@@ -4,7 +4,10 @@
 pub mod bench_check;
 pub mod check;
 pub mod compile;
+pub mod dev;
 pub mod explain;
 pub mod fmt;
+pub mod keys;
 pub mod migrate;
+pub mod serve;
 pub mod tick;
