@@ -9,7 +9,7 @@ use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgExecutor;
+use sqlx::PgConnection;
 use std::fmt;
 use std::str::FromStr;
 use subtle::ConstantTimeEq;
@@ -97,8 +97,8 @@ fn random_hex(len: usize) -> String {
 }
 
 /// Mints a key: stores its hash and returns the stored row and the key text (shown once).
-pub async fn create<'e>(
-    executor: impl PgExecutor<'e>,
+pub async fn create(
+    executor: &mut PgConnection,
     schema: &str,
     scope: Scope,
     name: Option<&str>,
@@ -115,7 +115,7 @@ pub async fn create<'e>(
         .bind(hash(&key))
         .bind(name)
         .bind(scope.as_str())
-        .fetch_one(executor)
+        .fetch_one(&mut *executor)
         .await?;
     let info = KeyInfo {
         id,
@@ -129,7 +129,7 @@ pub async fn create<'e>(
 }
 
 /// Every key, oldest first.
-pub async fn list<'e>(executor: impl PgExecutor<'e>, schema: &str) -> Result<Vec<KeyInfo>> {
+pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyInfo>> {
     let sql = format!(
         "select id, prefix, name, scope, created_at, revoked_at from {}.api_keys order by id",
         schema_ident(schema)
@@ -141,7 +141,7 @@ pub async fn list<'e>(executor: impl PgExecutor<'e>, schema: &str) -> Result<Vec
         String,
         DateTime<Utc>,
         Option<DateTime<Utc>>,
-    )> = sqlx::query_as(&sql).fetch_all(executor).await?;
+    )> = sqlx::query_as(&sql).fetch_all(&mut *executor).await?;
     Ok(rows
         .into_iter()
         .map(
@@ -158,19 +158,22 @@ pub async fn list<'e>(executor: impl PgExecutor<'e>, schema: &str) -> Result<Vec
 }
 
 /// Revokes the key with this id or prefix; false when there is no such live key.
-pub async fn revoke<'e>(executor: impl PgExecutor<'e>, schema: &str, which: &str) -> Result<bool> {
+pub async fn revoke(executor: &mut PgConnection, schema: &str, which: &str) -> Result<bool> {
     let sql = format!(
         "update {}.api_keys set revoked_at = now()
           where (prefix = $1 or id::text = $1) and revoked_at is null",
         schema_ident(schema)
     );
-    let done = sqlx::query(&sql).bind(which).execute(executor).await?;
+    let done = sqlx::query(&sql)
+        .bind(which)
+        .execute(&mut *executor)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// The caller `presented` authenticates, if it is a live key.
-pub async fn verify<'e>(
-    executor: impl PgExecutor<'e>,
+pub async fn verify(
+    executor: &mut PgConnection,
     schema: &str,
     presented: &str,
 ) -> Result<Option<Caller>> {
@@ -187,7 +190,7 @@ pub async fn verify<'e>(
     );
     let row: Option<(i64, String, String)> = sqlx::query_as(&sql)
         .bind(prefix)
-        .fetch_optional(executor)
+        .fetch_optional(&mut *executor)
         .await?;
     Ok(row.and_then(|(id, stored, scope)| {
         let matches: bool = hash(presented).as_bytes().ct_eq(stored.as_bytes()).into();

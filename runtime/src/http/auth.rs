@@ -72,7 +72,8 @@ impl<R: Required> FromRequestParts<AppState> for Auth<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented(parts)?;
-        let caller = keys::verify(&state.pool, &state.config.schema, &key)
+        let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
+        let caller = keys::verify(&mut conn, &state.config.schema, &key)
             .await?
             .ok_or_else(|| {
                 ApiError::new(
