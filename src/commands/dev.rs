@@ -33,11 +33,32 @@ pub struct Args {
 
 const DEV_DATABASE: &str = "hogsend_dev";
 
+/// Where the dev state lives: `DIR/.hogsend-dev/`, unless Postgres (run as an unprivileged
+/// user when we are root) could not reach it there, as under `/root`; then a folder of the
+/// system temp dir named after the project's path.
+fn dev_dir(project: &Path) -> PathBuf {
+    let preferred = project.join(".hogsend-dev");
+    if PrivateCluster::can_host(&preferred) {
+        return preferred;
+    }
+    let absolute = std::path::absolute(project).unwrap_or_else(|_| project.to_path_buf());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in absolute.to_string_lossy().bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let fallback = std::env::temp_dir().join(format!("hogsend-dev-{hash:016x}"));
+    eprintln!(
+        "note: the Postgres user cannot reach {}; keeping the dev database in {}",
+        preferred.display(),
+        fallback.display()
+    );
+    fallback
+}
+
 /// Starts (or reuses) the private cluster and makes sure the dev database exists.
-fn private_database(dir: &Path) -> Result<(PrivateCluster, String)> {
-    let data = dir.join(".hogsend-dev");
+fn private_database(data: &Path) -> Result<(PrivateCluster, String)> {
     eprintln!("starting a private Postgres in {}", data.display());
-    let cluster = PrivateCluster::ensure(&data).context("could not start a private Postgres")?;
+    let cluster = PrivateCluster::ensure(data).context("could not start a private Postgres")?;
     let url = cluster.url(DEV_DATABASE);
     let admin = cluster.url("postgres");
     database::runtime()?.block_on(async {
@@ -56,9 +77,9 @@ fn private_database(dir: &Path) -> Result<(PrivateCluster, String)> {
     Ok((cluster, url))
 }
 
-/// The dev key: the one saved in `.hogsend-dev/api-key` if still valid, else a new one.
-fn dev_key(dir: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String> {
-    let path = dir.join(".hogsend-dev").join("api-key");
+/// The dev key: the one saved in `<dev dir>/api-key` if still valid, else a new one.
+fn dev_key(dev: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String> {
+    let path = dev.join("api-key");
     let schema = config.schema.clone();
     let url = config.database_url.expose().to_owned();
     let files = config.generated.clone();
@@ -72,7 +93,7 @@ fn dev_key(dir: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String
             }
         }
         let (_, key) = keys::create(&mut conn, &schema, Scope::Admin, Some("dev")).await?;
-        fs::create_dir_all(path.parent().unwrap_or(dir))?;
+        fs::create_dir_all(dev)?;
         fs::write(&path, format!("{key}\n"))
             .with_context(|| format!("could not write {}", path.display()))?;
         Ok::<_, anyhow::Error>(key)
@@ -92,10 +113,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let mut cluster = None;
+    let dev = dev_dir(&args.dir);
     let url = match explicit {
         Some(url) => url,
         None => {
-            let (c, url) = private_database(&args.dir)?;
+            let (c, url) = private_database(&dev)?;
             cluster = Some(c);
             url
         }
@@ -105,11 +127,13 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         config.listen = listen;
     }
     tracing::info!("mail provider forced to `log` in dev: nothing is sent");
-    let result = dev_key(&args.dir, &config).and_then(|key| {
+    let key_file = dev.join("api-key");
+    let result = dev_key(&dev, &config).and_then(|key| {
         let db = database::redact(config.database_url.expose());
         serve(config, |addr| {
             eprintln!(
-                "\nhogsend dev is running\n  API       http://{addr}\n  API key   {key}   (admin; saved in .hogsend-dev/api-key)\n  database  {db}\n\n  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n       -d '{{\"user_id\": \"u1\", \"event\": \"app_opened\"}}' http://{addr}/v1/events\n  curl -H 'Authorization: Bearer {key}' http://{addr}/v1/buckets\n\nCtrl-C stops it (and the private Postgres).\n"
+                "\nhogsend dev is running\n  API       http://{addr}\n  API key   {key}   (admin; saved in {})\n  database  {db}\n\n  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n       -d '{{\"user_id\": \"u1\", \"event\": \"app_opened\"}}' http://{addr}/v1/events\n  curl -H 'Authorization: Bearer {key}' http://{addr}/v1/buckets\n\nCtrl-C stops it (and the private Postgres).\n",
+                key_file.display()
             );
         })
     });

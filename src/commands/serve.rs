@@ -31,6 +31,7 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -107,5 +108,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         config.listen = listen;
     }
     tracing::info!(database = %database::redact(config.database_url.expose()), "database");
-    serve(config, |_| {})
+    serve(config, |addr| {
+        eprintln!("hogsend serve: listening on http://{addr}")
+    })
 }
