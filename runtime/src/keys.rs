@@ -128,20 +128,23 @@ pub async fn create(
     Ok((info, key))
 }
 
+/// A row of `api_keys` without the hash.
+type KeyRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
 /// Every key, oldest first.
 pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyInfo>> {
     let sql = format!(
         "select id, prefix, name, scope, created_at, revoked_at from {}.api_keys order by id",
         schema_ident(schema)
     );
-    let rows: Vec<(
-        i64,
-        String,
-        Option<String>,
-        String,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-    )> = sqlx::query_as(&sql).fetch_all(&mut *executor).await?;
+    let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&mut *executor).await?;
     Ok(rows
         .into_iter()
         .map(
