@@ -33,6 +33,8 @@ enum Command {
     Explain(commands::explain::Args),
     /// Write the generated SQL (or check that the committed files are up to date)
     Compile(commands::compile::Args),
+    /// Show what `migrate` would change in the database, changing nothing
+    Plan(commands::plan::Args),
     /// Apply the base schema and the compiled project to the database
     Migrate(commands::migrate::Args),
     /// Run one full tick at an instant and print what changed
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt::run(args, &output),
         Command::Explain(args) => commands::explain::run(args, &output),
         Command::Compile(args) => commands::compile::run(args, &output),
+        Command::Plan(args) => commands::plan::run(args, &output),
         Command::Migrate(args) => commands::migrate::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
         Command::Serve(args) => commands::serve::run(args, &output),

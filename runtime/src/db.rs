@@ -74,3 +74,33 @@ pub async fn vacuum_state(conn: &mut PgConnection, schema: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// How many live contacts match bucket `id`'s criteria at the database's `now()` (runs the
+/// generated backfill matcher; meant for `hogsend plan`, inside a transaction).
+pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &str) -> Result<i64> {
+    let s = schema_ident(schema);
+    let matcher = schema_ident(&format!("b_{id}_match_all"));
+    sqlx::query(&format!("select {s}._work_tables()"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("delete from _hs_match")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("select {s}.{matcher}(now())"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar("select count(*) from _hs_match")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// How many active members bucket `id` has.
+pub async fn count_members(conn: &mut PgConnection, schema: &str, id: &str) -> Result<i64> {
+    let s = schema_ident(schema);
+    Ok(sqlx::query_scalar(&format!(
+        "select count(*) from {s}.memberships where bucket_id = $1 and active"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?)
+}

@@ -43,8 +43,60 @@ pub async fn migrate(
     schema: &str,
     generated: &[GeneratedFile],
 ) -> Result<MigrateReport> {
-    let s = schema_ident(schema);
     let mut tx = conn.begin().await?;
+    let report = apply(&mut tx, schema, generated).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// What deploying a project would change, computed by applying it in a transaction that is
+/// rolled back: the migration report plus, for every new or changed bucket, how many
+/// contacts match it now and how many are members today.
+pub async fn plan(
+    conn: &mut PgConnection,
+    schema: &str,
+    generated: &[GeneratedFile],
+) -> Result<PlanReport> {
+    let mut tx = conn.begin().await?;
+    let migration = apply(&mut tx, schema, generated).await?;
+    let mut buckets = Vec::new();
+    for id in migration.added.iter().chain(&migration.changed) {
+        let matching = crate::db::count_matching(&mut tx, schema, id).await?;
+        let members = crate::db::count_members(&mut tx, schema, id).await?;
+        buckets.push(BucketPlan {
+            id: id.clone(),
+            matching_now: matching,
+            members_now: members,
+        });
+    }
+    tx.rollback().await?;
+    Ok(PlanReport { migration, buckets })
+}
+
+/// The result of [`plan`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanReport {
+    pub migration: MigrateReport,
+    pub buckets: Vec<BucketPlan>,
+}
+
+/// A new or changed bucket in a [`PlanReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketPlan {
+    pub id: String,
+    /// Contacts matching the new criteria at the database's `now()` (the backfill's joins
+    /// plus the members who stay).
+    pub matching_now: i64,
+    /// Active members today (0 for a new bucket).
+    pub members_now: i64,
+}
+
+async fn apply(
+    tx: &mut PgConnection,
+    schema: &str,
+    generated: &[GeneratedFile],
+) -> Result<MigrateReport> {
+    let s = schema_ident(schema);
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(lock_key(schema))
         .execute(&mut *tx)
@@ -59,7 +111,7 @@ pub async fn migrate(
          );"
     );
     (&mut *tx).execute(sqlx::raw_sql(&bootstrap)).await?;
-    let base_from = base_version(&mut tx, schema).await?;
+    let base_from = base_version(&mut *tx, schema).await?;
     let migrations = base_migrations(schema);
     let supported = migrations.iter().map(|m| m.version).max().unwrap_or(0);
     if base_from > supported {
@@ -99,7 +151,6 @@ pub async fn migrate(
             }
         }
     }
-    tx.commit().await?;
     let list = |key: &str| -> Vec<String> {
         sync.get(key)
             .and_then(|v| v.as_array())

@@ -9,5 +9,6 @@ pub mod explain;
 pub mod fmt;
 pub mod keys;
 pub mod migrate;
+pub mod plan;
 pub mod serve;
 pub mod tick;

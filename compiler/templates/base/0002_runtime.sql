@@ -147,7 +147,7 @@ begin
   select bucket_id, user_key, entry_count, 'left', 'merged', 'merge', v_now from ended
   on conflict do nothing;
 
-  insert into {{ s }}.changed_keys (user_key) values (p_user), (p_anon);
+  insert into {{ s }}.changed_keys (user_key, kind) values (p_user, 'x'), (p_anon, 'x');
   return p_user;
 end $hs$;
 

@@ -1,0 +1,77 @@
+//! `hogsend plan [DIR]`: what `migrate` would change in the database, without changing it:
+//! buckets added, changed (a criteria change means a backfill) and removed, with how many
+//! contacts match each new or changed bucket now.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use hogsend_compiler::diagnostics::JSON_FORMAT_VERSION;
+use serde_json::json;
+
+use crate::commands::compile::compile_project;
+use crate::database::{self, DatabaseArgs};
+use crate::output::{Format, Output};
+
+/// Arguments of `hogsend plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The project directory
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+/// Runs the command.
+pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+    let Some((_, compiled)) = compile_project(&args.dir, out)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let config = &compiled.checked.config;
+    let schema = config.database.schema.as_str().to_owned();
+    let url = args.db.resolve(config)?;
+    let files = compiled.files.unwrap_or_default();
+    let result = database::runtime()?.block_on(async {
+        let mut conn = database::connect(&url).await?;
+        Ok::<_, anyhow::Error>(hogsend_runtime::migrate::plan(&mut conn, &schema, &files).await)
+    })?;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("{} {err}", out.severity_prefix(true));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match out.format {
+        Format::Json => {
+            let doc =
+                json!({ "format_version": JSON_FORMAT_VERSION, "schema": schema, "plan": report });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Format::Human => {
+            let m = &report.migration;
+            if m.base_from != m.base_to {
+                println!("base schema: version {} → {}", m.base_from, m.base_to);
+            }
+            for b in &report.buckets {
+                let verb = if m.added.contains(&b.id) {
+                    "+ add   "
+                } else {
+                    "~ change"
+                };
+                println!(
+                    "{verb} {}: backfill at the next tick; {} contacts match now, {} members today",
+                    b.id, b.matching_now, b.members_now
+                );
+            }
+            for id in &m.removed {
+                println!("- remove {id}: its memberships end (reason `removed`, nothing fires)");
+            }
+            if m.added.is_empty() && m.changed.is_empty() && m.removed.is_empty() {
+                println!("no changes: the database runs this project already");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
