@@ -110,7 +110,10 @@ async fn serve_drains_on_sigterm_and_keys_work() {
     // The port is bound before the migration; the API answers once it is done.
     let started = Instant::now();
     while request(addr, "GET", "/healthz", &[], None).await.status != 200 {
-        assert!(started.elapsed() < Duration::from_secs(30), "serve never came up");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve never came up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
