@@ -125,7 +125,7 @@ async fn seed(conn: &mut PgConnection, rows: u64) {
                 jsonb_build_object('path', case when g % 3 = 0 then '/pricing' else '/home' end,
                                    'total', g % 900, 'currency', 'EUR'),
                 now() - (g % (60 * 86400)) * interval '1 second', now()
-           from generate_series(1, {rows}) g;
+           from generate_series(1::bigint, {rows}) g;
          set session_replication_role = origin;"
     );
     sqlx::raw_sql(&sql).execute(&mut *conn).await.expect("seed");
@@ -314,7 +314,14 @@ async fn main() {
         .expect("count");
 
     let mut child = Command::new(&a.hogsend)
-        .args(["serve", &a.project, "--database-url", &url, "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            &a.project,
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("HOGSEND_RATE_LIMIT_PER_SECOND", "0")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
@@ -338,7 +345,15 @@ async fn main() {
     let full = load(addr, &key, a.workers, a.seconds, None, 1).await;
     let rate = full.events as f64 / full.seconds;
     let half_rate_requests = rate / 2.0 / BATCH as f64;
-    let half = load(addr, &key, a.workers, a.seconds, Some(half_rate_requests), 2).await;
+    let half = load(
+        addr,
+        &key,
+        a.workers,
+        a.seconds,
+        Some(half_rate_requests),
+        2,
+    )
+    .await;
     let metrics = request(addr, "GET", "/metrics", &[], None).await.body;
     let rss_peak = rss_kb(pid, "VmHWM:");
     let rss_now = rss_kb(pid, "VmRSS:");

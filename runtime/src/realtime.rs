@@ -23,17 +23,30 @@ use tokio::sync::watch;
 /// The most keys passed to one `apply_keys` call.
 pub const MAX_KEYS_PER_CALL: usize = 20_000;
 
+/// The most keys waiting for a flush. Past it (a pass far behind a flood of distinct
+/// contacts) new keys are left to the next tick, which has them queued anyway: memory stays
+/// bounded and nothing is lost.
+pub const MAX_PENDING: usize = 200_000;
+
 /// The set of keys waiting for the next flush.
 #[derive(Default)]
 pub struct Pending {
     keys: Mutex<HashSet<String>>,
+    /// Keys not queued because the set was full (left to the next tick).
+    pub dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Pending {
     /// Queues keys for the next flush.
     pub fn touch(&self, keys: impl IntoIterator<Item = String>) {
         if let Ok(mut set) = self.keys.lock() {
-            set.extend(keys);
+            for key in keys {
+                if set.len() < MAX_PENDING || set.contains(&key) {
+                    set.insert(key);
+                } else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 

@@ -1130,3 +1130,49 @@ async fn shutdown_drains_and_a_newer_schema_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_failing_tick_is_counted_shown_and_retried() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |c| {
+        c.scheduler = true;
+        c.tick_every = Duration::from_millis(50);
+    })
+    .await;
+    let mut conn = tdb.connect().await;
+    // Break the tick: the generated function disappears (as if someone dropped it).
+    sqlx::raw_sql("alter function hogsend.tick(timestamptz) rename to tick_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let r = d.call("GET", "/readyz", None, None).await;
+        if r.status == 503 {
+            assert_eq!(error_code(&r), "not_ready");
+            assert!(r.body.contains("the last tick failed"), "{}", r.body);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = d.call("GET", "/metrics", None, None).await.body;
+    assert!(
+        !metrics.contains("hogsend_ticks_total{result=\"failed\"} 0"),
+        "{metrics}"
+    );
+    // Repaired: the next rounds succeed and the daemon is ready again.
+    sqlx::raw_sql("alter function hogsend.tick_away(timestamptz) rename to tick")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while d.call("GET", "/readyz", None, None).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.stop().await.unwrap();
+}

@@ -85,8 +85,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let members = queries::member_counts(&state.pool, &state.config.schema)
         .await
         .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&members),
-    )
+    let mut text = state.metrics.render(&members);
+    text.push_str(&format!(
+        "# HELP hogsend_realtime_dropped_total Touched contacts left to the next tick because the real-time queue was full.\n# TYPE hogsend_realtime_dropped_total counter\nhogsend_realtime_dropped_total {}\n",
+        state.pending.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
