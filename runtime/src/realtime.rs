@@ -8,8 +8,11 @@
 //!
 //! Guarantee: a join or leave caused by an accepted event is visible through the API within
 //! `realtime_flush` plus one pass (about 0.3 s on an idle daemon), unless a tick holds the
-//! pass lock, in which case right after that tick. A failed pass loses nothing: the event
-//! triggers already queued the keys for the next tick.
+//! pass lock, in which case right after that tick. Under a flood of distinct contacts the
+//! pass falls behind (each pass is followed by a pause as long as itself, so ingest keeps
+//! half of the database) and the next tick bounds the delay. A failed pass loses nothing:
+//! the event triggers already queued the keys for the next tick; a successful one removes
+//! them from that queue (see [`db::apply_keys_draining`]).
 
 use crate::db;
 use crate::metrics::Metrics;
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The most keys passed to one `apply_keys` call.
-pub const MAX_KEYS_PER_CALL: usize = 20_000;
+pub const MAX_KEYS_PER_CALL: usize = 10_000;
 
 /// The most keys waiting for a flush. Past it (a pass far behind a flood of distinct
 /// contacts) new keys are left to the next tick, which has them queued anyway: memory stays
@@ -58,7 +61,11 @@ impl Pending {
     }
 }
 
-/// Runs the flush loop until `shutdown` turns true, then flushes once more.
+/// How long the last flush at shutdown may take; what it leaves is queued for the tick.
+pub const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
+
+/// Runs the flush loop until `shutdown` turns true, then flushes once more (for at most
+/// [`FINAL_FLUSH_BUDGET`]).
 pub async fn run(
     pool: PgPool,
     schema: String,
@@ -67,30 +74,55 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut wait = every;
     loop {
         let stopping = tokio::select! {
-            _ = tokio::time::sleep(every) => false,
+            _ = tokio::time::sleep(wait) => false,
             _ = shutdown.wait_for(|stop| *stop) => true,
         };
-        flush(&pool, &schema, &pending, &metrics).await;
+        let budget = if stopping {
+            FINAL_FLUSH_BUDGET
+        } else {
+            Duration::MAX
+        };
+        let started = Instant::now();
+        flush(&pool, &schema, &pending, &metrics, budget).await;
+        // A pass that took longer than the interval (a flood of distinct contacts) is
+        // followed by a pause as long as itself: the pass never takes more than half of
+        // the database's time from ingest, and bigger batches evaluate faster per contact.
+        wait = every.max(started.elapsed());
         if stopping {
             break;
         }
     }
 }
 
-/// Runs the real-time pass for every queued key now.
-pub async fn flush(pool: &PgPool, schema: &str, pending: &Pending, metrics: &Metrics) {
+/// Runs the real-time pass for every queued key now, in chunks, starting no chunk after
+/// `budget` has passed (the keys left are evaluated by the next tick).
+pub async fn flush(
+    pool: &PgPool,
+    schema: &str,
+    pending: &Pending,
+    metrics: &Metrics,
+    budget: Duration,
+) {
     let mut keys = pending.take();
     if keys.is_empty() {
         return;
     }
     keys.sort();
+    let began = Instant::now();
     for chunk in keys.chunks(MAX_KEYS_PER_CALL) {
+        if began.elapsed() > budget {
+            tracing::info!(
+                "real-time pass stopped at its time budget; the next tick evaluates the rest"
+            );
+            break;
+        }
         let started = Instant::now();
         let result = async {
             let mut conn = pool.acquire().await?;
-            db::apply_keys(&mut conn, schema, chunk, None).await
+            db::apply_keys_draining(&mut conn, schema, chunk).await
         }
         .await;
         metrics.realtime_latency.observe(started.elapsed());

@@ -1176,3 +1176,93 @@ async fn a_failing_tick_is_counted_shown_and_retried() {
     }
     d.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_feed_polled_by_cursor_misses_and_repeats_nothing_under_load() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |c| {
+        c.scheduler = true;
+        c.tick_every = Duration::from_millis(30);
+        c.realtime_flush = Duration::from_millis(10);
+        c.rate_limit_per_second = 0; // the consumer polls in a tight loop
+    })
+    .await;
+    // Writers: contacts flip between pro and free, from two concurrent request streams.
+    let writer =
+        |offset: usize| {
+            let addr = d.addr;
+            let key = d.ingest_key.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut round = 0usize;
+                while started.elapsed() < Duration::from_millis(1500) {
+                    let events: Vec<Value> = (0..20)
+                    .map(|k| {
+                        let plan = if (k + round + offset) % 2 == 0 { "pro" } else { "free" };
+                        json!({"user_id": format!("f{}", (k * 3 + offset) % 30), "event": "seen",
+                               "contact": {"plan": plan}})
+                    })
+                    .collect();
+                    let headers = vec![
+                        ("Authorization".to_owned(), format!("Bearer {key}")),
+                        ("Content-Type".to_owned(), "application/json".to_owned()),
+                    ];
+                    let body = json!({"events": events}).to_string();
+                    let r =
+                        request(addr, "POST", "/v1/events", &headers, Some(body.as_bytes())).await;
+                    assert_eq!(r.status, 202, "{}", r.body);
+                    round += 1;
+                }
+            })
+        };
+    let writers = [writer(0), writer(1)];
+    // The consumer polls with its cursor all along.
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor = 0i64;
+    let poll = |cursor: i64| {
+        let d = &d;
+        async move {
+            d.call(
+                "GET",
+                &format!("/v1/buckets/pro/transitions?after={cursor}&limit=50"),
+                Some(&d.read_key),
+                None,
+            )
+            .await
+            .json()
+        }
+    };
+    while !writers.iter().all(|w| w.is_finished()) {
+        let page = poll(cursor).await;
+        for t in page["transitions"].as_array().unwrap() {
+            seen.push(t["id"].as_i64().unwrap());
+        }
+        cursor = page["next"].as_i64().unwrap();
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    loop {
+        let page = poll(cursor).await;
+        let rows = page["transitions"].as_array().unwrap().clone();
+        if rows.is_empty() {
+            break;
+        }
+        seen.extend(rows.iter().map(|t| t["id"].as_i64().unwrap()));
+        cursor = page["next"].as_i64().unwrap();
+    }
+    d.stop().await.unwrap();
+    let mut conn = tdb.connect().await;
+    let all: Vec<i64> = sqlx::query_scalar(
+        "select id from hogsend.transitions where bucket_id = 'pro' order by id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(all.len() > 30, "the load made transitions ({})", all.len());
+    assert_eq!(
+        seen, all,
+        "the consumer saw every transition once, in order"
+    );
+}

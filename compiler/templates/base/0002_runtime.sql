@@ -24,6 +24,10 @@ create table {{ s }}.contact_aliases (
   contact_id uuid not null references {{ s }}.contacts (id) on delete cascade,
   created_at timestamptz not null default now()
 );
+-- The daemon's real-time pass removes the queue entries of the keys it evaluated (so the
+-- next tick does not evaluate them again): find them by key.
+create index changed_keys_user_key on {{ s }}.changed_keys (user_key);
+
 create index contacts_anonymous_id on {{ s }}.contacts (anonymous_id) where anonymous_id is not null;
 create index contacts_external_id on {{ s }}.contacts (external_id) where external_id is not null;
 
