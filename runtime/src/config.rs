@@ -25,8 +25,9 @@ pub struct RuntimeConfig {
     pub realtime_flush: Duration,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
-    /// Per-key token bucket: refill per second and burst size.
+    /// Per-key token bucket: tokens refilled per second (0: no limit).
     pub rate_limit_per_second: u32,
+    /// Per-key token bucket: its size (the burst a key may send at once).
     pub rate_limit_burst: u32,
     /// Database connections in the daemon's pool.
     pub pool_size: u32,
@@ -40,8 +41,11 @@ pub struct RuntimeConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?}: {problem}")]
 pub struct ConfigError {
+    /// The variable.
     pub name: &'static str,
+    /// Its value.
     pub value: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 

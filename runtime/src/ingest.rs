@@ -28,23 +28,30 @@ pub const RESERVED_PREFIXES: [&str; 2] = ["bucket:", "hogsend:"];
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldError {
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The item's position in the request (`None`: the request as a whole).
     pub index: Option<usize>,
+    /// The field as the request named it.
     pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 
 /// One validated thing to write: an event, a contact update, an identity link, or several.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Item {
+    /// The user id (external id), if given.
     pub user_id: Option<String>,
+    /// The anonymous id, if given.
     pub anonymous_id: Option<String>,
     /// Fold the anonymous id's contact into the user id's (identify, alias).
     pub merge: bool,
     /// The event to store, if any (identify and alias store none).
     pub event: Option<String>,
+    /// The event's properties.
     pub properties: Map<String, Value>,
     /// When it happened: already skew-corrected and clamped to the receive time.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The idempotency key of the event.
     pub message_id: Option<String>,
     /// Lower-cased and trimmed.
     pub email: Option<String>,
@@ -55,6 +62,7 @@ pub struct Item {
 /// A validated request.
 #[derive(Debug, Default)]
 pub struct Payload {
+    /// The items, in request order.
     pub items: Vec<Item>,
     /// Items of a kind hogsend accepts and ignores (Segment `group`).
     pub ignored: usize,

@@ -19,8 +19,11 @@ use subtle::ConstantTimeEq;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// Writes events and contacts.
     Ingest,
+    /// Reads.
     Read,
+    /// Everything.
     Admin,
 }
 
@@ -63,18 +66,26 @@ impl FromStr for Scope {
 /// A stored key, without its secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
+    /// The row id.
     pub id: i64,
+    /// The public part of the key.
     pub prefix: String,
+    /// A name to recognise it by.
     pub name: Option<String>,
+    /// What it may do.
     pub scope: Scope,
+    /// When it was minted.
     pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The caller a presented key authenticates.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The key's row id (the rate limit is per key).
     pub key_id: i64,
+    /// What the key may do.
     pub scope: Scope,
 }
 

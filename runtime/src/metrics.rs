@@ -65,8 +65,10 @@ impl Histogram {
 /// The passes a tick reports durations for.
 pub const PASSES: [&str; 4] = ["total", "backfill", "reconcile", "dwell"];
 
-/// Everything the daemon counts.
+/// Everything the daemon counts (each field is the Prometheus series of the same name,
+/// prefixed `hogsend_`; see [`Metrics::render`]).
 #[derive(Default)]
+#[allow(missing_docs)]
 pub struct Metrics {
     pub events_ingested: AtomicU64,
     pub events_duplicate: AtomicU64,

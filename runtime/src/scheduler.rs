@@ -28,8 +28,11 @@ pub struct TickHealth {
 /// The outcome of one scheduler round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoundResult {
+    /// This daemon ticked.
     Ticked,
+    /// Another daemon holds the scheduler lock.
     Skipped,
+    /// The tick failed (retried next round).
     Failed,
 }
 

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 /// The scope a route requires, as a type.
 pub trait Required {
+    /// The scope (an `admin` key passes every check).
     const SCOPE: Scope;
 }
 

@@ -11,9 +11,13 @@ use serde_json::{json, Value};
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// A stable, machine-readable code (`invalid_request`, `unauthorized`, …).
     pub code: &'static str,
+    /// For people.
     pub message: String,
+    /// One entry per problem (`index`, `field`, `message` for bad items).
     pub details: Vec<Value>,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,

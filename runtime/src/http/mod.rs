@@ -30,12 +30,19 @@ use tower_http::trace::TraceLayer;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The database.
     pub pool: PgPool,
+    /// The daemon's configuration.
     pub config: Arc<RuntimeConfig>,
+    /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Contacts waiting for the real-time pass.
     pub pending: Arc<Pending>,
+    /// The per-key rate limit.
     pub limiter: Arc<RateLimiter>,
+    /// The scheduler's last round, for `/readyz`.
     pub health: Arc<Mutex<TickHealth>>,
+    /// When the daemon started.
     pub started: Instant,
 }
 
