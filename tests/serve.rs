@@ -78,7 +78,11 @@ fn wait_exit(mut child: Child, rx: mpsc::Receiver<String>) -> (Option<i32>, Stri
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The reader thread ends at EOF: take every line it still has.
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        rest.push(line);
+    }
     (status.code(), rest.join("\n"))
 }
 
