@@ -92,6 +92,17 @@ pub async fn apply_keys_draining(
     Ok(summary)
 }
 
+/// Refreshes the planner's statistics of `memberships`. The passes' plans depend on how
+/// many members a bucket has; after many real-time joins autovacuum may not have caught up
+/// yet, and a pass planned for an empty bucket can take 100× longer (measured: 34 s instead
+/// of 0.4 s for 10,000 contacts of a bucket that had grown from 0 to 180,000 members).
+pub async fn analyze_memberships(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    let s = schema_ident(schema);
+    conn.execute(format!("analyze {s}.memberships").as_str())
+        .await?;
+    Ok(())
+}
+
 /// Refreshes planner statistics and visibility after a pass that rewrote many membership rows
 /// (a backfill): VACUUM cannot run inside the tick's transaction, so the caller runs this
 /// after commit.

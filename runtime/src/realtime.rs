@@ -31,10 +31,15 @@ pub const MAX_KEYS_PER_CALL: usize = 10_000;
 /// bounded and nothing is lost.
 pub const MAX_PENDING: usize = 200_000;
 
+/// Membership changes by real-time passes after which `memberships` is analyzed again.
+pub const ANALYZE_AFTER_CHANGES: u64 = 20_000;
+
 /// The set of keys waiting for the next flush.
 #[derive(Default)]
 pub struct Pending {
     keys: Mutex<HashSet<String>>,
+    /// Joins and leaves made since `memberships` was last analyzed.
+    changes_since_analyze: std::sync::atomic::AtomicU64,
     /// Keys not queued because the set was full (left to the next tick).
     pub dropped: std::sync::atomic::AtomicU64,
 }
@@ -128,6 +133,19 @@ pub async fn flush(
         metrics.realtime_latency.observe(started.elapsed());
         match result {
             Ok(summary) => {
+                let changed = membership_changes(&summary);
+                let total = pending
+                    .changes_since_analyze
+                    .fetch_add(changed, Ordering::Relaxed)
+                    + changed;
+                if total >= ANALYZE_AFTER_CHANGES {
+                    pending.changes_since_analyze.store(0, Ordering::Relaxed);
+                    if let Ok(mut conn) = pool.acquire().await {
+                        if let Err(err) = db::analyze_memberships(&mut conn, schema).await {
+                            tracing::warn!("could not analyze memberships: {err}");
+                        }
+                    }
+                }
                 metrics.realtime_flushes.fetch_add(1, Ordering::Relaxed);
                 metrics
                     .realtime_keys
@@ -144,4 +162,21 @@ pub async fn flush(
             }
         }
     }
+}
+
+/// Joins plus leaves in an `apply_keys` summary.
+fn membership_changes(summary: &serde_json::Value) -> u64 {
+    summary
+        .get("buckets")
+        .and_then(|b| b.as_object())
+        .map(|buckets| {
+            buckets
+                .values()
+                .map(|b| {
+                    b.get("joins").and_then(|v| v.as_u64()).unwrap_or(0)
+                        + b.get("leaves").and_then(|v| v.as_u64()).unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

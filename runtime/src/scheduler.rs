@@ -60,8 +60,16 @@ pub async fn round(pool: &PgPool, schema: &str, metrics: &Metrics) -> crate::Res
     let backfilled = summary["passes"]["backfill"]["buckets"]
         .as_f64()
         .unwrap_or(0.0);
+    let reconciled = summary["passes"]["reconcile"]["joins"]
+        .as_f64()
+        .unwrap_or(0.0)
+        + summary["passes"]["reconcile"]["leaves"]
+            .as_f64()
+            .unwrap_or(0.0);
     if backfilled > 0.0 {
         db::vacuum_state(&mut conn, schema).await?;
+    } else if reconciled >= crate::realtime::ANALYZE_AFTER_CHANGES as f64 {
+        db::analyze_memberships(&mut conn, schema).await?;
     }
     tracing::debug!(ms = %summary["ms"], "tick");
     Ok(RoundResult::Ticked)

@@ -348,7 +348,8 @@ async fn keys_scopes_and_rate_limits() {
         .await;
     assert_eq!((r.status, error_code(&r).as_str()), (401, "unauthorized"));
     // A tampered secret with a real prefix.
-    let tampered = format!("{}0", &d.ingest_key[..d.ingest_key.len() - 1]);
+    let last = if d.ingest_key.ends_with('0') { "1" } else { "0" };
+    let tampered = format!("{}{last}", &d.ingest_key[..d.ingest_key.len() - 1]);
     let r = d
         .call("POST", "/v1/events", Some(&tampered), Some(&event))
         .await;
@@ -1265,4 +1266,34 @@ async fn the_feed_polled_by_cursor_misses_and_repeats_nothing_under_load() {
         seen, all,
         "the consumer saw every transition once, in order"
     );
+}
+
+#[tokio::test]
+async fn a_500_names_an_incident_and_nothing_else() {
+    let tdb = TestDatabase::new().await;
+    let d = daemon(&tdb).await;
+    let mut conn = tdb.connect().await;
+    sqlx::raw_sql("alter table hogsend.events rename to events_elsewhere")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let r = d
+        .call(
+            "POST",
+            "/v1/events",
+            Some(&d.ingest_key),
+            Some(&json!({"user_id": "u", "event": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(error_code(&r), "internal");
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(message.contains("incident"), "{message}");
+    for leak in ["events", "relation", "hogsend.", "sqlx", "does not exist"] {
+        assert!(!r.body.contains(leak), "the 500 leaks `{leak}`: {}", r.body);
+    }
+    d.stop().await.unwrap();
 }
