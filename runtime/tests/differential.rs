@@ -71,13 +71,28 @@ const EVENT_PATHS: &[&[&str]] = &[
     &["it's"],
 ];
 /// JSON numbers as stored (valid JSON spellings).
-const DATA_NUMBERS: [&str; 10] = ["5", "5.0", "2.50", "2.5", "-0", "0", "7", "-3", "100", "1e2"];
-/// Number literals as the checker hands them over (decimal text, any spelling).
-const LIT_NUMBERS: [&str; 10] = ["5", "5.0", "007", "-0", "2.50", "2.5", "7", "-3", "100", "0"];
-const STRINGS: [&str; 10] = [
-    "5", "pro", "Pro", "pro plan", "", "café", "true", "$1", "it's", "Paris",
+const DATA_NUMBERS: [&str; 12] = [
+    "5", "5.0", "2.50", "2.5", "-0", "-0.0", "0", "7", "-3", "100", "1e2", "0.5E1",
 ];
-const NEEDLES: [&str; 7] = ["pro", "Pro", "", "é", "'", "5", "ari"];
+/// Number literals as the checker hands them over (decimal text, any spelling).
+const LIT_NUMBERS: [&str; 10] = [
+    "5", "5.0", "007", "-0", "2.50", "2.5", "7", "-3", "100", "0",
+];
+const STRINGS: [&str; 12] = [
+    "5",
+    "pro",
+    "Pro",
+    "pro plan",
+    "",
+    "café",
+    "true",
+    "$1",
+    "it's",
+    "Paris",
+    "a\\b",
+    "say \"hi\"",
+];
+const NEEDLES: [&str; 9] = ["pro", "Pro", "", "é", "'", "5", "ari", "\\", "\""];
 
 // ------------------------------------------------------------------------------------------
 // Generated data
@@ -171,9 +186,16 @@ fn event_props() -> impl Strategy<Value = J> {
 /// An instant relative to one of the case's ticks (index taken modulo the tick count).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum TimeSpec {
-    Rel { tick: usize, offset: Us },
+    Rel {
+        tick: usize,
+        offset: Us,
+    },
     /// `T - D + delta` for a window length `D` of [`WINDOWS`]: on the edge and 1µs around it.
-    Edge { tick: usize, window: usize, delta: Us },
+    Edge {
+        tick: usize,
+        window: usize,
+        delta: Us,
+    },
 }
 
 impl TimeSpec {
@@ -280,6 +302,24 @@ enum Mutation {
         click: bool,
         at: TimeSpec,
     },
+    /// UPDATE an event's `occurred_at` (the n-th event, modulo the count).
+    MoveEvent {
+        event: usize,
+        at: TimeSpec,
+    },
+    /// DELETE an event.
+    DeleteEvent {
+        event: usize,
+    },
+    /// DELETE the contact row itself (its events stay; a later event re-creates it).
+    HardDelete {
+        slot: usize,
+    },
+    /// An anonymous contact is identified: its `external_id` is set, so its key changes
+    /// (events under the old key stay there).
+    Identify {
+        slot: usize,
+    },
 }
 
 fn event() -> impl Strategy<Value = Ev> {
@@ -319,6 +359,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             }),
         1 => (0..64usize, any::<bool>(), time_spec())
             .prop_map(|(message, click, at)| Mutation::Open { message, click, at }),
+        1 => (0..256usize, time_spec()).prop_map(|(event, at)| Mutation::MoveEvent { event, at }),
+        1 => (0..256usize).prop_map(|event| Mutation::DeleteEvent { event }),
+        1 => (0..64usize).prop_map(|slot| Mutation::HardDelete { slot }),
+        1 => (0..64usize).prop_map(|slot| Mutation::Identify { slot }),
     ]
 }
 
@@ -357,14 +401,16 @@ fn step() -> impl Strategy<Value = Step> {
 // ------------------------------------------------------------------------------------------
 
 fn cmp_op() -> impl Strategy<Value = CmpOp> {
-    select(&[
-        CmpOp::Eq,
-        CmpOp::Ne,
-        CmpOp::Gt,
-        CmpOp::Ge,
-        CmpOp::Lt,
-        CmpOp::Le,
-    ][..])
+    select(
+        &[
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Gt,
+            CmpOp::Ge,
+            CmpOp::Lt,
+            CmpOp::Le,
+        ][..],
+    )
 }
 
 fn scalar() -> impl Strategy<Value = Scalar> {
@@ -407,7 +453,7 @@ fn atom() -> impl Strategy<Value = Pred> {
     ];
     let test = prop_oneof![
         2 => Just(EventTest::Exists),
-        1 => (cmp_op(), 0..4i64).prop_map(|(op, n)| EventTest::Count(op, n)),
+        1 => (cmp_op(), -1..4i64).prop_map(|(op, n)| EventTest::Count(op, n)),
     ];
     let event = (
         select(&EVENTS[..]),
@@ -423,8 +469,8 @@ fn atom() -> impl Strategy<Value = Pred> {
                 test,
             })
         });
-    let contact = (path(CONTACT_PATHS), prop_test())
-        .prop_map(|(path, test)| Pred::Prop(Prop { path, test }));
+    let contact =
+        (path(CONTACT_PATHS), prop_test()).prop_map(|(path, test)| Pred::Prop(Prop { path, test }));
     prop_oneof![
         5 => event,
         4 => contact,
@@ -589,6 +635,23 @@ impl fmt::Debug for Case {
                         if *click { "click" } else { "open" },
                         show_time(at, &ticks)
                     )?,
+                    Mutation::MoveEvent { event, at } => writeln!(
+                        f,
+                        "    move event #{event} (mod count) to {}",
+                        show_time(at, &ticks)
+                    )?,
+                    Mutation::DeleteEvent { event } => {
+                        writeln!(f, "    delete event #{event} (mod count)")?
+                    }
+                    Mutation::HardDelete { slot } => {
+                        writeln!(f, "    DELETE contact of slot {}", slot % n)?
+                    }
+                    Mutation::Identify { slot } => writeln!(
+                        f,
+                        "    identify slot {} (if anonymous) as \"id-{}\"",
+                        slot % n,
+                        slot % n
+                    )?,
                 }
             }
             if let (Some(keys), true) = (&step.apply_keys, i > 0) {
@@ -670,7 +733,10 @@ impl<'a> Model<'a> {
                 self.world.add_events(&rows);
             }
             Mutation::SetProps { slot, props } => {
-                if let Some(c) = self.key(*slot).and_then(|k| self.world.contacts.get_mut(&k)) {
+                if let Some(c) = self
+                    .key(*slot)
+                    .and_then(|k| self.world.contacts.get_mut(&k))
+                {
                     c.props = props.value();
                 }
             }
@@ -679,7 +745,10 @@ impl<'a> Model<'a> {
                 key: field,
                 value,
             } => {
-                if let Some(c) = self.key(*slot).and_then(|k| self.world.contacts.get_mut(&k)) {
+                if let Some(c) = self
+                    .key(*slot)
+                    .and_then(|k| self.world.contacts.get_mut(&k))
+                {
                     let o = c.props.as_object_mut().expect("object");
                     match value {
                         Some(v) => {
@@ -692,7 +761,10 @@ impl<'a> Model<'a> {
                 }
             }
             Mutation::Delete { slot } => {
-                if let Some(c) = self.key(*slot).and_then(|k| self.world.contacts.get_mut(&k)) {
+                if let Some(c) = self
+                    .key(*slot)
+                    .and_then(|k| self.world.contacts.get_mut(&k))
+                {
                     c.deleted = true;
                 }
             }
@@ -725,7 +797,42 @@ impl<'a> Model<'a> {
                 };
                 slot.get_or_insert(at);
             }
+            Mutation::MoveEvent { event, at } => {
+                if !self.world.events.is_empty() {
+                    let index = event % self.world.events.len();
+                    self.world.events[index].at = at.resolve(&self.ticks);
+                }
+            }
+            Mutation::DeleteEvent { event } => {
+                if !self.world.events.is_empty() {
+                    let index = event % self.world.events.len();
+                    self.world.events.remove(index);
+                }
+            }
+            Mutation::HardDelete { slot } => {
+                if let Some(key) = self.key(*slot) {
+                    self.world.contacts.remove(&key);
+                }
+            }
+            Mutation::Identify { slot } => {
+                if let Some((old, new)) = self.identify_keys(*slot) {
+                    if let Some(mut c) = self.world.contacts.remove(&old) {
+                        c.key = new.clone();
+                        self.world.contacts.insert(new.clone(), c);
+                        let i = slot % self.keys.len();
+                        self.keys[i] = Some(new);
+                    }
+                }
+            }
         }
+    }
+
+    /// For an anonymous slot not yet identified: its current and its identified key.
+    fn identify_keys(&self, slot: usize) -> Option<(String, String)> {
+        let i = slot % self.keys.len();
+        let old = self.keys[i].clone()?;
+        (self.case.slots[i].kind == Kind::Anonymous && old.starts_with("anon "))
+            .then(|| (old, format!("id-{i}")))
     }
 }
 
@@ -741,9 +848,7 @@ fn interesting(case: &Case) -> Vec<usize> {
         for j in 0..case.slots.len() {
             let slot = &case.slots[j];
             if slot.kind != Kind::EventOnly && slot.created_step == i {
-                let key = model
-                    .key(j)
-                    .unwrap_or_else(|| format!("email-only-{j}"));
+                let key = model.key(j).unwrap_or_else(|| format!("email-only-{j}"));
                 model.create(j, key);
             }
         }
@@ -759,7 +864,13 @@ fn interesting(case: &Case) -> Vec<usize> {
     }
     // The liveliest first: most joins and leaves, then most members.
     let mut chosen: Vec<usize> = (0..case.buckets.len()).filter(|b| hits[*b] > 0).collect();
-    chosen.sort_by_key(|b| (std::cmp::Reverse(flips[*b]), std::cmp::Reverse(hits[*b]), *b));
+    chosen.sort_by_key(|b| {
+        (
+            std::cmp::Reverse(flips[*b]),
+            std::cmp::Reverse(hits[*b]),
+            *b,
+        )
+    });
     chosen.truncate(5);
     // Keep one that never matches, too: staying empty is also behaviour.
     if let Some(b) = (0..case.buckets.len()).find(|b| hits[*b] == 0) {
@@ -897,6 +1008,57 @@ impl Run<'_> {
                     .expect("open message");
                 }
             }
+            // Events are addressed by their position in insertion (id) order, as in the model.
+            Mutation::MoveEvent { event, at } => {
+                let count = self.model.world.events.len();
+                if count > 0 {
+                    sqlx::query(&format!(
+                        "update {s}.events set occurred_at = $2 \
+                         where id = (select id from {s}.events where event not like 'bucket:%' \
+                                     order by id offset $1 limit 1)"
+                    ))
+                    .bind((event % count) as i64)
+                    .bind(ts(at.resolve(&ticks)))
+                    .execute(&mut self.conn)
+                    .await
+                    .expect("move event");
+                }
+            }
+            Mutation::DeleteEvent { event } => {
+                let count = self.model.world.events.len();
+                if count > 0 {
+                    sqlx::query(&format!(
+                        "delete from {s}.events \
+                         where id = (select id from {s}.events where event not like 'bucket:%' \
+                                     order by id offset $1 limit 1)"
+                    ))
+                    .bind((event % count) as i64)
+                    .execute(&mut self.conn)
+                    .await
+                    .expect("delete event");
+                }
+            }
+            Mutation::HardDelete { slot } => {
+                if let Some(key) = self.model.key(*slot) {
+                    sqlx::query(&format!("delete from {s}.contacts where user_key = $1"))
+                        .bind(key)
+                        .execute(&mut self.conn)
+                        .await
+                        .expect("hard delete");
+                }
+            }
+            Mutation::Identify { slot } => {
+                if let Some((old, new)) = self.model.identify_keys(*slot) {
+                    sqlx::query(&format!(
+                        "update {s}.contacts set external_id = $2 where user_key = $1"
+                    ))
+                    .bind(&old)
+                    .bind(&new)
+                    .execute(&mut self.conn)
+                    .await
+                    .expect("identify");
+                }
+            }
         }
         self.model.apply(m);
     }
@@ -917,8 +1079,7 @@ impl Run<'_> {
             let expected = self.model.world.matching(p, t);
             let got = actual.get(id).cloned().unwrap_or_default();
             if expected != got {
-                let diff: BTreeSet<String> =
-                    expected.symmetric_difference(&got).cloned().collect();
+                let diff: BTreeSet<String> = expected.symmetric_difference(&got).cloned().collect();
                 return Err(self.fail(
                     format!(
                         "{when} at {}: bucket {id} {{ criteria {} }}\n  {}",
@@ -988,7 +1149,12 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
     deploy(
         &mut conn,
         SCHEMA,
-        &program(buckets.iter().map(|(id, p)| bucket(id, p.clone())).collect()),
+        &program(
+            buckets
+                .iter()
+                .map(|(id, p)| bucket(id, p.clone()))
+                .collect(),
+        ),
     )
     .await;
     let mut run = Run {

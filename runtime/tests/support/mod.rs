@@ -42,7 +42,9 @@ pub fn ts(us: Us) -> DateTime<Utc> {
 
 /// A timestamp as an instant.
 pub fn us_of(t: DateTime<Utc>) -> Us {
-    (t - base()).num_microseconds().expect("test instants fit in i64 µs")
+    (t - base())
+        .num_microseconds()
+        .expect("test instants fit in i64 µs")
 }
 
 /// An instant, readable (`+10d 02:00:00.000001`).
@@ -51,12 +53,7 @@ pub fn show_us(us: Us) -> String {
     let a = us.unsigned_abs() as i64;
     let days = a / DAY;
     let rest = a % DAY;
-    let (h, m, s, micro) = (
-        rest / HOUR,
-        rest % HOUR / MIN,
-        rest % MIN / SEC,
-        rest % SEC,
-    );
+    let (h, m, s, micro) = (rest / HOUR, rest % HOUR / MIN, rest % MIN / SEC, rest % SEC);
     if micro == 0 {
         format!("{sign}{days}d {h:02}:{m:02}:{s:02}")
     } else {
@@ -377,7 +374,9 @@ pub fn prop_holds(root: &Value, prop: &Prop) -> bool {
             _ => false,
         },
         PropTest::Exists => v.is_some_and(|v| !v.is_null()),
-        PropTest::Contains(needle) => matches!(v, Some(Value::String(x)) if x.contains(needle.as_str())),
+        PropTest::Contains(needle) => {
+            matches!(v, Some(Value::String(x)) if x.contains(needle.as_str()))
+        }
         PropTest::In(values) => values.iter().any(|l| v.is_some_and(|v| json_eq(v, l))),
     }
 }
@@ -752,4 +751,154 @@ pub fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> Strin
     let missing: Vec<&String> = expected.difference(actual).collect();
     let extra: Vec<&String> = actual.difference(expected).collect();
     format!("missing (should be members): {missing:?}; extra (should not be): {extra:?}")
+}
+
+/// The backfill dwell anchor of LANGUAGE.md §3: the latest `occurred_at <= t` among the
+/// events the criteria's windowed atoms name (with their filters, ignoring the window),
+/// `None` when the criteria has no windowed atom or the contact no such event.
+pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
+    fn windowed<'p>(p: &'p Pred, out: &mut Vec<&'p EventAtom>) {
+        match p {
+            Pred::And(c) | Pred::Or(c) => c.iter().for_each(|p| windowed(p, out)),
+            Pred::Not(x) => windowed(x, out),
+            Pred::Event(a) if matches!(a.window, Window::Within(_)) => out.push(a),
+            _ => {}
+        }
+    }
+    let mut atoms = Vec::new();
+    windowed(p, &mut atoms);
+    view.events
+        .iter()
+        .filter(|(e, props)| {
+            e.at <= t
+                && atoms.iter().any(|a| {
+                    a.event == e.name && a.filter.as_ref().is_none_or(|f| eval_event(f, props))
+                })
+        })
+        .map(|(e, _)| e.at)
+        .max()
+}
+
+// ------------------------------------------------------------------------------------------
+// A deployed project in a database of its own, for hand-written scenarios
+// ------------------------------------------------------------------------------------------
+
+/// One test's database with a project deployed in schema `hogsend`.
+pub struct Env {
+    pub db: hogsend_runtime::testkit::TestDatabase,
+    pub conn: PgConnection,
+    pub schema: String,
+}
+
+impl Env {
+    /// A fresh database with these buckets deployed (not yet ticked).
+    pub async fn new(buckets: Vec<Bucket>) -> Env {
+        let db = hogsend_runtime::testkit::TestDatabase::new().await;
+        let conn = db.connect().await;
+        let mut env = Env {
+            db,
+            conn,
+            schema: "hogsend".into(),
+        };
+        env.deploy(buckets).await;
+        env
+    }
+
+    /// Deploys (migrates) this set of buckets.
+    pub async fn deploy(&mut self, buckets: Vec<Bucket>) -> MigrateReport {
+        deploy(&mut self.conn, &self.schema, &program(buckets)).await
+    }
+
+    pub async fn tick(&mut self, t: Us) -> Value {
+        tick(&mut self.conn, &self.schema, t).await
+    }
+
+    pub async fn sql(&mut self, sql: &str) {
+        exec(
+            &mut self.conn,
+            &sql.replace("hs.", &format!("{}.", q(&self.schema))),
+        )
+        .await
+    }
+
+    pub async fn contact(&mut self, key: &str, props: &str) {
+        create_contact(&mut self.conn, &self.schema, key, props).await
+    }
+
+    pub async fn set_props(&mut self, key: &str, props: &str) {
+        set_props(&mut self.conn, &self.schema, key, props).await
+    }
+
+    pub async fn delete(&mut self, key: &str) {
+        soft_delete(&mut self.conn, &self.schema, key).await
+    }
+
+    /// Inserts events `(key, name, at)` with empty properties.
+    pub async fn events(&mut self, events: &[(&str, &str, Us)]) {
+        let rows: Vec<Event> = events
+            .iter()
+            .map(|(k, e, at)| Event {
+                key: k.to_string(),
+                name: e.to_string(),
+                props: "{}".into(),
+                at: *at,
+            })
+            .collect();
+        insert_events(&mut self.conn, &self.schema, &rows).await
+    }
+
+    /// The sorted member keys of one bucket.
+    pub async fn members(&mut self, bucket: &str) -> Vec<String> {
+        members(&mut self.conn, &self.schema)
+            .await
+            .remove(bucket)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    pub async fn member_rows(&mut self) -> Vec<Member> {
+        member_rows(&mut self.conn, &self.schema).await
+    }
+
+    pub async fn transitions(&mut self) -> Vec<Transition> {
+        transitions(&mut self.conn, &self.schema).await
+    }
+
+    pub async fn bucket_events(&mut self) -> Vec<BucketEvent> {
+        bucket_events(&mut self.conn, &self.schema).await
+    }
+
+    /// `(event, key)` of every `bucket:*` event, in order.
+    pub async fn bucket_event_names(&mut self) -> Vec<(String, String)> {
+        self.bucket_events()
+            .await
+            .into_iter()
+            .map(|e| (e.event, e.key))
+            .collect()
+    }
+
+    /// One scalar query.
+    pub async fn scalar<T>(&mut self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
+        let sql = sql.replace("hs.", &format!("{}.", q(&self.schema)));
+        sqlx::query_scalar::<_, T>(&sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+    }
+}
+
+/// A transition as `(kind, key, reason-or-label, ordinal, entry_count, source, at)`, short.
+pub fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
+    (
+        t.kind.clone(),
+        t.key.clone(),
+        t.reason.clone().or(t.label.clone()).unwrap_or_default(),
+        t.ordinal.unwrap_or(0),
+        t.entry_count,
+        t.source.clone(),
+        t.occurred_at,
+    )
 }
