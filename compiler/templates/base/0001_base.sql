@@ -527,6 +527,7 @@ create function {{ s }}._sync_project(p_buckets jsonb) returns jsonb
 language plpgsql as $hs$
 declare
   v_now   timestamptz;
+  v_ended timestamptz;
   r       record;
   added   text[] := '{}';
   changed text[] := '{}';
@@ -534,6 +535,13 @@ declare
 begin
   perform pg_advisory_xact_lock({{ lock_key }});
   select greatest(now(), last_tick_at) into v_now from {{ s }}.tick_state;
+  -- Memberships a deploy ends (removed, disabled) end at the last tick's instant: they must
+  -- live on the ticks' clock, which need not be the database's (`tick --now`, a scheduler's
+  -- own clock). With now() they could end "after" the next tick, and the backfill of a
+  -- re-enabled or re-added bucket would then not let them re-join (no re-join in the tick
+  -- a contact left) until the tick clock passed the deploy's wall-clock time. Before any
+  -- tick there is no membership to end.
+  select coalesce(last_tick_at, now()) into v_ended from {{ s }}.tick_state;
 
   create temp table _hs_declared on commit drop as
   select d.id, d.fingerprint, d.enabled, d.entry_kind,
@@ -547,7 +555,7 @@ begin
 
   for r in select b.id from {{ s }}.buckets b
             where not exists (select 1 from _hs_declared d where d.id = b.id) order by b.id loop
-    perform {{ s }}._end_memberships(r.id, 'removed', v_now);
+    perform {{ s }}._end_memberships(r.id, 'removed', v_ended);
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match');
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match_all');
     execute format('drop function if exists {{ s }}.%I(timestamptz, timestamptz)', 'b_' || r.id || '_run');
@@ -558,7 +566,7 @@ begin
 
   for r in select b.id from {{ s }}.buckets b join _hs_declared d on d.id = b.id
             where b.enabled and not d.enabled order by b.id loop
-    perform {{ s }}._end_memberships(r.id, 'disabled', v_now);
+    perform {{ s }}._end_memberships(r.id, 'disabled', v_ended);
   end loop;
 
   -- Policy changes: every active member's timer is re-derived at the next tick.
