@@ -135,6 +135,9 @@ create trigger contacts_updated after update on {{ s }}.contacts
 create trigger contacts_deleted after delete on {{ s }}.contacts
   referencing old table as old_rows for each statement execute function {{ s }}._rows_deleted();
 
+-- `opened T` / `clicked T` read the engaged (opened or clicked) messages: queue the keys of
+-- the engaged rows a statement adds, and of those it changes or removes (an open that is
+-- reset, a message purged by retention), whose old rows may be what made an atom true.
 create function {{ s }}._messages_changed() returns trigger language plpgsql as $hs$
 begin
   insert into {{ s }}.changed_keys (user_key)
@@ -142,10 +145,28 @@ begin
    where n.opened_at is not null or n.clicked_at is not null;
   return null;
 end $hs$;
+create function {{ s }}._messages_updated() returns trigger language plpgsql as $hs$
+begin
+  insert into {{ s }}.changed_keys (user_key)
+  select n.user_key from new_rows n where n.opened_at is not null or n.clicked_at is not null
+  union
+  select o.user_key from old_rows o where o.opened_at is not null or o.clicked_at is not null;
+  return null;
+end $hs$;
+create function {{ s }}._messages_deleted() returns trigger language plpgsql as $hs$
+begin
+  insert into {{ s }}.changed_keys (user_key)
+  select distinct o.user_key from old_rows o
+   where o.opened_at is not null or o.clicked_at is not null;
+  return null;
+end $hs$;
 create trigger messages_inserted after insert on {{ s }}.messages
   referencing new table as new_rows for each statement execute function {{ s }}._messages_changed();
 create trigger messages_updated after update on {{ s }}.messages
-  referencing new table as new_rows for each statement execute function {{ s }}._messages_changed();
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function {{ s }}._messages_updated();
+create trigger messages_deleted after delete on {{ s }}.messages
+  referencing old table as old_rows for each statement execute function {{ s }}._messages_deleted();
 
 -- TRUNCATE leaves no rows to queue: every bucket is re-derived from scratch instead.
 create function {{ s }}._truncated() returns trigger language plpgsql as $hs$
@@ -179,6 +200,8 @@ create table {{ s }}.buckets (
 create trigger events_truncated after truncate on {{ s }}.events
   for each statement execute function {{ s }}._truncated();
 create trigger contacts_truncated after truncate on {{ s }}.contacts
+  for each statement execute function {{ s }}._truncated();
+create trigger messages_truncated after truncate on {{ s }}.messages
   for each statement execute function {{ s }}._truncated();
 
 -- One row per (bucket, contact) that was ever a member: the current membership when
