@@ -302,6 +302,10 @@ enum Mutation {
         click: bool,
         at: TimeSpec,
     },
+    /// DELETE a message (a retention purge).
+    DeleteMessage {
+        message: usize,
+    },
     /// UPDATE an event's `occurred_at` (the n-th event, modulo the count).
     MoveEvent {
         event: usize,
@@ -359,6 +363,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             }),
         1 => (0..64usize, any::<bool>(), time_spec())
             .prop_map(|(message, click, at)| Mutation::Open { message, click, at }),
+        1 => (0..64usize).prop_map(|message| Mutation::DeleteMessage { message }),
         1 => (0..256usize, time_spec()).prop_map(|(event, at)| Mutation::MoveEvent { event, at }),
         1 => (0..256usize).prop_map(|event| Mutation::DeleteEvent { event }),
         1 => (0..64usize).prop_map(|slot| Mutation::HardDelete { slot }),
@@ -643,6 +648,9 @@ impl fmt::Debug for Case {
                     Mutation::DeleteEvent { event } => {
                         writeln!(f, "    delete event #{event} (mod count)")?
                     }
+                    Mutation::DeleteMessage { message } => {
+                        writeln!(f, "    delete message #{message} (mod count)")?
+                    }
                     Mutation::HardDelete { slot } => {
                         writeln!(f, "    DELETE contact of slot {}", slot % n)?
                     }
@@ -801,6 +809,12 @@ impl<'a> Model<'a> {
                 if !self.world.events.is_empty() {
                     let index = event % self.world.events.len();
                     self.world.events[index].at = at.resolve(&self.ticks);
+                }
+            }
+            Mutation::DeleteMessage { message } => {
+                if !self.world.messages.is_empty() {
+                    let index = message % self.world.messages.len();
+                    self.world.messages.remove(index);
                 }
             }
             Mutation::DeleteEvent { event } => {
@@ -1038,6 +1052,19 @@ impl Run<'_> {
                     .expect("delete event");
                 }
             }
+            Mutation::DeleteMessage { message } => {
+                let count = self.model.world.messages.len();
+                if count > 0 {
+                    sqlx::query(&format!(
+                        "delete from {s}.messages \
+                         where id = (select id from {s}.messages order by id offset $1 limit 1)"
+                    ))
+                    .bind((message % count) as i64)
+                    .execute(&mut self.conn)
+                    .await
+                    .expect("delete message");
+                }
+            }
             Mutation::HardDelete { slot } => {
                 if let Some(key) = self.model.key(*slot) {
                     sqlx::query(&format!("delete from {s}.contacts where user_key = $1"))
@@ -1100,6 +1127,9 @@ impl Run<'_> {
         .await
         .expect("deleted members");
         prop_assert_eq!(deleted_members, 0, "deleted contacts are in no bucket");
+        if let Err(e) = check_log(&mut self.conn, SCHEMA).await {
+            return Err(self.fail(format!("{when} at {}: {e}", show_us(t)), &BTreeSet::new()));
+        }
         Ok(())
     }
 

@@ -902,3 +902,93 @@ pub fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
         t.occurred_at,
     )
 }
+
+/// The transition log, the memberships and the `bucket:*` events agree: per (bucket,
+/// contact) the log alternates `entered` (epochs 1, 2, 3…) and `left` of that epoch; the
+/// open epochs are exactly `bucket_members` with their `entry_count`; every transition
+/// that fires (joins but silent backfill ones, leaves for `criteria`/`max_dwell`, dwell)
+/// has exactly one `bucket:*` event at its instant, and there is no other.
+pub async fn check_log(conn: &mut PgConnection, schema: &str) -> Result<(), String> {
+    let log = transitions(conn, schema).await;
+    let mut open: BTreeMap<(String, String), (i32, bool)> = BTreeMap::new();
+    let mut expected_events: Vec<(Us, String, String)> = Vec::new();
+    for t in &log {
+        let state = open
+            .entry((t.bucket.clone(), t.key.clone()))
+            .or_insert((0, false));
+        match t.kind.as_str() {
+            "entered" => {
+                if state.1 || t.entry_count != state.0 + 1 {
+                    return Err(format!("join out of sequence: {t} (state {state:?})"));
+                }
+                *state = (t.entry_count, true);
+                if t.source != "backfill" {
+                    expected_events.push((
+                        t.occurred_at,
+                        t.key.clone(),
+                        format!("bucket:entered:{}", t.bucket),
+                    ));
+                }
+            }
+            "left" => {
+                if !state.1 || t.entry_count != state.0 {
+                    return Err(format!("leave out of sequence: {t} (state {state:?})"));
+                }
+                state.1 = false;
+                if matches!(t.reason.as_deref(), Some("criteria" | "max_dwell")) {
+                    expected_events.push((
+                        t.occurred_at,
+                        t.key.clone(),
+                        format!("bucket:left:{}", t.bucket),
+                    ));
+                }
+            }
+            _ => {
+                if !state.1 || t.entry_count != state.0 {
+                    return Err(format!("dwell outside a membership: {t} (state {state:?})"));
+                }
+                let label = t.label.clone().unwrap_or_default();
+                expected_events.push((
+                    t.occurred_at,
+                    t.key.clone(),
+                    format!("bucket:dwell:{}:{label}", t.bucket),
+                ));
+            }
+        }
+    }
+    let mut from_log: Vec<Member> = Vec::new();
+    for ((bucket, key), (epoch, active)) in &open {
+        if *active {
+            from_log.push(Member {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                entered_at: 0,
+                entry_count: *epoch,
+            });
+        }
+    }
+    let mut actual: Vec<Member> = member_rows(conn, schema)
+        .await
+        .into_iter()
+        .map(|m| Member { entered_at: 0, ..m })
+        .collect();
+    actual.sort();
+    if actual != from_log {
+        return Err(format!(
+            "bucket_members {actual:?} disagree with the transition log {from_log:?}"
+        ));
+    }
+    let mut events: Vec<(Us, String, String)> = bucket_events(conn, schema)
+        .await
+        .into_iter()
+        .map(|e| (e.occurred_at, e.key, e.event))
+        .collect();
+    events.sort();
+    expected_events.sort();
+    if events != expected_events {
+        return Err(format!(
+            "bucket:* events {events:?} disagree with the transition log {expected_events:?}"
+        ));
+    }
+    Ok(())
+}
