@@ -302,6 +302,14 @@ enum Mutation {
         click: bool,
         at: TimeSpec,
     },
+    /// Re-deploy with one bucket's criteria replaced by another of the case's (the next tick
+    /// backfills it).
+    Redeploy {
+        bucket: usize,
+        criteria: usize,
+    },
+    /// TRUNCATE the events (the next tick re-derives every bucket).
+    TruncateEvents,
     /// DELETE a message (a retention purge).
     DeleteMessage {
         message: usize,
@@ -343,13 +351,13 @@ fn event() -> impl Strategy<Value = Ev> {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        8 => (any::<bool>(), prop::collection::vec(event(), 1..16))
+        32 => (any::<bool>(), prop::collection::vec(event(), 1..16))
             .prop_map(|(copy, events)| Mutation::Events { copy, events }),
-        2 => (0..64usize, contact_props()).prop_map(|(slot, props)| Mutation::SetProps { slot, props }),
-        3 => (0..64usize, select(&TOP_KEYS[..]), prop::option::weighted(0.8, json_value()))
+        8 => (0..64usize, contact_props()).prop_map(|(slot, props)| Mutation::SetProps { slot, props }),
+        12 => (0..64usize, select(&TOP_KEYS[..]), prop::option::weighted(0.8, json_value()))
             .prop_map(|(slot, key, value)| Mutation::Patch { slot, key, value }),
-        1 => (0..64usize).prop_map(|slot| Mutation::Delete { slot }),
-        2 => (
+        4 => (0..64usize).prop_map(|slot| Mutation::Delete { slot }),
+        8 => (
             0..64usize,
             0..TEMPLATES.len(),
             prop::option::weighted(0.4, time_spec()),
@@ -361,13 +369,16 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 opened,
                 clicked,
             }),
-        1 => (0..64usize, any::<bool>(), time_spec())
+        4 => (0..64usize, any::<bool>(), time_spec())
             .prop_map(|(message, click, at)| Mutation::Open { message, click, at }),
-        1 => (0..64usize).prop_map(|message| Mutation::DeleteMessage { message }),
-        1 => (0..256usize, time_spec()).prop_map(|(event, at)| Mutation::MoveEvent { event, at }),
-        1 => (0..256usize).prop_map(|event| Mutation::DeleteEvent { event }),
-        1 => (0..64usize).prop_map(|slot| Mutation::HardDelete { slot }),
-        1 => (0..64usize).prop_map(|slot| Mutation::Identify { slot }),
+        4 => (0..64usize).prop_map(|message| Mutation::DeleteMessage { message }),
+        4 => (0..8usize, 0..16usize).prop_map(|(bucket, criteria)| Mutation::Redeploy { bucket, criteria }),
+        // rare: it empties most of the data
+        1 => Just(Mutation::TruncateEvents),
+        4 => (0..256usize, time_spec()).prop_map(|(event, at)| Mutation::MoveEvent { event, at }),
+        4 => (0..256usize).prop_map(|event| Mutation::DeleteEvent { event }),
+        4 => (0..64usize).prop_map(|slot| Mutation::HardDelete { slot }),
+        4 => (0..64usize).prop_map(|slot| Mutation::Identify { slot }),
     ]
 }
 
@@ -651,6 +662,12 @@ impl fmt::Debug for Case {
                     Mutation::DeleteMessage { message } => {
                         writeln!(f, "    delete message #{message} (mod count)")?
                     }
+                    Mutation::Redeploy { bucket, criteria } => writeln!(
+                        f,
+                        "    redeploy: deployed bucket #{bucket} (mod count) gets criteria {}",
+                        hog(&self.buckets[criteria % self.buckets.len()])
+                    )?,
+                    Mutation::TruncateEvents => writeln!(f, "    TRUNCATE events")?,
                     Mutation::HardDelete { slot } => {
                         writeln!(f, "    DELETE contact of slot {}", slot % n)?
                     }
@@ -811,6 +828,8 @@ impl<'a> Model<'a> {
                     self.world.events[index].at = at.resolve(&self.ticks);
                 }
             }
+            Mutation::Redeploy { .. } => {}
+            Mutation::TruncateEvents => self.world.events.clear(),
             Mutation::DeleteMessage { message } => {
                 if !self.world.messages.is_empty() {
                     let index = message % self.world.messages.len();
@@ -904,6 +923,12 @@ struct Run<'a> {
     conn: PgConnection,
     /// The deployed buckets: (id, criteria).
     buckets: Vec<(String, Pred)>,
+    /// Buckets the next tick backfills (the real-time pass skips them until then).
+    unsettled: BTreeSet<String>,
+    /// The last tick before the last TRUNCATE of events (whose `bucket:*` events it removed).
+    events_truncated_after: Option<Us>,
+    /// The last tick's instant.
+    last_tick: Option<Us>,
     /// What happened so far, for failure messages.
     log: String,
 }
@@ -1052,6 +1077,42 @@ impl Run<'_> {
                     .expect("delete event");
                 }
             }
+            Mutation::Redeploy {
+                bucket: which,
+                criteria,
+            } => {
+                let i = which % self.buckets.len();
+                let p = self.model.case.buckets[criteria % self.model.case.buckets.len()].clone();
+                let _ = writeln!(
+                    self.log,
+                    "  redeploy {} with criteria {}",
+                    self.buckets[i].0,
+                    hog(&p)
+                );
+                self.buckets[i].1 = p;
+                let report = deploy(
+                    &mut self.conn,
+                    SCHEMA,
+                    &program(
+                        self.buckets
+                            .iter()
+                            .map(|(id, p)| bucket(id, p.clone()))
+                            .collect(),
+                    ),
+                )
+                .await;
+                self.unsettled.extend(report.changed);
+            }
+            Mutation::TruncateEvents => {
+                sqlx::query(&format!("truncate {s}.events"))
+                    .execute(&mut self.conn)
+                    .await
+                    .expect("truncate");
+                self.unsettled
+                    .extend(self.buckets.iter().map(|(id, _)| id.clone()));
+                self.events_truncated_after = self.last_tick;
+                let _ = writeln!(self.log, "  TRUNCATE events");
+            }
             Mutation::DeleteMessage { message } => {
                 let count = self.model.world.messages.len();
                 if count > 0 {
@@ -1127,7 +1188,7 @@ impl Run<'_> {
         .await
         .expect("deleted members");
         prop_assert_eq!(deleted_members, 0, "deleted contacts are in no bucket");
-        if let Err(e) = check_log(&mut self.conn, SCHEMA).await {
+        if let Err(e) = check_log(&mut self.conn, SCHEMA, self.events_truncated_after).await {
             return Err(self.fail(format!("{when} at {}: {e}", show_us(t)), &BTreeSet::new()));
         }
         Ok(())
@@ -1149,6 +1210,9 @@ impl Run<'_> {
         );
         let actual = members(&mut self.conn, SCHEMA).await;
         for (id, p) in &self.buckets {
+            if self.unsettled.contains(id) {
+                continue;
+            }
             let got = actual.get(id).cloned().unwrap_or_default();
             for key in &keys {
                 let expected = self.model.world.holds(p, key, at);
@@ -1191,6 +1255,9 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
         model: Model::new(case),
         conn,
         buckets,
+        unsettled: BTreeSet::new(),
+        events_truncated_after: None,
+        last_tick: None,
         log: String::new(),
     };
     let stats = std::env::var_os("DIFF_STATS").is_some();
@@ -1212,6 +1279,8 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             }
         }
         let summary = tick(&mut run.conn, SCHEMA, t).await;
+        run.unsettled.clear();
+        run.last_tick = Some(t);
         let _ = writeln!(
             run.log,
             "  tick {i} at {}: {}",

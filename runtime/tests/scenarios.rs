@@ -569,7 +569,7 @@ async fn concurrent_ticks_and_real_time_passes_record_each_transition_once() {
         .await;
     assert_eq!(duplicate_events, 0);
     // every transition fired its event once, and the log replays to the memberships
-    check_log(&mut env.conn, "hogsend").await.unwrap();
+    check_log(&mut env.conn, "hogsend", None).await.unwrap();
     // and memberships are exact: a final tick changes nothing
     let before = env.transitions().await.len();
     env.tick(T0 + 5 * 40 * MIN).await;
@@ -694,5 +694,5 @@ async fn opens_clicks_and_their_removal_are_seen_by_the_next_tick() {
     env.sql("truncate hs.messages").await;
     env.tick(T0 + 4 * MIN).await;
     assert!(env.members("opened").await.is_empty());
-    check_log(&mut env.conn, "hogsend").await.unwrap();
+    check_log(&mut env.conn, "hogsend", None).await.unwrap();
 }

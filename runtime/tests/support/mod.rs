@@ -907,8 +907,13 @@ pub fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
 /// contact) the log alternates `entered` (epochs 1, 2, 3…) and `left` of that epoch; the
 /// open epochs are exactly `bucket_members` with their `entry_count`; every transition
 /// that fires (joins but silent backfill ones, leaves for `criteria`/`max_dwell`, dwell)
-/// has exactly one `bucket:*` event at its instant, and there is no other.
-pub async fn check_log(conn: &mut PgConnection, schema: &str) -> Result<(), String> {
+/// has exactly one `bucket:*` event at its instant, and there is no other (events at or
+/// before `events_after` are not compared: a TRUNCATE of `events` removed them).
+pub async fn check_log(
+    conn: &mut PgConnection,
+    schema: &str,
+    events_after: Option<Us>,
+) -> Result<(), String> {
     let log = transitions(conn, schema).await;
     let mut open: BTreeMap<(String, String), (i32, bool)> = BTreeMap::new();
     let mut expected_events: Vec<(Us, String, String)> = Vec::new();
@@ -983,6 +988,10 @@ pub async fn check_log(conn: &mut PgConnection, schema: &str) -> Result<(), Stri
         .into_iter()
         .map(|e| (e.occurred_at, e.key, e.event))
         .collect();
+    if let Some(after) = events_after {
+        events.retain(|e| e.0 > after);
+        expected_events.retain(|e| e.0 > after);
+    }
     events.sort();
     expected_events.sort();
     if events != expected_events {
