@@ -397,10 +397,14 @@ begin
      where _hs_diff.action = 'defer';
   end if;
 
-  -- 3. Joins, as the entry policy allows. A contact that left at this instant stays out.
+  -- 3. Joins, as the entry policy allows. A contact that left at this instant (at an earlier
+  --    pass at the same `now`: a retried tick, a real-time pass) stays out for now: 'later'
+  --    arms its timer so that the next tick reconsiders it, whether or not its data changes
+  --    again (its changed key is drained by this tick).
   insert into _hs_diff (user_key, action, entry_count, anchor, left_at)
   select x.user_key,
          case when m.user_key is null then 'join'
+              when m.left_at >= p_now then 'later'
               when b.entry_kind = 'once' then 'block'
               when b.entry_kind = 'once_per' and m.left_at + b.entry_period > p_now then 'block'
               else 'join' end,
@@ -409,7 +413,7 @@ begin
          m.left_at
     from _hs_match x
     left join {{ s }}.memberships m on m.bucket_id = p_bucket and m.user_key = x.user_key
-   where m.user_key is null or (not m.active and m.left_at < p_now);
+   where m.user_key is null or not m.active;
 
   analyze _hs_diff;
 
@@ -440,14 +444,16 @@ begin
          source = excluded.source, next_check_at = excluded.next_check_at;
   get diagnostics n_joins = row_count;
 
-  -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends.
+  -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends;
+  -- postponed ones at the next tick.
   update {{ s }}.memberships m
      set next_check_at = case when d.action = 'defer'
                               then least(m.next_check_at, m.entered_at + b.min_dwell)
+                              when d.action = 'later' then p_now + interval '1 microsecond'
                               else d.left_at + b.entry_period end
     from _hs_diff d
    where m.bucket_id = p_bucket and m.user_key = d.user_key
-     and (d.action = 'defer' or (d.action = 'block' and b.entry_kind = 'once_per'));
+     and (d.action in ('defer', 'later') or (d.action = 'block' and b.entry_kind = 'once_per'));
   select count(*) filter (where action = 'defer'), count(*) filter (where action = 'block')
     into n_deferred, n_blocked from _hs_diff;
 
