@@ -38,8 +38,9 @@ struct Sim {
     pairs: BTreeMap<(String, String), Pair>,
     transitions: Vec<Transition>,
     events: Vec<(Us, String, String)>,
-    /// Buckets already backfilled.
-    settled: BTreeSet<String>,
+    /// Per bucket, the fingerprint of the criteria its memberships were derived with (a
+    /// bucket whose criteria fingerprint differs is backfilled by the next tick).
+    settled: BTreeMap<String, String>,
 }
 
 fn transition(b: &Bucket, key: &str, pair: &Pair, kind: &str, t: Us, source: &str) -> Transition {
@@ -60,7 +61,9 @@ impl Sim {
     /// One tick at `t` for every bucket, as LANGUAGE.md §3 describes it.
     fn tick(&mut self, buckets: &[Bucket], world: &World, t: Us) {
         for b in buckets {
-            let backfill = self.settled.insert(b.id.clone());
+            let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
+            let backfill =
+                self.settled.insert(b.id.clone(), fingerprint.clone()) != Some(fingerprint);
             let source = if backfill { "backfill" } else { "tick" };
             let mut keys: BTreeSet<String> = world.contacts.keys().cloned().collect();
             keys.extend(
@@ -79,7 +82,8 @@ impl Sim {
     /// `event`), no dwell; buckets awaiting their backfill are skipped.
     fn apply_keys(&mut self, buckets: &[Bucket], world: &World, keys: &[String], t: Us) {
         for b in buckets {
-            if self.settled.contains(&b.id) {
+            let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
+            if self.settled.get(&b.id) == Some(&fingerprint) {
                 for key in keys {
                     self.step(b, key, world, t, "event");
                 }
@@ -251,6 +255,9 @@ enum Change {
     /// before the previous tick, i.e. late; positive: in the future).
     Ping(usize, Us),
     Delete(usize),
+    /// Re-deploy with bucket #.0 (mod count) given criteria `menu(.1)`: a change of
+    /// fingerprint is backfilled by the next tick.
+    Redeploy(usize, usize),
 }
 
 /// When a real-time pass runs, relative to the ticks around it.
@@ -314,6 +321,12 @@ impl fmt::Debug for PCase {
                         show_us(t + o)
                     )?,
                     Change::Delete(k) => write!(f, " delete c{};", k % self.initial.len())?,
+                    Change::Redeploy(b, c) => write!(
+                        f,
+                        " redeploy p{} with criteria {};",
+                        b % self.buckets.len(),
+                        hog(&menu(*c))
+                    )?,
                 }
             }
             if let Some((keys, when)) = &step.apply_keys {
@@ -396,6 +409,7 @@ fn pcase() -> impl Strategy<Value = PCase> {
         4 => (0..8usize, flag.clone()).prop_map(|(k, v)| Change::Flag(k, v)),
         4 => (0..8usize, offset).prop_map(|(k, o)| Change::Ping(k, o)),
         1 => (0..8usize).prop_map(Change::Delete),
+        1 => (0..8usize, 0..5usize).prop_map(|(b, c)| Change::Redeploy(b, c)),
     ];
     let real_time = prop::option::weighted(
         0.4,
@@ -489,6 +503,7 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
         );
     }
     let mut sim = Sim::default();
+    let mut buckets = case.buckets.clone();
     let ticks = case.ticks();
     for (i, step) in case.steps.iter().enumerate() {
         let t = ticks[i];
@@ -518,6 +533,11 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
                         c.deleted = true;
                     }
                 }
+                Change::Redeploy(b, c) => {
+                    let i = b % buckets.len();
+                    buckets[i].criteria = menu(*c);
+                    deploy(&mut conn, SCHEMA, &program(buckets.clone())).await;
+                }
             }
         }
         if let (Some((slots, when)), true) = (&step.apply_keys, i > 0) {
@@ -532,10 +552,10 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
             hogsend_runtime::db::apply_keys(&mut conn, SCHEMA, &chosen, Some(ts(asked)))
                 .await
                 .map_err(|e| TestCaseError::fail(format!("apply_keys: {e}")))?;
-            sim.apply_keys(&case.buckets, &world, &chosen, at);
+            sim.apply_keys(&buckets, &world, &chosen, at);
         }
         tick(&mut conn, SCHEMA, t).await;
-        sim.tick(&case.buckets, &world, t);
+        sim.tick(&buckets, &world, t);
 
         let mut problems = String::new();
         let got = member_rows(&mut conn, SCHEMA).await;
