@@ -6,7 +6,7 @@
 
 mod support;
 
-use hogsend_compiler::ir::{Bucket, CmpOp, DwellKind, DwellRule, EntryPolicy, Pred};
+use hogsend_compiler::ir::{Bucket, CmpOp, DwellKind, DwellRule, EntryPolicy, Pred, Window};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseError;
@@ -216,10 +216,21 @@ fn menu(i: usize) -> Pred {
             hogsend_compiler::ir::Scalar::Bool(true),
         )
     };
-    match i % 5 {
+    let kind_a = || {
+        hogsend_compiler::ir::EventPred::Prop(prop(
+            &["kind"],
+            hogsend_compiler::ir::PropTest::Compare(CmpOp::Eq, s("a")),
+        ))
+    };
+    match i % 6 {
         0 => flag(),
         1 => or(vec![flag(), did("ping", within(3600))]),
         2 => did("ping", within(7200)),
+        // a filtered windowed atom: the backfill anchor is the last ping of kind "a"
+        5 => and(vec![
+            did("ping", Window::Ever),
+            did_where("ping", kind_a(), within(5400)),
+        ]),
         3 => and(vec![
             did("ping", hogsend_compiler::ir::Window::Ever),
             not(did("ping", within(3600))),
@@ -252,8 +263,8 @@ impl Flag {
 enum Change {
     Flag(usize, Flag),
     /// A ping at the coming tick's instant plus this offset (negative: earlier; may be
-    /// before the previous tick, i.e. late; positive: in the future).
-    Ping(usize, Us),
+    /// before the previous tick, i.e. late; positive: in the future), of kind "a" or not.
+    Ping(usize, Us, bool),
     Delete(usize),
     /// Re-deploy with bucket #.0 (mod count) given criteria `menu(.1)`: a change of
     /// fingerprint is backfilled by the next tick.
@@ -314,9 +325,10 @@ impl fmt::Debug for PCase {
             for c in &step.changes {
                 match c {
                     Change::Flag(k, v) => write!(f, " c{}.flag={v:?};", k % self.initial.len())?,
-                    Change::Ping(k, o) => write!(
+                    Change::Ping(k, o, a) => write!(
                         f,
-                        " ping c{} at {};",
+                        " ping{} c{} at {};",
+                        if *a { "(a)" } else { "" },
                         k % self.initial.len(),
                         show_us(t + o)
                     )?,
@@ -368,7 +380,7 @@ fn bucket_spec(
     )
     .prop_map(|(kind, period)| dwell(kind, period));
     (
-        0..5usize,
+        0..6usize,
         entry,
         min_dwell,
         max_dwell,
@@ -407,9 +419,9 @@ fn pcase() -> impl Strategy<Value = PCase> {
     );
     let change = prop_oneof![
         4 => (0..8usize, flag.clone()).prop_map(|(k, v)| Change::Flag(k, v)),
-        4 => (0..8usize, offset).prop_map(|(k, o)| Change::Ping(k, o)),
+        4 => (0..8usize, offset, any::<bool>()).prop_map(|(k, o, a)| Change::Ping(k, o, a)),
         1 => (0..8usize).prop_map(Change::Delete),
-        1 => (0..8usize, 0..5usize).prop_map(|(b, c)| Change::Redeploy(b, c)),
+        1 => (0..8usize, 0..6usize).prop_map(|(b, c)| Change::Redeploy(b, c)),
     ];
     let real_time = prop::option::weighted(
         0.4,
@@ -516,11 +528,16 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
                         c.props = serde_json::from_str(v.props()).expect("json");
                     }
                 }
-                Change::Ping(k, offset) => {
+                Change::Ping(k, offset, a) => {
                     let e = Event {
                         key: keys[k % keys.len()].clone(),
                         name: "ping".into(),
-                        props: "{}".into(),
+                        props: if *a {
+                            r#"{"kind": "a"}"#
+                        } else {
+                            r#"{"kind": "b"}"#
+                        }
+                        .into(),
                         at: t + offset,
                     };
                     insert_events(&mut conn, SCHEMA, std::slice::from_ref(&e)).await;
