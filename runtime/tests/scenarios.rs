@@ -696,3 +696,48 @@ async fn opens_clicks_and_their_removal_are_seen_by_the_next_tick() {
     assert!(env.members("opened").await.is_empty());
     check_log(&mut env.conn, "hogsend", None).await.unwrap();
 }
+
+#[tokio::test]
+async fn ticks_racing_at_different_instants_serialize_or_refuse_cleanly() {
+    // A later and an earlier tick at once: either order commits, or the earlier one is
+    // refused because the later one committed first; never a partial or doubled pass.
+    let mut env = Env::new(vec![bucket("b", did("x", within(3600)))]).await;
+    let mut c1 = env.db.connect().await;
+    let mut c2 = env.db.connect().await;
+    env.tick(T0).await;
+    for round in 1..6i64 {
+        let t = T0 + round * HOUR;
+        let key = format!("k{round}");
+        env.events(&[(&key, "x", t - 30 * MIN)]).await;
+        let (late, early) = tokio::join!(
+            hogsend_runtime::db::tick(&mut c1, "hogsend", Some(ts(t))),
+            hogsend_runtime::db::tick(&mut c2, "hogsend", Some(ts(t - MIN))),
+        );
+        late.unwrap();
+        if let Err(e) = early {
+            assert!(matches!(e, Error::TickRefused(_)), "{e}");
+        }
+        assert_eq!(env.members("b").await, vec![key]);
+    }
+    check_log(&mut env.conn, "hogsend", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn entry_once_counts_memberships_ended_by_a_deploy() {
+    // Decision (LANGUAGE.md: "a contact joins B at most once ever"): a membership ended by
+    // disabling the bucket was the contact's one entry, so re-enabling an `entry once`
+    // bucket does not re-admit it; contacts that never were members join silently.
+    let mut once = bucket("b", flag_true());
+    once.entry = hogsend_compiler::ir::EntryPolicy::Once;
+    let mut env = Env::new(vec![once.clone()]).await;
+    env.contact("a", ON).await;
+    env.tick(T0).await;
+    let mut off = once.clone();
+    off.enabled = false;
+    env.deploy(vec![off]).await;
+    env.tick(T0 + HOUR).await;
+    env.contact("c", ON).await;
+    env.deploy(vec![once]).await;
+    env.tick(T0 + 2 * HOUR).await;
+    assert_eq!(env.members("b").await, vec!["c"]);
+}
