@@ -604,6 +604,13 @@ begin
    where m.bucket_id = b.id and m.active
      and (b.min_dwell is distinct from d.min_dwell or b.max_dwell is distinct from d.max_dwell
           or b.dwell_rules <> d.dwell_rules);
+  -- Entry policy changes: a former member blocked by the old policy (or cooling down for
+  -- the old period) may be eligible under the new one, with no new data to make it a
+  -- candidate: every former member is reconsidered by the next tick.
+  update {{ s }}.memberships m set next_check_at = '-infinity'
+    from {{ s }}.buckets b join _hs_declared d on d.id = b.id
+   where m.bucket_id = b.id and not m.active
+     and (b.entry_kind <> d.entry_kind or b.entry_period is distinct from d.entry_period);
 
   select coalesce(array_agg(d.id order by d.id), '{}') into added
     from _hs_declared d where not exists (select 1 from {{ s }}.buckets b where b.id = d.id);
