@@ -269,6 +269,8 @@ enum Change {
     /// Re-deploy with bucket #.0 (mod count) given criteria `menu(.1)`: a change of
     /// fingerprint is backfilled by the next tick.
     Redeploy(usize, usize),
+    /// Re-deploy with bucket #.0 (mod count) given the policies of .1 (criteria unchanged).
+    Redefine(usize, Bucket),
 }
 
 /// When a real-time pass runs, relative to the ticks around it.
@@ -339,6 +341,12 @@ impl fmt::Debug for PCase {
                         b % self.buckets.len(),
                         hog(&menu(*c))
                     )?,
+                    Change::Redefine(b, def) => write!(
+                        f,
+                        " redeploy p{} with the policies of {};",
+                        b % self.buckets.len(),
+                        hog_bucket(def)
+                    )?,
                 }
             }
             if let Some((keys, when)) = &step.apply_keys {
@@ -388,6 +396,21 @@ fn bucket_spec(
     )
 }
 
+type Spec = (usize, EntryPolicy, Option<i64>, Option<i64>, Vec<DwellRule>);
+
+/// A bucket `id` from a generated spec.
+fn build(id: &str, (c, entry, min_dwell, max_dwell, mut rules): Spec) -> Bucket {
+    rules.sort_by(|a, b| a.label.cmp(&b.label));
+    rules.dedup_by(|a, b| a.label == b.label);
+    let mut b = bucket(id, menu(c));
+    b.entry = entry;
+    b.max_dwell = max_dwell;
+    // the checker requires min_dwell <= max_dwell
+    b.min_dwell = min_dwell.filter(|m| max_dwell.is_none_or(|x| *m <= x));
+    b.dwell = rules;
+    b
+}
+
 fn pcase() -> impl Strategy<Value = PCase> {
     let flag = select(&[Flag::True, Flag::False, Flag::Absent, Flag::StringTrue][..]);
     let gap = select(
@@ -422,6 +445,7 @@ fn pcase() -> impl Strategy<Value = PCase> {
         4 => (0..8usize, offset, any::<bool>()).prop_map(|(k, o, a)| Change::Ping(k, o, a)),
         1 => (0..8usize).prop_map(Change::Delete),
         1 => (0..8usize, 0..6usize).prop_map(|(b, c)| Change::Redeploy(b, c)),
+        2 => (0..8usize, bucket_spec()).prop_map(|(b, spec)| Change::Redefine(b, build("x", spec))),
     ];
     let real_time = prop::option::weighted(
         0.4,
@@ -446,17 +470,7 @@ fn pcase() -> impl Strategy<Value = PCase> {
             let buckets = specs
                 .into_iter()
                 .enumerate()
-                .map(|(i, (c, entry, min_dwell, max_dwell, mut rules))| {
-                    rules.sort_by(|a, b| a.label.cmp(&b.label));
-                    rules.dedup_by(|a, b| a.label == b.label);
-                    let mut b = bucket(&format!("p{i}"), menu(c));
-                    b.entry = entry;
-                    b.max_dwell = max_dwell;
-                    // the checker requires min_dwell <= max_dwell
-                    b.min_dwell = min_dwell.filter(|m| max_dwell.is_none_or(|x| *m <= x));
-                    b.dwell = rules;
-                    b
-                })
+                .map(|(i, spec)| build(&format!("p{i}"), spec))
                 .collect();
             PCase {
                 buckets,
@@ -553,6 +567,15 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
                 Change::Redeploy(b, c) => {
                     let i = b % buckets.len();
                     buckets[i].criteria = menu(*c);
+                    deploy(&mut conn, SCHEMA, &program(buckets.clone())).await;
+                }
+                Change::Redefine(b, def) => {
+                    let i = b % buckets.len();
+                    buckets[i] = Bucket {
+                        id: buckets[i].id.clone(),
+                        criteria: buckets[i].criteria.clone(),
+                        ..def.clone()
+                    };
                     deploy(&mut conn, SCHEMA, &program(buckets.clone())).await;
                 }
             }
@@ -1211,4 +1234,35 @@ async fn a_contact_requalifying_in_a_retried_tick_joins_at_the_next_one() {
     env.tick(T0 + 4 * HOUR).await;
     assert_eq!(env.members("b").await, vec!["a"]);
     check_log(&mut env.conn, "hogsend", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn relaxing_the_entry_policy_admits_blocked_contacts_at_the_next_tick() {
+    // A deploy that lifts `entry once` (or shortens a cool-down) leaves a bucket whose
+    // contacts blocked so far are eligible now: the next tick admits them, with no new data.
+    let mut env = flag_env(|b| b.entry = EntryPolicy::Once).await;
+    env.contact("a", ON).await;
+    env.tick(T0 + HOUR).await;
+    env.set_props("a", OFF).await;
+    env.tick(T0 + 2 * HOUR).await;
+    env.set_props("a", ON).await;
+    env.tick(T0 + 3 * HOUR).await;
+    assert!(env.members("b").await.is_empty(), "blocked by entry once");
+    env.deploy(vec![bucket("b", flag_true())]).await;
+    env.tick(T0 + 4 * HOUR).await;
+    assert_eq!(env.members("b").await, vec!["a"]);
+    // once per 1d → once per 1h
+    let mut daily = bucket("b", flag_true());
+    daily.entry = EntryPolicy::OncePer(86_400);
+    env.deploy(vec![daily]).await;
+    env.set_props("a", OFF).await;
+    env.tick(T0 + 5 * HOUR).await;
+    env.set_props("a", ON).await;
+    env.tick(T0 + 6 * HOUR).await;
+    assert!(env.members("b").await.is_empty(), "cooling down for a day");
+    let mut hourly = bucket("b", flag_true());
+    hourly.entry = EntryPolicy::OncePer(3600);
+    env.deploy(vec![hourly]).await;
+    env.tick(T0 + 7 * HOUR).await;
+    assert_eq!(env.members("b").await, vec!["a"]);
 }
