@@ -270,7 +270,7 @@ enum Change {
     /// fingerprint is backfilled by the next tick.
     Redeploy(usize, usize),
     /// Re-deploy with bucket #.0 (mod count) given the policies of .1 (criteria unchanged).
-    Redefine(usize, Bucket),
+    Redefine(usize, Box<Bucket>),
 }
 
 /// When a real-time pass runs, relative to the ticks around it.
@@ -445,7 +445,7 @@ fn pcase() -> impl Strategy<Value = PCase> {
         4 => (0..8usize, offset, any::<bool>()).prop_map(|(k, o, a)| Change::Ping(k, o, a)),
         1 => (0..8usize).prop_map(Change::Delete),
         1 => (0..8usize, 0..6usize).prop_map(|(b, c)| Change::Redeploy(b, c)),
-        2 => (0..8usize, bucket_spec()).prop_map(|(b, spec)| Change::Redefine(b, build("x", spec))),
+        2 => (0..8usize, bucket_spec()).prop_map(|(b, spec)| Change::Redefine(b, Box::new(build("x", spec)))),
     ];
     let real_time = prop::option::weighted(
         0.4,
@@ -574,7 +574,7 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
                     buckets[i] = Bucket {
                         id: buckets[i].id.clone(),
                         criteria: buckets[i].criteria.clone(),
-                        ..def.clone()
+                        ..(**def).clone()
                     };
                     deploy(&mut conn, SCHEMA, &program(buckets.clone())).await;
                 }
