@@ -8,10 +8,17 @@ fn snapshots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots")
 }
 
+/// The value of a `key: value` line of a snapshot's header.
+fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .skip(1)
+        .take_while(|l| *l != "---")
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().trim_matches('"')))
+}
+
 #[test]
 fn no_pending_or_unreferenced_snapshots() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cli_tests = std::fs::read_to_string(root.join("tests/cli.rs")).unwrap();
     let mut problems = Vec::new();
     for entry in std::fs::read_dir(snapshots_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -27,15 +34,18 @@ fn no_pending_or_unreferenced_snapshots() {
             continue;
         };
         let text = std::fs::read_to_string(&path).unwrap();
-        let referenced = if let Some(cli) = stem.strip_prefix("cli__") {
-            cli_tests.contains(&format!("\"{cli}\""))
-        } else if stem.starts_with("fixtures__") {
-            // Glob snapshots name their input file in the header.
-            text.lines()
-                .find_map(|l| l.strip_prefix("input_file: "))
-                .is_some_and(|input| root.join(input).exists())
-        } else {
-            false
+        // Every snapshot names the test file that asserts it; a glob snapshot also names
+        // its input file. A named snapshot is referenced when its test file still asserts
+        // that name; a glob snapshot when its input still exists.
+        let source = header(&text, "source:").map(|s| root.join(s));
+        let referenced = match (header(&text, "input_file:"), source) {
+            (Some(input), _) => root.join(input).exists(),
+            (None, Some(source)) => {
+                let snapshot_name = stem.split_once("__").map_or(stem, |(_, n)| n);
+                std::fs::read_to_string(&source)
+                    .is_ok_and(|code| code.contains(&format!("\"{snapshot_name}\"")))
+            }
+            (None, None) => false,
         };
         if !referenced {
             problems.push(format!("unreferenced snapshot {name}: delete it"));

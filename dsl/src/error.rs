@@ -341,8 +341,14 @@ fn unexpected_help(expected: &[String], found: &str) -> Option<String> {
                 .to_string(),
         );
     }
-    if expects("a condition") && found == "`}`" {
+    if expects("at least one condition") {
         return Some("`all { … }` and `any { … }` need at least one condition".to_string());
+    }
+    if expects("a condition") && found != "`}`" && found != "end of file" {
+        return Some(
+            "a condition starts with `did`, `count`, `not`, `all`, `any`, `(`, `opened`, `clicked`, or a property path like `contact.plan`"
+                .to_string(),
+        );
     }
     if expects("a duration") {
         return Some("durations look like `30s`, `15m`, `2h`, `7d`, `2w` or `1d12h`".to_string());

@@ -135,7 +135,7 @@ fn block(i: &str) -> PResult<'_, Expr> {
     let close = loop {
         if let Ok((rest, close)) = punct("}")(i) {
             if operands.is_empty() {
-                return failure(crate::nom_error::unexpected(i, &[A_CONDITION]));
+                return failure(crate::nom_error::unexpected(i, &["at least one condition"]));
             }
             i = rest;
             break close;
@@ -591,7 +591,7 @@ mod tests {
     #[test]
     fn errors_say_what_was_expected() {
         let e = errors("all { }");
-        assert_eq!(e[0].message(), "expected a condition, found `}`");
+        assert_eq!(e[0].message(), "expected at least one condition, found `}`");
         let e = errors("did");
         assert_eq!(e[0].message(), "expected an event name, found end of file");
         let e = errors("(did a did b)");

@@ -11,7 +11,7 @@
 //!   bodies; `source_file`: the top level.
 //! - `recover`: member-level and definition-level error recovery; `state`: per-parse state
 //!   (offsets, reported errors, nesting depth); `nom_error`: the nom error type.
-//! - [`error`]: the public error data; [`format`]: the formatter; `normalise`:
+//! - [`error`]: the public error data; [`mod@format`]: the formatter; `normalise`:
 //!   [`ast::SourceFile::without_spans`].
 //!
 //! **Invariant:** [`parse`] never panics, never loops, and takes time linear in its input.

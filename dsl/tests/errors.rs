@@ -625,8 +625,13 @@ fn common_slips_get_one_error_and_a_helpful_hint() {
         ),
         (
             "bucket b { criteria all {} }",
-            "expected a condition, found `}`",
+            "expected at least one condition, found `}`",
             "`all { … }` and `any { … }` need at least one condition",
+        ),
+        (
+            "bucket b { criteria plan == \"pro\" }",
+            "expected a condition, found identifier `plan`",
+            "a condition starts with `did`, `count`, `not`, `all`, `any`, `(`, `opened`, `clicked`, or a property path like `contact.plan`",
         ),
     ];
     for (input, message, help) in cases {

@@ -278,3 +278,23 @@ fn huge_inputs_parse_in_reasonable_time() {
         );
     }
 }
+
+#[test]
+fn a_comment_anywhere_survives_formatting() {
+    // Systematic rather than random: a comment (own-line or trailing) at every character
+    // boundary of two fixtures; every placement that still parses must format stably.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for name in ["everything.hog", "messy_comments.hog"] {
+        let source = std::fs::read_to_string(dir.join(name)).expect("readable fixture");
+        for at in (0..=source.len()).filter(|&at| source.is_char_boundary(at)) {
+            let comment = if at % 2 == 0 { "// x\n" } else { "\n// y\n\n" };
+            let text = format!("{}{comment}{}", &source[..at], &source[at..]);
+            if parse(&text).errors.is_empty() {
+                check_any_input(&text).unwrap_or_else(|e| panic!("at {at} in {name}: {e}"));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} placements parsed");
+}

@@ -47,6 +47,10 @@ pub struct MatcherBuilder<'a> {
     schema: &'a str,
     bucket_id: &'a str,
     atoms: Vec<AtomColumn>,
+    /// The criteria tests a contact property.
+    reads_properties: bool,
+    /// The criteria uses `opened` / `clicked`.
+    reads_messages: bool,
 }
 
 fn ident(name: &str) -> Alias {
@@ -180,6 +184,8 @@ impl<'a> MatcherBuilder<'a> {
             schema,
             bucket_id,
             atoms: Vec::new(),
+            reads_properties: false,
+            reads_messages: false,
         };
         builder.collect(criteria);
         builder
@@ -200,12 +206,22 @@ impl<'a> MatcherBuilder<'a> {
                     });
                 }
             }
-            Pred::Prop(_) | Pred::Opened(_) | Pred::Clicked(_) => {}
+            Pred::Prop(_) => self.reads_properties = true,
+            Pred::Opened(_) | Pred::Clicked(_) => self.reads_messages = true,
         }
     }
 
     fn table(&self, name: &str) -> (Alias, Alias) {
         (ident(self.schema), ident(name))
+    }
+
+    /// `alias.event = 'x'` or `alias.event IN ('x', 'y')`.
+    fn name_condition(&self, alias: &str, names: &[String]) -> SimpleExpr {
+        if names.len() == 1 {
+            col(alias, "event").eq(text_literal(&names[0]))
+        } else {
+            col(alias, "event").is_in(names.iter().map(|n| text_literal(n)))
+        }
     }
 
     /// The distinct event names the criteria reads, sorted.
@@ -279,13 +295,7 @@ impl<'a> MatcherBuilder<'a> {
                 col("_hs_cand", "user_key").equals((ident("e"), ident("user_key"))),
             );
         }
-        let names = self.event_names();
-        let name_cond = if names.len() == 1 {
-            col("e", "event").eq(text_literal(&names[0]))
-        } else {
-            col("e", "event").is_in(names.iter().map(|n| text_literal(n)))
-        };
-        q.and_where(name_cond);
+        q.and_where(self.name_condition("e", &self.event_names()));
         q.and_where(col("e", "occurred_at").lte(var("p_now")));
         if let Some(bound) = self.lower_bound() {
             q.and_where(col("e", "occurred_at").gte(var("p_now").sub(seconds_interval(bound))));
@@ -398,8 +408,24 @@ impl<'a> MatcherBuilder<'a> {
 
     /// The union of everything that may have changed for this bucket since `p_t0`.
     fn candidates(&self) -> SelectStatement {
+        // Keys whose data changed in a way this criteria can see (see `changed_keys`).
         let mut q = Query::select();
-        q.column(ident("user_key")).from(ident("_hs_changed"));
+        let mut changed = col("_hs_changed", "kind").eq("x");
+        let names = self.event_names();
+        if !names.is_empty() {
+            changed = changed.or(col("_hs_changed", "kind")
+                .eq("e")
+                .and(self.name_condition("_hs_changed", &names)));
+        }
+        if self.reads_properties {
+            changed = changed.or(col("_hs_changed", "kind").eq("p"));
+        }
+        if self.reads_messages {
+            changed = changed.or(col("_hs_changed", "kind").eq("m"));
+        }
+        q.column(ident("user_key"))
+            .from(ident("_hs_changed"))
+            .and_where(changed);
         let mut parts = Vec::new();
         for (event, seconds) in self.windows() {
             // Events that were inside the window at p_t0 and are outside it at p_now.
@@ -411,15 +437,10 @@ impl<'a> MatcherBuilder<'a> {
                 .and_where(col("e", "occurred_at").lt(var("p_now").sub(seconds_interval(seconds))));
             parts.push(edge);
         }
-        let names = self.event_names();
         if !names.is_empty() {
             // Events that happened (became visible) between the ticks.
             let mut visible = Query::select();
-            let name_cond = if names.len() == 1 {
-                col("e", "event").eq(text_literal(&names[0]))
-            } else {
-                col("e", "event").is_in(names.iter().map(|n| text_literal(n)))
-            };
+            let name_cond = self.name_condition("e", &names);
             visible
                 .column((ident("e"), ident("user_key")))
                 .from_as(self.table("events"), ident("e"))

@@ -67,24 +67,33 @@ create table {{ s }}.messages (
 );
 create index messages_user_template on {{ s }}.messages (user_key, template);
 
--- Keys whose data changed since the last tick. Drained by every tick.
-create table {{ s }}.changed_keys (user_key text not null);
+-- What changed since the last tick, per contact key. Drained by every tick. `kind` says
+-- which buckets must look again: 'e' an event named `event` was added, changed or removed
+-- (buckets whose criteria name it); 'p' the contact's properties changed (buckets that read
+-- properties); 'm' a message was opened or clicked (buckets with opened/clicked); 'x' the
+-- contact appeared, disappeared, was (un)deleted or re-keyed (every bucket).
+create table {{ s }}.changed_keys (
+  user_key text not null,
+  kind     "char" not null,
+  event    text
+);
 
--- One pass over the statement's rows: the distinct keys are queued, and those without a
--- contact get one (keyed as external_id). The engine's own `bucket:`/`hogsend:` events
--- change no criteria (criteria may not name them) and are skipped.
+-- One pass over the statement's rows: the distinct (key, event) pairs are queued, and keys
+-- without a contact get one (keyed as external_id). The engine's own `bucket:`/`hogsend:`
+-- events change no criteria (criteria may not name them) and are skipped.
 create function {{ s }}._events_inserted() returns trigger language plpgsql as $hs$
 begin
   with touched as materialized (
-    select distinct n.user_key from new_rows n
+    select distinct n.user_key, n.event from new_rows n
      where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
   ), created as (
     insert into {{ s }}.contacts (external_id)
-    select t.user_key from touched t
+    select distinct t.user_key from touched t
      where not exists (select 1 from {{ s }}.contacts c where c.user_key = t.user_key)
     on conflict (user_key) do nothing
   )
-  insert into {{ s }}.changed_keys (user_key) select user_key from touched;
+  insert into {{ s }}.changed_keys (user_key, kind, event)
+  select user_key, 'e', event from touched;
   return null;
 end $hs$;
 create trigger events_inserted after insert on {{ s }}.events
@@ -92,25 +101,27 @@ create trigger events_inserted after insert on {{ s }}.events
 
 create function {{ s }}._events_updated() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key)
-  select user_key from new_rows union select user_key from old_rows;
+  insert into {{ s }}.changed_keys (user_key, kind, event)
+  select user_key, 'e', event from new_rows
+  union select user_key, 'e', event from old_rows;
   return null;
 end $hs$;
 create trigger events_updated after update on {{ s }}.events
   referencing old table as old_rows new table as new_rows
   for each statement execute function {{ s }}._events_updated();
 
-create function {{ s }}._rows_deleted() returns trigger language plpgsql as $hs$
+create function {{ s }}._events_deleted() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key) select distinct user_key from old_rows;
+  insert into {{ s }}.changed_keys (user_key, kind, event)
+  select distinct user_key, 'e', event from old_rows;
   return null;
 end $hs$;
 create trigger events_deleted after delete on {{ s }}.events
-  referencing old table as old_rows for each statement execute function {{ s }}._rows_deleted();
+  referencing old table as old_rows for each statement execute function {{ s }}._events_deleted();
 
 create function {{ s }}._contacts_inserted() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key) select user_key from new_rows;
+  insert into {{ s }}.changed_keys (user_key, kind) select user_key, 'x' from new_rows;
   return null;
 end $hs$;
 create trigger contacts_inserted after insert on {{ s }}.contacts
@@ -118,13 +129,16 @@ create trigger contacts_inserted after insert on {{ s }}.contacts
 
 create function {{ s }}._contacts_updated() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key)
-  select n.user_key from new_rows n join old_rows o on o.id = n.id
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select n.user_key,
+         case when n.deleted_at is distinct from o.deleted_at
+                or n.user_key is distinct from o.user_key then 'x' else 'p' end
+    from new_rows n join old_rows o on o.id = n.id
    where n.properties is distinct from o.properties
       or n.deleted_at is distinct from o.deleted_at
       or n.user_key is distinct from o.user_key
   union
-  select o.user_key from new_rows n join old_rows o on o.id = n.id
+  select o.user_key, 'x' from new_rows n join old_rows o on o.id = n.id
    where n.user_key is distinct from o.user_key;
   return null;
 end $hs$;
@@ -132,16 +146,21 @@ create trigger contacts_updated after update on {{ s }}.contacts
   referencing old table as old_rows new table as new_rows
   for each statement execute function {{ s }}._contacts_updated();
 
+create function {{ s }}._contacts_deleted() returns trigger language plpgsql as $hs$
+begin
+  insert into {{ s }}.changed_keys (user_key, kind) select distinct user_key, 'x' from old_rows;
+  return null;
+end $hs$;
 create trigger contacts_deleted after delete on {{ s }}.contacts
-  referencing old table as old_rows for each statement execute function {{ s }}._rows_deleted();
+  referencing old table as old_rows for each statement execute function {{ s }}._contacts_deleted();
 
 -- `opened T` / `clicked T` read the engaged (opened or clicked) messages: queue the keys of
 -- the engaged rows a statement adds, and of those it changes or removes (an open that is
 -- reset, a message purged by retention), whose old rows may be what made an atom true.
 create function {{ s }}._messages_changed() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key)
-  select distinct n.user_key from new_rows n
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select distinct n.user_key, 'm' from new_rows n
    where n.opened_at is not null or n.clicked_at is not null;
   return null;
 end $hs$;
@@ -259,7 +278,8 @@ create view {{ s }}.bucket_transitions as
 create function {{ s }}._work_tables() returns void language plpgsql as $hs$
 begin
   if to_regclass('pg_temp._hs_changed') is null then
-    create temp table _hs_changed (user_key text primary key) on commit delete rows;
+    create temp table _hs_changed (user_key text not null, kind "char" not null, event text)
+      on commit delete rows;
     create temp table _hs_cand (user_key text primary key) on commit delete rows;
     create temp table _hs_match (user_key text primary key, anchor timestamptz) on commit delete rows;
     create temp table _hs_diff (
@@ -276,6 +296,7 @@ create function {{ s }}._tick_begin(p_now timestamptz) returns timestamptz
 language plpgsql as $hs$
 declare
   t0 timestamptz;
+  n  bigint;
 begin
   if p_now is null then
     raise exception 'hogsend: tick needs a non-null now' using errcode = '22004';
@@ -288,8 +309,12 @@ begin
   end if;
   perform {{ s }}._work_tables();
   delete from _hs_changed;
-  with drained as (delete from {{ s }}.changed_keys returning user_key)
-  insert into _hs_changed (user_key) select distinct user_key from drained;
+  with drained as (delete from {{ s }}.changed_keys returning user_key, kind, event)
+  insert into _hs_changed (user_key, kind, event) select distinct user_key, kind, event from drained;
+  get diagnostics n = row_count;
+  if n > 0 then
+    analyze _hs_changed;
+  end if;
   return coalesce(t0, p_now);
 end $hs$;
 

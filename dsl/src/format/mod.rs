@@ -33,7 +33,7 @@ pub fn format(source: &str) -> Result<String, Vec<ParseError>> {
 }
 
 /// Prints a tree built in memory (its spans and comments are ignored) in the canonical
-/// layout. For a tree parsed from source, prefer [`format`], which keeps comments.
+/// layout. For a tree parsed from source, prefer [`format()`], which keeps comments.
 pub fn format_ast(file: &SourceFile) -> String {
     let info = SourceInfo {
         text: "",

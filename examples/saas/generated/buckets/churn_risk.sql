@@ -86,6 +86,7 @@ begin
     insert into _hs_cand (user_key)
     SELECT user_key
     FROM _hs_changed
+    WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')) OR _hs_changed.kind = 'p'
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e

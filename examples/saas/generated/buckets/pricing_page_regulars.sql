@@ -82,6 +82,7 @@ begin
     insert into _hs_cand (user_key)
     SELECT user_key
     FROM _hs_changed
+    WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event = '$pageview') OR _hs_changed.kind = 'p'
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
