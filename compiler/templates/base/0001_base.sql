@@ -166,16 +166,16 @@ begin
 end $hs$;
 create function {{ s }}._messages_updated() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key)
-  select n.user_key from new_rows n where n.opened_at is not null or n.clicked_at is not null
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select n.user_key, 'm' from new_rows n where n.opened_at is not null or n.clicked_at is not null
   union
-  select o.user_key from old_rows o where o.opened_at is not null or o.clicked_at is not null;
+  select o.user_key, 'm' from old_rows o where o.opened_at is not null or o.clicked_at is not null;
   return null;
 end $hs$;
 create function {{ s }}._messages_deleted() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key)
-  select distinct o.user_key from old_rows o
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select distinct o.user_key, 'm' from old_rows o
    where o.opened_at is not null or o.clicked_at is not null;
   return null;
 end $hs$;
