@@ -348,7 +348,11 @@ async fn keys_scopes_and_rate_limits() {
         .await;
     assert_eq!((r.status, error_code(&r).as_str()), (401, "unauthorized"));
     // A tampered secret with a real prefix.
-    let last = if d.ingest_key.ends_with('0') { "1" } else { "0" };
+    let last = if d.ingest_key.ends_with('0') {
+        "1"
+    } else {
+        "0"
+    };
     let tampered = format!("{}{last}", &d.ingest_key[..d.ingest_key.len() - 1]);
     let r = d
         .call("POST", "/v1/events", Some(&tampered), Some(&event))
