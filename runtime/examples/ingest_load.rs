@@ -281,9 +281,16 @@ async fn copy_events(conn: &mut PgConnection, count: u64) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+static PROBE_SECONDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(20);
+
+fn a_seconds_for_probes() -> u64 {
+    PROBE_SECONDS.load(Ordering::Relaxed)
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
+    PROBE_SECONDS.store(a.seconds, Ordering::Relaxed);
     let db = "hogsend_ingest_bench";
     let url = with_database(&a.admin_url, db);
     let mut admin = PgConnection::connect(&a.admin_url).await.expect("admin");
@@ -318,7 +325,7 @@ async fn main() {
     hogsend(&a, &url, &["tick"]);
     eprintln!("catch-up tick {:.1} s", t.elapsed().as_secs_f64());
     let mut conn = PgConnection::connect(&url).await.expect("db");
-    let (_, key) = keys::create(&mut conn, "hogsend", Scope::Ingest, Some("load"))
+    let (_, key) = keys::create(&mut conn, "hogsend", Scope::Admin, Some("load"))
         .await
         .expect("key");
     let events_before: i64 = sqlx::query_scalar("select count(*) from hogsend.events")
@@ -358,6 +365,37 @@ async fn main() {
     let full = load(addr, &key, a.workers, a.seconds, None, 1, a.active).await;
     let rate = full.events as f64 / full.seconds;
     let half_rate_requests = rate / 2.0 / BATCH as f64;
+    // While the half-rate load runs, probe the real-time guarantee: every 2 s a new contact
+    // signs up through the partner programme and we time until `partner_signups` lists it.
+    let probe_key = key.clone();
+    let probes = tokio::spawn(async move {
+        let headers = vec![
+            ("Authorization".to_owned(), format!("Bearer {probe_key}")),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        let mut lags = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(a_seconds_for_probes());
+        let mut n = 0;
+        while Instant::now() < deadline {
+            n += 1;
+            let who = format!("probe-{}-{n}", std::process::id());
+            let body = json!({"user_id": who, "event": "user.signed_up",
+                              "contact": {"signup source": "partner"}})
+            .to_string();
+            let t = Instant::now();
+            request(addr, "POST", "/v1/events", &headers, Some(body.as_bytes())).await;
+            let path = format!("/v1/buckets/partner_signups/members/{who}");
+            while request(addr, "GET", &path, &headers, None).await.status != 200 {
+                if t.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            lags.push(t.elapsed().as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        lags
+    });
     let half = load(
         addr,
         &key,
@@ -368,6 +406,8 @@ async fn main() {
         a.active,
     )
     .await;
+    let mut lags = probes.await.unwrap_or_default();
+    lags.sort_by(|x, y| x.total_cmp(y));
     let metrics = request(addr, "GET", "/metrics", &[], None).await.body;
     let rss_peak = rss_kb(pid, "VmHWM:");
     let rss_now = rss_kb(pid, "VmRSS:");
@@ -412,6 +452,12 @@ async fn main() {
         rss_idle / 1024,
         rss_now / 1024,
         rss_peak / 1024
+    );
+    println!(
+        "real-time probes during the half-rate phase: {} joins, visible after median {:.0} ms, max {:.0} ms",
+        lags.len(),
+        pct(&lags, 0.5),
+        lags.last().copied().unwrap_or(0.0)
     );
     for l in realtime {
         println!("  {l}");
