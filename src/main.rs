@@ -40,6 +40,12 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Run one full tick at an instant and print what changed
     Tick(commands::tick::Args),
+    /// Run the daemon: migrate, then the scheduler, the real-time pass and the HTTP API
+    Serve(commands::serve::Args),
+    /// Run the daemon on a laptop, with a private Postgres when no database is given
+    Dev(commands::dev::Args),
+    /// Create, list and revoke API keys
+    Keys(commands::keys::Args),
     /// Benchmark the engine on a synthetic dataset, next to a per-contact baseline
     Bench(commands::bench::Args),
     /// Generate a large project and time `check` on it (development)
@@ -58,6 +64,9 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(args, &output),
         Command::Migrate(args) => commands::migrate::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
+        Command::Serve(args) => commands::serve::run(args, &output),
+        Command::Dev(args) => commands::dev::run(args, &output),
+        Command::Keys(args) => commands::keys::run(args, &output),
         Command::Bench(args) => commands::bench::run(args, &output),
         Command::BenchCheck(args) => commands::bench_check::run(args, &output),
     };

@@ -68,12 +68,16 @@ impl Default for DatabaseConfig {
 pub struct ScheduleConfig {
     /// How often the scheduler ticks. Default 30 seconds.
     pub tick_every: TickEvery,
+    /// How often the daemon runs the real-time pass over the contacts touched by ingest
+    /// since the previous run, in milliseconds. Default 250.
+    pub realtime_flush_ms: u64,
 }
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
             tick_every: TickEvery { seconds: 30 },
+            realtime_flush_ms: 250,
         }
     }
 }
@@ -415,6 +419,7 @@ url = "postgres://app:hunter2@db:5432/acme"
 schema = "hs_1"
 [schedule]
 tick_every = "1m30s"
+realtime_flush_ms = 100
 [api]
 listen = "0.0.0.0:9000"
 max_body_bytes = 10
@@ -429,6 +434,7 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
         );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(c.schedule.tick_every.seconds, 90);
+        assert_eq!(c.schedule.realtime_flush_ms, 100);
         assert_eq!(c.email.provider, EmailProvider::Smtp);
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");

@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -61,6 +61,46 @@ pub async fn apply_keys(
         .bind(now)
         .fetch_one(&mut *conn)
         .await?)
+}
+
+/// The daemon's real-time pass: `apply_keys(keys)` in a transaction that first removes these
+/// keys' entries from the change queue, so the next tick does not evaluate them a second
+/// time. Safe because the pass lock is taken before the removal (no tick is running) and
+/// every removed entry was committed before the evaluation's statements start, so the
+/// evaluation sees each change it drops; entries committed later stay queued. (A change to
+/// an event that lies after the pass's instant is still caught by the tick's rule for
+/// events becoming visible.)
+pub async fn apply_keys_draining(
+    conn: &mut PgConnection,
+    schema: &str,
+    keys: &[String],
+) -> Result<serde_json::Value> {
+    let s = schema_ident(schema);
+    let mut tx = conn.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(hogsend_compiler::plan::lock_key(schema))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!(
+        "delete from {s}.changed_keys where user_key = any($1)"
+    ))
+    .bind(keys)
+    .execute(&mut *tx)
+    .await?;
+    let summary = apply_keys(&mut tx, schema, keys, None).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Refreshes the planner's statistics of `memberships`. The passes' plans depend on how
+/// many members a bucket has; after many real-time joins autovacuum may not have caught up
+/// yet, and a pass planned for an empty bucket can take 100× longer (measured: 34 s instead
+/// of 0.4 s for 10,000 contacts of a bucket that had grown from 0 to 180,000 members).
+pub async fn analyze_memberships(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    let s = schema_ident(schema);
+    conn.execute(format!("analyze {s}.memberships").as_str())
+        .await?;
+    Ok(())
 }
 
 /// Refreshes planner statistics and visibility after a pass that rewrote many membership rows

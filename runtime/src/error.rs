@@ -19,6 +19,9 @@ pub enum Error {
     /// A tick was asked for an instant before the last tick.
     #[error("{0}")]
     TickRefused(String),
+    /// The listener failed.
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
     /// Any other database error.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -1,13 +1,114 @@
-//! The hogsend runtime: applies compiled projects to Postgres and runs them.
+//! The hogsend runtime: applies compiled projects to Postgres and runs them as a daemon.
 //!
 //! This crate never parses `.hog`: it receives generated SQL from the compiler and calls the
 //! generated functions through [`db`], the one module that knows their names.
+//!
+//! ```text
+//!   launch(config, listener, shutdown)
+//!     ├─ migrate (base schema + compiled project, one transaction)
+//!     ├─ scheduler   tick every tick_every; leader lock, no overlap      scheduler.rs
+//!     ├─ realtime    apply_keys for touched contacts every ~250 ms      realtime.rs
+//!     └─ HTTP API    ingest, contacts, buckets, ops                     http/
+//!                      └─ ingest.rs: validation + set-based write; queries.rs: reads
+//! ```
 
+pub mod config;
 pub mod db;
 pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod keys;
+pub mod metrics;
 pub mod migrate;
 pub mod pgcluster;
+pub mod queries;
+pub mod realtime;
+pub mod scheduler;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use config::RuntimeConfig;
 pub use error::{Error, Result};
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Runs the daemon on `listener` until `shutdown` resolves: migrates, starts the scheduler
+/// and the real-time pass, serves the API. On shutdown it stops accepting connections,
+/// drains the requests in flight, lets a running tick finish, runs a last real-time pass
+/// and returns.
+pub async fn launch(
+    config: RuntimeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let schema = config.schema.clone();
+    let pool = db::connect(config.database_url.expose(), config.pool_size).await?;
+    {
+        let mut conn = pool.acquire().await?;
+        let report = migrate::migrate(&mut conn, &schema, &config.generated).await?;
+        tracing::info!(
+            schema = %schema,
+            base = report.base_to,
+            added = ?report.added,
+            changed = ?report.changed,
+            removed = ?report.removed,
+            "migrated"
+        );
+    }
+    let config = Arc::new(config);
+    let state = http::AppState {
+        pool: pool.clone(),
+        config: config.clone(),
+        metrics: Arc::new(metrics::Metrics::default()),
+        pending: Arc::new(realtime::Pending::default()),
+        limiter: Arc::new(http::auth::RateLimiter::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        )),
+        health: Arc::new(Mutex::new(scheduler::TickHealth::default())),
+        started: Instant::now(),
+    };
+    let (stop_ticks, ticks_stopped) = watch::channel(false);
+    let (stop_realtime, realtime_stopped) = watch::channel(false);
+    let scheduler = config.scheduler.then(|| {
+        tokio::spawn(scheduler::run(
+            pool.clone(),
+            schema.clone(),
+            config.tick_every,
+            state.metrics.clone(),
+            state.health.clone(),
+            ticks_stopped,
+        ))
+    });
+    let realtime = tokio::spawn(realtime::run(
+        pool.clone(),
+        schema.clone(),
+        config.realtime_flush,
+        state.pending.clone(),
+        state.metrics.clone(),
+        realtime_stopped,
+    ));
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, tick_every = ?config.tick_every, realtime_flush = ?config.realtime_flush, "listening");
+    let app = http::router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining requests");
+            // No new tick starts from here on; a running one finishes.
+            let _ = stop_ticks.send(true);
+        })
+        .await;
+    let _ = stop_realtime.send(true);
+    if let Some(handle) = scheduler {
+        let _ = handle.await;
+    }
+    let _ = realtime.await;
+    pool.close().await;
+    tracing::info!("stopped");
+    served.map_err(Error::Io)
+}

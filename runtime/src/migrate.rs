@@ -5,7 +5,7 @@ use crate::{Error, Result};
 use hogsend_compiler::emit::{apply_order, base_migrations, GeneratedFile, VERSION};
 use hogsend_compiler::plan::lock_key;
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, Executor, PgConnection, Row};
 
 /// What a migration did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,7 +101,7 @@ async fn apply(
         .bind(lock_key(schema))
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(&format!(
+    let bootstrap = format!(
         "create schema if not exists {s};
          create table if not exists {s}.schema_migrations (
            version         integer primary key,
@@ -109,9 +109,8 @@ async fn apply(
            hogsend_version text not null,
            applied_at      timestamptz not null default now()
          );"
-    ))
-    .execute(&mut *tx)
-    .await?;
+    );
+    (&mut *tx).execute(sqlx::raw_sql(&bootstrap)).await?;
     let base_from = base_version(&mut *tx, schema).await?;
     let migrations = base_migrations(schema);
     let supported = migrations.iter().map(|m| m.version).max().unwrap_or(0);
@@ -122,8 +121,14 @@ async fn apply(
             supported,
         });
     }
-    for migration in migrations.iter().filter(|m| m.version > base_from) {
-        sqlx::raw_sql(&migration.sql).execute(&mut *tx).await?;
+    let pending: Vec<_> = migrations
+        .into_iter()
+        .filter(|m| m.version > base_from)
+        .collect();
+    // `Executor::execute(raw_sql)` rather than `raw_sql().execute()`: the latter makes the
+    // future not provably `Send` (sqlx higher-ranked lifetimes), and the daemon spawns it.
+    for migration in pending {
+        (&mut *tx).execute(sqlx::raw_sql(&migration.sql)).await?;
         sqlx::query(&format!(
             "insert into {s}.schema_migrations (version, name, hogsend_version) values ($1, $2, $3)"
         ))
@@ -134,9 +139,13 @@ async fn apply(
         .await?;
     }
     let mut sync = serde_json::Value::Null;
-    for file in apply_order(generated) {
-        let rows = sqlx::raw_sql(&file.contents).fetch_all(&mut *tx).await?;
-        if file.path == "project.sql" {
+    let ordered: Vec<(String, String)> = apply_order(generated)
+        .into_iter()
+        .map(|f| (f.path.clone(), f.contents.clone()))
+        .collect();
+    for (path, contents) in ordered {
+        let rows = (&mut *tx).fetch_all(sqlx::raw_sql(&contents)).await?;
+        if path == "project.sql" {
             if let Some(row) = rows.last() {
                 sync = row.try_get::<serde_json::Value, _>(0)?;
             }

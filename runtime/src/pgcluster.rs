@@ -80,22 +80,48 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The user Postgres will run as: `None` when this process is not root.
+fn run_as_user() -> Result<Option<String>, ClusterError> {
+    if current_uid() != Some(0) {
+        return Ok(None);
+    }
+    ["postgres", "nobody"]
+        .into_iter()
+        .find(|u| user_exists(u))
+        .map(|u| Some(u.to_owned()))
+        .ok_or(ClusterError::NoUser)
+}
+
 impl PrivateCluster {
+    /// Whether a cluster can live in `dir`: when run as root, the unprivileged user must be
+    /// able to reach it (a project under a private home directory such as `/root` is not).
+    pub fn can_host(dir: &Path) -> bool {
+        let Ok(Some(user)) = run_as_user() else {
+            return true;
+        };
+        let Ok(dir) = std::path::absolute(dir) else {
+            return false;
+        };
+        let parent = dir.parent().unwrap_or(&dir);
+        Command::new("runuser")
+            .arg("-u")
+            .arg(&user)
+            .arg("--")
+            .arg("test")
+            .arg("-x")
+            .arg(parent)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
     /// Starts (initialising if needed) the cluster kept in `dir`, or reuses it when it is
     /// already running. Safe against concurrent callers through a lock directory.
     pub fn ensure(dir: &Path) -> Result<PrivateCluster, ClusterError> {
         let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
-        let run_as = if current_uid() == Some(0) {
-            Some(
-                ["postgres", "nobody"]
-                    .into_iter()
-                    .find(|u| user_exists(u))
-                    .ok_or(ClusterError::NoUser)?
-                    .to_owned(),
-            )
-        } else {
-            None
-        };
+        let run_as = run_as_user()?;
+        // Postgres changes into its data directory: every path it gets must be absolute.
+        let dir = &std::path::absolute(dir)?;
         fs::create_dir_all(dir)?;
         let _lock = DirLock::acquire(&dir.with_extension("lock"))?;
         let cluster = PrivateCluster {

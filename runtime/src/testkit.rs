@@ -143,3 +143,230 @@ impl Drop for TestDatabase {
         let _ = handle.join();
     }
 }
+
+/// Compiles `.hog` source text (one file) into the generated SQL files, for tests that run a
+/// daemon on a small project. Panics on a project with errors.
+pub fn compile(hog: &str) -> Vec<hogsend_compiler::emit::GeneratedFile> {
+    let set = hogsend_compiler::source::SourceSet {
+        files: vec![hogsend_compiler::source::SourceFile::new("test.hog", hog)],
+        ..Default::default()
+    };
+    let compiled = hogsend_compiler::compile(&set);
+    match compiled.files {
+        Some(files) => files,
+        None => panic!(
+            "test project has errors: {:#?}",
+            compiled.checked.diagnostics
+        ),
+    }
+}
+
+/// A daemon launched in-process on 127.0.0.1:0 against a test database, with one key of
+/// each scope.
+pub struct TestDaemon {
+    pub addr: std::net::SocketAddr,
+    pub admin_key: String,
+    pub ingest_key: String,
+    pub read_key: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<crate::Result<()>>>,
+}
+
+impl TestDaemon {
+    /// Migrates `files` into `db`, mints keys and launches. `tweak` adjusts the config
+    /// (the scheduler is off by default: tests drive `tick` themselves).
+    pub async fn start(
+        db: &TestDatabase,
+        files: Vec<hogsend_compiler::emit::GeneratedFile>,
+        tweak: impl FnOnce(&mut crate::RuntimeConfig),
+    ) -> TestDaemon {
+        let mut conn = db.connect().await;
+        crate::migrate::migrate(&mut conn, "hogsend", &files)
+            .await
+            .unwrap_or_else(|e| panic!("migrate: {e}"));
+        // Settle (backfill) the new buckets, as the scheduler's first round would: the
+        // real-time pass leaves unsettled buckets to the tick.
+        crate::db::tick(&mut conn, "hogsend", None)
+            .await
+            .unwrap_or_else(|e| panic!("first tick: {e}"));
+        let mut keys = Vec::new();
+        for scope in [
+            crate::keys::Scope::Admin,
+            crate::keys::Scope::Ingest,
+            crate::keys::Scope::Read,
+        ] {
+            let (_, key) = crate::keys::create(&mut conn, "hogsend", scope, Some("test"))
+                .await
+                .unwrap_or_else(|e| panic!("key: {e}"));
+            keys.push(key);
+        }
+        let [admin_key, ingest_key, read_key]: [String; 3] =
+            keys.try_into().unwrap_or_else(|_| panic!("three keys"));
+        let mut config = crate::RuntimeConfig::from_project(
+            &hogsend_compiler::config::Config::default(),
+            db.url(),
+            files,
+            |_| None,
+        )
+        .unwrap_or_else(|e| panic!("config: {e}"));
+        config.scheduler = false;
+        config.realtime_flush = std::time::Duration::from_millis(50);
+        config.pool_size = 5;
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(crate::launch(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let daemon = TestDaemon {
+            addr,
+            admin_key,
+            ingest_key,
+            read_key,
+            stop: Some(stop),
+            handle: Some(handle),
+        };
+        // Serving starts after launch's own migrate: wait for it.
+        let started = std::time::Instant::now();
+        while daemon.call("GET", "/healthz", None, None).await.status != 200 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the test daemon did not come up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        daemon
+    }
+
+    /// A request with a bearer key.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        let mut headers = Vec::new();
+        if let Some(key) = key {
+            headers.push(("Authorization".to_owned(), format!("Bearer {key}")));
+        }
+        let body = body.map(|b| {
+            headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+            b.to_string().into_bytes()
+        });
+        request(self.addr, method, path, &headers, body.as_deref()).await
+    }
+
+    /// Stops the daemon (as on SIGTERM) and returns what `launch` returned.
+    pub async fn stop(mut self) -> crate::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await.unwrap_or_else(|e| panic!("daemon task: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), enough for tests.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    // The server may answer (413) and close before reading a large body: ignore write errors.
+    let _ = stream.write_all(&raw).await;
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

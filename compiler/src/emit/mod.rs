@@ -36,6 +36,14 @@ struct BaseV1<'a> {
     lock_key: i64,
 }
 
+/// Version 2: what the runtime daemon needs (API keys, aliases, merge, deletion).
+#[derive(Template)]
+#[template(path = "base/0002_runtime.sql", escape = "none")]
+struct BaseV2<'a> {
+    s: &'a str,
+    lock_key: i64,
+}
+
 #[derive(Template)]
 #[template(path = "project/bucket.sql", escape = "none")]
 struct BucketFile<'a> {
@@ -75,11 +83,22 @@ pub fn base_migrations(schema: &str) -> Vec<Migration> {
         s: schema,
         lock_key: crate::plan::lock_key(schema),
     };
-    vec![Migration {
-        version: 1,
-        name: "base",
-        sql: render(&v1),
-    }]
+    let v2 = BaseV2 {
+        s: schema,
+        lock_key: crate::plan::lock_key(schema),
+    };
+    vec![
+        Migration {
+            version: 1,
+            name: "base",
+            sql: render(&v1),
+        },
+        Migration {
+            version: 2,
+            name: "runtime",
+            sql: render(&v2),
+        },
+    ]
 }
 
 fn render(template: &impl Template) -> String {

@@ -154,6 +154,9 @@ end $hs$;
 create trigger contacts_deleted after delete on {{ s }}.contacts
   referencing old table as old_rows for each statement execute function {{ s }}._contacts_deleted();
 
+-- `opened T` / `clicked T` read the engaged (opened or clicked) messages: queue the keys of
+-- the engaged rows a statement adds, and of those it changes or removes (an open that is
+-- reset, a message purged by retention), whose old rows may be what made an atom true.
 create function {{ s }}._messages_changed() returns trigger language plpgsql as $hs$
 begin
   insert into {{ s }}.changed_keys (user_key, kind)
@@ -161,10 +164,28 @@ begin
    where n.opened_at is not null or n.clicked_at is not null;
   return null;
 end $hs$;
+create function {{ s }}._messages_updated() returns trigger language plpgsql as $hs$
+begin
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select n.user_key, 'm' from new_rows n where n.opened_at is not null or n.clicked_at is not null
+  union
+  select o.user_key, 'm' from old_rows o where o.opened_at is not null or o.clicked_at is not null;
+  return null;
+end $hs$;
+create function {{ s }}._messages_deleted() returns trigger language plpgsql as $hs$
+begin
+  insert into {{ s }}.changed_keys (user_key, kind)
+  select distinct o.user_key, 'm' from old_rows o
+   where o.opened_at is not null or o.clicked_at is not null;
+  return null;
+end $hs$;
 create trigger messages_inserted after insert on {{ s }}.messages
   referencing new table as new_rows for each statement execute function {{ s }}._messages_changed();
 create trigger messages_updated after update on {{ s }}.messages
-  referencing new table as new_rows for each statement execute function {{ s }}._messages_changed();
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function {{ s }}._messages_updated();
+create trigger messages_deleted after delete on {{ s }}.messages
+  referencing old table as old_rows for each statement execute function {{ s }}._messages_deleted();
 
 -- TRUNCATE leaves no rows to queue: every bucket is re-derived from scratch instead.
 create function {{ s }}._truncated() returns trigger language plpgsql as $hs$
@@ -198,6 +219,8 @@ create table {{ s }}.buckets (
 create trigger events_truncated after truncate on {{ s }}.events
   for each statement execute function {{ s }}._truncated();
 create trigger contacts_truncated after truncate on {{ s }}.contacts
+  for each statement execute function {{ s }}._truncated();
+create trigger messages_truncated after truncate on {{ s }}.messages
   for each statement execute function {{ s }}._truncated();
 
 -- One row per (bucket, contact) that was ever a member: the current membership when
@@ -469,10 +492,14 @@ begin
      where _hs_diff.action = 'defer';
   end if;
 
-  -- 3. Joins, as the entry policy allows. A contact that left at this instant stays out.
+  -- 3. Joins, as the entry policy allows. A contact that left at this instant (at an earlier
+  --    pass at the same `now`: a retried tick, a real-time pass) stays out for now: 'later'
+  --    arms its timer so that the next tick reconsiders it, whether or not its data changes
+  --    again (its changed key is drained by this tick).
   insert into _hs_diff (user_key, action, entry_count, anchor, left_at)
   select x.user_key,
          case when m.user_key is null then 'join'
+              when m.left_at >= p_now then 'later'
               when b.entry_kind = 'once' then 'block'
               when b.entry_kind = 'once_per' and m.left_at + b.entry_period > p_now then 'block'
               else 'join' end,
@@ -481,7 +508,7 @@ begin
          m.left_at
     from _hs_match x
     left join {{ s }}.memberships m on m.bucket_id = p_bucket and m.user_key = x.user_key
-   where m.user_key is null or (not m.active and m.left_at < p_now);
+   where m.user_key is null or not m.active;
 
   analyze _hs_diff;
 
@@ -512,14 +539,16 @@ begin
          source = excluded.source, next_check_at = excluded.next_check_at;
   get diagnostics n_joins = row_count;
 
-  -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends.
+  -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends;
+  -- postponed ones at the next tick.
   update {{ s }}.memberships m
      set next_check_at = case when d.action = 'defer'
                               then least(m.next_check_at, m.entered_at + b.min_dwell)
+                              when d.action = 'later' then p_now + interval '1 microsecond'
                               else d.left_at + b.entry_period end
     from _hs_diff d
    where m.bucket_id = p_bucket and m.user_key = d.user_key
-     and (d.action = 'defer' or (d.action = 'block' and b.entry_kind = 'once_per'));
+     and (d.action in ('defer', 'later') or (d.action = 'block' and b.entry_kind = 'once_per'));
   select count(*) filter (where action = 'defer'), count(*) filter (where action = 'block')
     into n_deferred, n_blocked from _hs_diff;
 
@@ -622,6 +651,7 @@ create function {{ s }}._sync_project(p_buckets jsonb) returns jsonb
 language plpgsql as $hs$
 declare
   v_now   timestamptz;
+  v_ended timestamptz;
   r       record;
   added   text[] := '{}';
   changed text[] := '{}';
@@ -629,6 +659,13 @@ declare
 begin
   perform pg_advisory_xact_lock({{ lock_key }});
   select greatest(now(), last_tick_at) into v_now from {{ s }}.tick_state;
+  -- Memberships a deploy ends (removed, disabled) end at the last tick's instant: they must
+  -- live on the ticks' clock, which need not be the database's (`tick --now`, a scheduler's
+  -- own clock). With now() they could end "after" the next tick, and the backfill of a
+  -- re-enabled or re-added bucket would then not let them re-join (no re-join in the tick
+  -- a contact left) until the tick clock passed the deploy's wall-clock time. Before any
+  -- tick there is no membership to end.
+  select coalesce(last_tick_at, now()) into v_ended from {{ s }}.tick_state;
 
   create temp table _hs_declared on commit drop as
   select d.id, d.fingerprint, d.enabled, d.entry_kind,
@@ -642,7 +679,7 @@ begin
 
   for r in select b.id from {{ s }}.buckets b
             where not exists (select 1 from _hs_declared d where d.id = b.id) order by b.id loop
-    perform {{ s }}._end_memberships(r.id, 'removed', v_now);
+    perform {{ s }}._end_memberships(r.id, 'removed', v_ended);
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match');
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match_all');
     execute format('drop function if exists {{ s }}.%I(timestamptz, timestamptz)', 'b_' || r.id || '_run');
@@ -653,7 +690,7 @@ begin
 
   for r in select b.id from {{ s }}.buckets b join _hs_declared d on d.id = b.id
             where b.enabled and not d.enabled order by b.id loop
-    perform {{ s }}._end_memberships(r.id, 'disabled', v_now);
+    perform {{ s }}._end_memberships(r.id, 'disabled', v_ended);
   end loop;
 
   -- Policy changes: every active member's timer is re-derived at the next tick.
@@ -662,6 +699,13 @@ begin
    where m.bucket_id = b.id and m.active
      and (b.min_dwell is distinct from d.min_dwell or b.max_dwell is distinct from d.max_dwell
           or b.dwell_rules <> d.dwell_rules);
+  -- Entry policy changes: a former member blocked by the old policy (or cooling down for
+  -- the old period) may be eligible under the new one, with no new data to make it a
+  -- candidate: every former member is reconsidered by the next tick.
+  update {{ s }}.memberships m set next_check_at = '-infinity'
+    from {{ s }}.buckets b join _hs_declared d on d.id = b.id
+   where m.bucket_id = b.id and not m.active
+     and (b.entry_kind <> d.entry_kind or b.entry_period is distinct from d.entry_period);
 
   select coalesce(array_agg(d.id order by d.id), '{}') into added
     from _hs_declared d where not exists (select 1 from {{ s }}.buckets b where b.id = d.id);

@@ -1,0 +1,183 @@
+-- hogsend base schema, version 2: what the runtime daemon (`hogsend serve`) needs.
+--
+-- API keys (stored hashed), anonymous-id aliases, identity merge and contact deletion.
+-- Merge and deletion take the schema's pass lock, like `tick` and `apply_keys`: every
+-- writer of `transitions` is serialized by it, which is what makes the transition feed
+-- gap-free when read by id (see ARCHITECTURE.md, "The transition feed").
+
+-- API keys. The secret is never stored: `hash` is the hex SHA-256 of the whole key text.
+-- `prefix` is the public part shown by `hogsend keys list` and used to find the row.
+create table {{ s }}.api_keys (
+  id          bigint generated always as identity primary key,
+  prefix      text not null unique,
+  hash        text not null,
+  name        text,
+  scope       text not null check (scope in ('ingest', 'read', 'admin')),
+  created_at  timestamptz not null default now(),
+  revoked_at  timestamptz
+);
+
+-- Anonymous ids folded into a contact by identify/alias, so later anonymous-only events
+-- from the same device reach the merged contact.
+create table {{ s }}.contact_aliases (
+  alias      text primary key,
+  contact_id uuid not null references {{ s }}.contacts (id) on delete cascade,
+  created_at timestamptz not null default now()
+);
+-- The daemon's real-time pass removes the queue entries of the keys it evaluated (so the
+-- next tick does not evaluate them again): find them by key.
+create index changed_keys_user_key on {{ s }}.changed_keys (user_key);
+
+create index contacts_anonymous_id on {{ s }}.contacts (anonymous_id) where anonymous_id is not null;
+create index contacts_external_id on {{ s }}.contacts (external_id) where external_id is not null;
+
+-- The key events carrying only an anonymous id are stored under: the live contact whose key
+-- it is, else the contact it was merged into, else a live contact holding it as its
+-- anonymous id, else the anonymous id itself (a new contact).
+create function {{ s }}.resolve_anonymous(p_ids text[]) returns table (anonymous_id text, user_key text)
+language sql stable as $hs$
+  select a.id,
+         coalesce(
+           (select c.user_key from {{ s }}.contacts c where c.user_key = a.id),
+           (select c.user_key from {{ s }}.contact_aliases x
+              join {{ s }}.contacts c on c.id = x.contact_id where x.alias = a.id),
+           (select c.user_key from {{ s }}.contacts c
+             where c.anonymous_id = a.id and c.deleted_at is null
+             order by c.created_at, c.id limit 1),
+           a.id)
+    from (select distinct u as id from unnest(p_ids) as u where u is not null) a;
+$hs$;
+
+-- Identify / alias: the contact keyed `p_user` and the contact keyed `p_anon` become one
+-- contact keyed `p_user`. The survivor row (whose id, creation time and conflicting
+-- properties are kept) is the one with an external id, then the oldest. The other key's
+-- events and messages are re-keyed; its memberships move to the merged key where that key
+-- has none (with their transition history, so dwell clocks carry on), and otherwise end
+-- silently with reason `merged` (no `bucket:left` event, no reaction) so no bucket lists the
+-- person twice. The caller re-evaluates the merged key. Returns the merged key.
+--
+-- Only a contact whose *key* is `p_anon` is folded: an anonymous id already merged into
+-- another user (a shared device) is left alone.
+create function {{ s }}.merge_contacts(p_user text, p_anon text)
+returns text language plpgsql as $hs$
+declare
+  u      {{ s }}.contacts;
+  a      {{ s }}.contacts;
+  keep   {{ s }}.contacts;
+  lose   {{ s }}.contacts;
+  v_now  timestamptz;
+  v_anon text;
+begin
+  if p_user is null or p_anon is null or p_anon = p_user then
+    return p_user;
+  end if;
+  select * into a from {{ s }}.contacts where user_key = p_anon and deleted_at is null;
+  if a.id is null then
+    -- Nothing to fold: remember the anonymous id on (or as an alias of) the user.
+    insert into {{ s }}.contacts as c (external_id, anonymous_id)
+    values (p_user, p_anon)
+    on conflict (user_key) do update
+       set anonymous_id = excluded.anonymous_id
+     where c.anonymous_id is null;
+    select * into u from {{ s }}.contacts where user_key = p_user;
+    if u.anonymous_id is distinct from p_anon then
+      insert into {{ s }}.contact_aliases (alias, contact_id) values (p_anon, u.id)
+      on conflict (alias) do nothing;
+    end if;
+    return p_user;
+  end if;
+
+  -- A real merge: serialize with ticks and the real-time pass (they read memberships).
+  perform pg_advisory_xact_lock({{ lock_key }});
+  select greatest(now(), last_tick_at) into v_now from {{ s }}.tick_state;
+  select * into a from {{ s }}.contacts where user_key = p_anon and deleted_at is null for update;
+  select * into u from {{ s }}.contacts where user_key = p_user for update;
+  if a.id is null or u.deleted_at is not null then
+    -- Folded meanwhile, or the user was deleted: nothing to merge into.
+    return p_user;
+  end if;
+
+  if u.id is null then
+    -- Only the anonymous contact exists: it takes the user id (its key changes).
+    keep := a;
+  elsif (u.external_id is not null) <> (a.external_id is not null) then
+    if u.external_id is not null then keep := u; lose := a; else keep := a; lose := u; end if;
+  elsif (a.created_at, a.id) < (u.created_at, u.id) then
+    keep := a; lose := u;
+  else
+    keep := u; lose := a;
+  end if;
+  v_anon := coalesce(keep.anonymous_id, lose.anonymous_id, p_anon);
+
+  if lose.id is not null then
+    update {{ s }}.contact_aliases set contact_id = keep.id where contact_id = lose.id;
+    delete from {{ s }}.contacts where id = lose.id;
+  end if;
+  update {{ s }}.contacts
+     set external_id  = p_user,
+         anonymous_id = v_anon,
+         email        = coalesce(keep.email, lose.email),
+         properties   = coalesce(lose.properties, '{}') || keep.properties,
+         updated_at   = v_now
+   where id = keep.id;
+  insert into {{ s }}.contact_aliases (alias, contact_id)
+  select distinct x, keep.id
+    from unnest(array[p_anon, keep.anonymous_id, lose.anonymous_id]) as x
+   where x is not null and x <> v_anon
+  on conflict (alias) do update set contact_id = excluded.contact_id;
+
+  -- The final key is always the user id: everything under the anonymous key moves to it.
+  update {{ s }}.events set user_key = p_user where user_key = p_anon;
+  update {{ s }}.messages set user_key = p_user where user_key = p_anon;
+
+  -- Memberships of the anonymous key in buckets where the user has none move over, with
+  -- their transition history (dwell firings are looked up per key and epoch).
+  with moved as (
+    update {{ s }}.memberships m set user_key = p_user
+     where m.user_key = p_anon
+       and not exists (select 1 from {{ s }}.memberships k
+                        where k.bucket_id = m.bucket_id and k.user_key = p_user)
+    returning m.bucket_id)
+  update {{ s }}.transitions t set user_key = p_user
+    from moved where t.bucket_id = moved.bucket_id and t.user_key = p_anon;
+
+  -- The rest end silently: the person is already listed under the user id.
+  with ended as (
+    update {{ s }}.memberships
+       set active = false, left_at = v_now, leave_reason = 'merged', next_check_at = null
+     where user_key = p_anon and active
+    returning bucket_id, user_key, entry_count)
+  insert into {{ s }}.transitions (bucket_id, user_key, entry_count, kind, reason, source, occurred_at)
+  select bucket_id, user_key, entry_count, 'left', 'merged', 'merge', v_now from ended
+  on conflict do nothing;
+
+  insert into {{ s }}.changed_keys (user_key, kind) values (p_user, 'x'), (p_anon, 'x');
+  return p_user;
+end $hs$;
+
+-- Soft-delete a contact: it leaves every bucket at once, silently (reason `deleted`, no
+-- `bucket:left` event, no reaction). Returns false when there is no live contact `p_key`.
+create function {{ s }}.delete_contact(p_key text) returns boolean
+language plpgsql as $hs$
+declare
+  v_now timestamptz;
+  found_id uuid;
+begin
+  perform pg_advisory_xact_lock({{ lock_key }});
+  select greatest(now(), last_tick_at) into v_now from {{ s }}.tick_state;
+  update {{ s }}.contacts set deleted_at = v_now, updated_at = v_now
+   where user_key = p_key and deleted_at is null
+  returning id into found_id;
+  if found_id is null then
+    return false;
+  end if;
+  with ended as (
+    update {{ s }}.memberships
+       set active = false, left_at = v_now, leave_reason = 'deleted', next_check_at = null
+     where user_key = p_key and active
+    returning bucket_id, user_key, entry_count)
+  insert into {{ s }}.transitions (bucket_id, user_key, entry_count, kind, reason, source, occurred_at)
+  select bucket_id, user_key, entry_count, 'left', 'deleted', 'api', v_now from ended
+  on conflict do nothing;
+  return true;
+end $hs$;

@@ -1,0 +1,167 @@
+//! The daemon's configuration: `hogsend.toml`'s values, then environment overrides.
+//!
+//! The binary resolves the database URL (`--database-url`, `DATABASE_URL`, `hogsend.toml`)
+//! and compiles the project; this module adds the daemon's own knobs. Secrets (the database
+//! URL's password) are redacted in `Debug`, so the config can be logged as is.
+
+use hogsend_compiler::config::{parse_duration, Config, RedactedUrl};
+use hogsend_compiler::emit::GeneratedFile;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything [`crate::launch`] needs.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Where Postgres is (password redacted in `Debug`).
+    pub database_url: RedactedUrl,
+    /// The schema hogsend owns.
+    pub schema: String,
+    /// The address to listen on (used by the binary to bind; tests bind port 0 themselves).
+    pub listen: SocketAddr,
+    /// How often the scheduler ticks.
+    pub tick_every: Duration,
+    /// How often touched contacts are re-evaluated in real time.
+    pub realtime_flush: Duration,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Per-key token bucket: tokens refilled per second (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Per-key token bucket: its size (the burst a key may send at once).
+    pub rate_limit_burst: u32,
+    /// Database connections in the daemon's pool.
+    pub pool_size: u32,
+    /// Whether this daemon runs the scheduler (ticks). Tests turn it off to drive time.
+    pub scheduler: bool,
+    /// The compiled project, applied by `migrate` on start.
+    pub generated: Vec<GeneratedFile>,
+}
+
+/// A bad environment override.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?}: {problem}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl RuntimeConfig {
+    /// The configuration from `hogsend.toml` (already checked), the resolved database URL,
+    /// the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
+    /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
+    /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`).
+    pub fn from_project(
+        config: &Config,
+        database_url: &str,
+        generated: Vec<GeneratedFile>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<RuntimeConfig, ConfigError> {
+        let mut rc = RuntimeConfig {
+            database_url: RedactedUrl::new(database_url),
+            schema: config.database.schema.as_str().to_owned(),
+            listen: config.api.listen,
+            tick_every: Duration::from_secs(config.schedule.tick_every.seconds),
+            realtime_flush: Duration::from_millis(config.schedule.realtime_flush_ms.max(1)),
+            max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
+            rate_limit_per_second: config.api.rate_limit_per_second,
+            rate_limit_burst: config.api.rate_limit_burst,
+            pool_size: 10,
+            scheduler: true,
+            generated,
+        };
+        let get = |name: &'static str| env(name).filter(|v| !v.trim().is_empty());
+        let bad = |name: &'static str, value: &str, problem: String| ConfigError {
+            name,
+            value: value.to_owned(),
+            problem,
+        };
+        if let Some(v) = get("HOGSEND_LISTEN") {
+            rc.listen = v.trim().parse().map_err(|e| {
+                bad(
+                    "HOGSEND_LISTEN",
+                    &v,
+                    format!("{e}; expected e.g. 127.0.0.1:8080"),
+                )
+            })?;
+        }
+        if let Some(v) = get("HOGSEND_TICK_EVERY") {
+            rc.tick_every = Duration::from_secs(
+                parse_duration(v.trim()).map_err(|e| bad("HOGSEND_TICK_EVERY", &v, e))?,
+            );
+        }
+        let number =
+            |name: &'static str| -> Result<Option<u64>, ConfigError> {
+                match get(name) {
+                    None => Ok(None),
+                    Some(v) => v.trim().parse::<u64>().map(Some).map_err(|e| {
+                        bad(name, &v, format!("{e}; expected a non-negative integer"))
+                    }),
+                }
+            };
+        if let Some(ms) = number("HOGSEND_REALTIME_FLUSH_MS")? {
+            rc.realtime_flush = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = number("HOGSEND_MAX_BODY_BYTES")? {
+            rc.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = number("HOGSEND_RATE_LIMIT_PER_SECOND")? {
+            rc.rate_limit_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number("HOGSEND_RATE_LIMIT_BURST")? {
+            rc.rate_limit_burst = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number("HOGSEND_DB_POOL_SIZE")? {
+            rc.pool_size = u32::try_from(n.clamp(2, 1000)).unwrap_or(10);
+        }
+        Ok(rc)
+    }
+}
+
+impl fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("database_url", &self.database_url)
+            .field("schema", &self.schema)
+            .field("listen", &self.listen)
+            .field("tick_every", &self.tick_every)
+            .field("realtime_flush", &self.realtime_flush)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("pool_size", &self.pool_size)
+            .field("scheduler", &self.scheduler)
+            .field("generated_files", &self.generated.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_and_redaction() {
+        let config = Config::default();
+        let env = |name: &str| match name {
+            "HOGSEND_LISTEN" => Some("0.0.0.0:9999".to_owned()),
+            "HOGSEND_TICK_EVERY" => Some("5s".to_owned()),
+            "HOGSEND_REALTIME_FLUSH_MS" => Some("100".to_owned()),
+            _ => None,
+        };
+        let rc =
+            RuntimeConfig::from_project(&config, "postgres://u:hunter2@h/db", vec![], env).unwrap();
+        assert_eq!(rc.listen.to_string(), "0.0.0.0:9999");
+        assert_eq!(rc.tick_every, Duration::from_secs(5));
+        assert_eq!(rc.realtime_flush, Duration::from_millis(100));
+        let debug = format!("{rc:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let bad = RuntimeConfig::from_project(&config, "x", vec![], |n: &str| {
+            (n == "HOGSEND_TICK_EVERY").then(|| "soon".to_owned())
+        });
+        assert!(bad.unwrap_err().to_string().contains("HOGSEND_TICK_EVERY"));
+    }
+}

@@ -1,0 +1,129 @@
+//! The one error shape of the API: `{"error": {"code", "message", "details"}}`.
+//!
+//! Every 4xx the daemon sends goes through [`ApiError`], including axum's own rejections
+//! (malformed JSON, wrong content type, oversize body, unknown route or method). A 500 is
+//! logged with an incident id and answered with that id only: internals never leak.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable, machine-readable code (`invalid_request`, `unauthorized`, …).
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// One entry per problem (`index`, `field`, `message` for bad items).
+    pub details: Vec<Value>,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// Any status with a code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Vec<Value>) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    /// 400 with one detail per problem.
+    pub fn invalid(problems: &[crate::ingest::FieldError]) -> ApiError {
+        const SHOWN: usize = 100;
+        let n = problems.len();
+        let mut details: Vec<Value> = problems
+            .iter()
+            .take(SHOWN)
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+            .collect();
+        if n > SHOWN {
+            details
+                .push(json!({"field": "", "message": format!("and {} more problems", n - SHOWN)}));
+        }
+        let items: std::collections::BTreeSet<usize> =
+            problems.iter().filter_map(|p| p.index).collect();
+        let message = if items.is_empty() {
+            "the request is invalid; nothing was stored".to_owned()
+        } else {
+            format!(
+                "{} invalid item{} ({} problem{}); nothing was stored",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" },
+                n,
+                if n == 1 { "" } else { "s" }
+            )
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_details(details)
+    }
+
+    /// 400 for a bad query or path parameter.
+    pub fn bad_parameter(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("invalid parameter `{field}`: {message}"),
+        )
+        .with_details(vec![json!({"field": field, "message": message})])
+    }
+
+    /// 404.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 500: logs `err` under a fresh incident id and answers with the id only.
+    pub fn internal(err: impl std::fmt::Display) -> ApiError {
+        let incident = uuid::Uuid::new_v4();
+        tracing::error!(%incident, "internal error: {err}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (incident {incident}); the details are in the server log"),
+        )
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(err: crate::Error) -> ApiError {
+        match &err {
+            crate::Error::Database(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!("database pool exhausted");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is busy; retry shortly",
+                )
+            }
+            _ => ApiError::internal(err),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "code": self.code, "message": self.message, "details": self.details}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

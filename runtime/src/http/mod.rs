@@ -1,0 +1,92 @@
+//! The HTTP API (CONTRACT.md §4): one router per feature, one error shape, shared state.
+
+pub mod auth;
+pub mod buckets;
+pub mod contacts;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod ops;
+pub mod posthog;
+pub mod segment;
+
+use crate::config::RuntimeConfig;
+use crate::metrics::Metrics;
+use crate::realtime::Pending;
+use crate::scheduler::TickHealth;
+use auth::RateLimiter;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use error::ApiError;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The daemon's configuration.
+    pub config: Arc<RuntimeConfig>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Contacts waiting for the real-time pass.
+    pub pending: Arc<Pending>,
+    /// The per-key rate limit.
+    pub limiter: Arc<RateLimiter>,
+    /// The scheduler's last round, for `/readyz`.
+    pub health: Arc<Mutex<TickHealth>>,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(events::router())
+        .merge(segment::router())
+        .merge(posthog::router())
+        .merge(contacts::router())
+        .merge(buckets::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestDecompressionLayer::new())
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// `limit` query parameter: default 100, between 1 and 1,000.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        )),
+    }
+}

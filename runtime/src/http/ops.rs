@@ -1,0 +1,94 @@
+//! Operations: `/healthz` (the process answers), `/readyz` (database reachable, schema
+//! migrated, scheduler ticking) and `/metrics` (Prometheus text). No key needed.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::scheduler::RoundResult;
+use crate::{migrate, queries};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let schema = &state.config.schema;
+    let mut problems: Vec<Value> = Vec::new();
+    let database = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut conn = state.pool.acquire().await?;
+        migrate::base_version(&mut conn, schema).await
+    })
+    .await;
+    let supported = hogsend_compiler::emit::base_migrations(schema)
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    match database {
+        Err(_) => problems.push(json!({"check": "database", "message": "no answer within 2 s"})),
+        Ok(Err(e)) => {
+            problems.push(json!({"check": "database", "message": format!("unreachable: {e}")}))
+        }
+        Ok(Ok(v)) if v < supported => problems.push(json!({"check": "migrated",
+            "message": format!("base schema at version {v}, expected {supported}")})),
+        Ok(Ok(_)) => {}
+    }
+    let mut last_tick = None;
+    if state.config.scheduler && problems.is_empty() {
+        let every = state.config.tick_every;
+        // Allow three intervals (and at least a minute) between ticks by any daemon.
+        let allowed = (every * 3).max(Duration::from_secs(60));
+        let health = state.health.lock().map(|h| h.clone()).unwrap_or_default();
+        if let Some((_, RoundResult::Failed)) = health.last_round {
+            problems.push(json!({"check": "scheduler",
+                "message": format!("the last tick failed: {}", health.last_error.unwrap_or_default())}));
+        }
+        last_tick = queries::last_tick_at(&state.pool, schema)
+            .await
+            .ok()
+            .flatten();
+        let stale = match last_tick {
+            Some(t) => (Utc::now() - t).to_std().unwrap_or_default() > allowed,
+            None => state.started.elapsed() > allowed,
+        };
+        if stale {
+            problems.push(json!({"check": "scheduler",
+                "message": format!("no tick in the last {} s", allowed.as_secs())}));
+        }
+    }
+    if problems.is_empty() {
+        Ok(Json(json!({"status": "ready", "last_tick_at": last_tick})))
+    } else {
+        Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "not ready")
+                .with_details(problems),
+        )
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let members = queries::member_counts(&state.pool, &state.config.schema)
+        .await
+        .unwrap_or_default();
+    let mut text = state.metrics.render(&members);
+    text.push_str(&format!(
+        "# HELP hogsend_realtime_dropped_total Touched contacts left to the next tick because the real-time queue was full.\n# TYPE hogsend_realtime_dropped_total counter\nhogsend_realtime_dropped_total {}\n",
+        state.pending.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
