@@ -248,8 +248,8 @@ impl Report {
             },
             "baseline": baseline,
             "http_ingest": {
-                "status": "pending",
-                "note": "POST /v1/events in batches of 500 needs `hogsend serve` (runtime branch); not measured yet",
+                "status": "not run by hogsend bench",
+                "note": "POST /v1/events in batches of 500 against `hogsend serve` is measured by runtime/examples/ingest_load.rs (ARCHITECTURE.md, Ingest)",
             },
             "references_agree": self.references_agree(),
             "targets": self.targets.iter().map(|t| json!({
@@ -297,7 +297,7 @@ impl Report {
         }
         out += &format!(
             "{:<58} {:>10}\n",
-            "HTTP POST /v1/events, batches of 500", "pending (needs `hogsend serve`)"
+            "HTTP POST /v1/events, batches of 500", "see runtime/examples/ingest_load.rs"
         );
 
         let b = &i.baseline;
