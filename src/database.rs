@@ -1,9 +1,43 @@
 //! Where the database is: `--database-url`, else `DATABASE_URL`, else `hogsend.toml`'s
 //! `[database] url`. Shared by every command that talks to Postgres.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use hogsend_compiler::config::Config;
+use hogsend_compiler::emit::GeneratedFile;
 use sqlx::{Connection, PgConnection};
+
+use crate::commands::compile::compile_project;
+use crate::output::Output;
+
+/// A compiled project and the database it goes to: what `migrate` and `plan` start from.
+pub struct ProjectDatabase {
+    /// The configured schema (`[database] schema`).
+    pub schema: String,
+    /// The resolved database URL.
+    pub url: String,
+    /// The generated SQL.
+    pub files: Vec<GeneratedFile>,
+}
+
+/// Compiles the project in `dir` (printing its diagnostics) and resolves its database.
+/// `None` when the project has errors.
+pub fn compile_for_database(
+    dir: &Path,
+    db: &DatabaseArgs,
+    out: &Output,
+) -> Result<Option<ProjectDatabase>> {
+    let Some((_, compiled)) = compile_project(dir, out)? else {
+        return Ok(None);
+    };
+    let config = &compiled.checked.config;
+    Ok(Some(ProjectDatabase {
+        schema: config.database.schema.as_str().to_owned(),
+        url: db.resolve(config)?,
+        files: compiled.files.unwrap_or_default(),
+    }))
+}
 
 /// The `--database-url` flag.
 #[derive(Debug, clap::Args)]

@@ -82,6 +82,22 @@ impl Output {
             (false, false) => "warning:".into(),
         }
     }
+
+    /// Reports a command's failure (`{"format_version", "error"}` on stdout under
+    /// `--format json`, `error: …` on stderr otherwise) and returns exit code 1.
+    pub fn fail(&self, err: &dyn std::fmt::Display) -> std::process::ExitCode {
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "format_version": diagnostics::JSON_FORMAT_VERSION,
+                    "error": err.to_string(),
+                })
+            ),
+            Format::Human => eprintln!("{} {err}", self.severity_prefix(true)),
+        }
+        std::process::ExitCode::from(1)
+    }
 }
 
 /// `1 error`, `2 errors`.

@@ -7,6 +7,25 @@ use sqlx::{Connection, Executor, PgConnection};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Replaces the database name (the path) of a Postgres URL, keeping any query string.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 /// Connects a pool to `url`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.application_name("hogsend");
@@ -143,4 +162,18 @@ pub async fn count_members(conn: &mut PgConnection, schema: &str, id: &str) -> R
     .bind(id)
     .fetch_one(&mut *conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "b"),
+            "postgres://u:p@h:5432/b?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "b"), "postgres://h/b");
+    }
 }

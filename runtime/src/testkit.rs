@@ -15,24 +15,7 @@ use tokio::sync::OnceCell;
 static ADMIN_URL: OnceCell<String> = OnceCell::const_new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Replaces the database name (the path) of a Postgres URL.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+pub use crate::db::with_database;
 
 async fn reachable(url: &str) -> bool {
     matches!(

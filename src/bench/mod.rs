@@ -14,6 +14,7 @@ mod dataset;
 mod eval;
 mod floor;
 mod handwritten;
+mod http_ingest;
 mod measure;
 mod project;
 mod report;
@@ -103,7 +104,7 @@ pub async fn run(options: &Options) -> Result<Report> {
     let name = database_name(options.contacts);
     let mut admin = server::connect(&options.url).await?;
     let machine = server::describe(&mut admin).await?;
-    let url = server::with_database(&options.url, &name);
+    let url = hogsend_runtime::db::with_database(&options.url, &name);
     let reuse = options.keep && server::database_exists(&mut admin, &name).await? && {
         let mut conn = server::connect(&url).await?;
         dataset::already_loaded(&mut conn, options.contacts, t0).await?
@@ -315,6 +316,67 @@ pub async fn run(options: &Options) -> Result<Report> {
                      "dwell_pass_ms": ticks::summary_number(&s, &["passes", "dwell", "ms"]),
                      "dwell_fires": ticks::summary_number(&s, &["passes", "dwell", "fires"]),
                      "tick": ticks::summary_passes(&s)})));
+
+    progress(options, started, "HTTP ingest against an in-process daemon");
+    let (http, http_rss) = with_rss!(
+        http_ingest::measure(
+            &mut conn,
+            &url,
+            standard.files.clone(),
+            options.contacts,
+            (options.contacts as usize / 2).clamp(1000, 100_000),
+            options.runs,
+            t0,
+            quiet,
+        )
+        .await?
+    );
+    let copy_per_s = per_s(copy.median());
+    rows.push(
+        Row::new(
+            "ingest_http",
+            &format!(
+                "ingest: POST /v1/events, {} events in batches of {}",
+                http.events,
+                http_ingest::BATCH
+            ),
+            http.sustained.clone(),
+            http_rss,
+        )
+        .with({
+            let mut details = http.to_json();
+            details["vs_copy"] = json!(if copy_per_s > 0.0 {
+                http.events_per_s() / copy_per_s
+            } else {
+                0.0
+            });
+            details
+        }),
+    );
+    rows.push(Row::new(
+        "ingest_http_realtime",
+        "  until the real-time pass evaluated every touched contact",
+        http.catch_up.clone(),
+        None,
+    ));
+    rows.push(
+        Row::new(
+            "ingest_http_paced",
+            &format!(
+                "  the same at half that rate ({:.0} events/s offered)",
+                http.paced_rate
+            ),
+            http.paced.clone(),
+            None,
+        )
+        .with(json!({
+            "p50_ms": http_ingest::percentile(&http.paced_latencies_ms, 0.5),
+            "p99_ms": http_ingest::percentile(&http.paced_latencies_ms, 0.99),
+        })),
+    );
+    if options.keep {
+        http_ingest::clean_up(&mut conn).await?;
+    }
 
     drop(conn);
     if !options.keep {

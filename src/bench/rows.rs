@@ -128,14 +128,68 @@ fn event_properties(name: &str, rng: &mut Rng) -> String {
     }
 }
 
-/// COPY rows (text format) for the events of the given keys: `per_key` (min, max) events
-/// each, at instants uniformly spread over `(from, to]`.
+/// One generated event: the contact key, the name, the properties (JSON text) and the
+/// instant (RFC 3339, milliseconds), used both as `occurred_at` and `received_at`.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub key: String,
+    pub name: &'static str,
+    pub properties: String,
+    pub at: String,
+}
+
+/// COPY rows (text format) for a set of [`NewEvent`]s.
 pub struct EventRows {
     pub text: String,
     pub rows: usize,
 }
 
-/// Events for each key in `keys`.
+impl EventRows {
+    /// The COPY text of `events` (`user_key, event, properties, occurred_at, received_at`).
+    pub fn from_events(events: &[NewEvent]) -> EventRows {
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                e.key, e.name, e.properties, e.at, e.at
+            ));
+        }
+        EventRows {
+            text,
+            rows: events.len(),
+        }
+    }
+}
+
+/// Events for each key in `keys`: `per_key` (min, max) events each, at instants uniformly
+/// spread over `(from, to]`.
+pub fn generate_events(
+    keys: &[String],
+    per_key: (u64, u64),
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    seed: u64,
+) -> Vec<NewEvent> {
+    let mut rng = Rng::new(seed);
+    let span_ms = (to - from).num_milliseconds().max(1) as u64;
+    let mut events = Vec::new();
+    for key in keys {
+        for _ in 0..rng.between(per_key.0, per_key.1) {
+            let at = from + Duration::milliseconds(rng.between(1, span_ms) as i64);
+            let name = event_name(&mut rng);
+            let properties = event_properties(name, &mut rng);
+            events.push(NewEvent {
+                key: key.clone(),
+                name,
+                properties,
+                at: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            });
+        }
+    }
+    events
+}
+
+/// [`generate_events`] as COPY rows.
 pub fn events_for_keys(
     keys: &[String],
     per_key: (u64, u64),
@@ -143,32 +197,18 @@ pub fn events_for_keys(
     to: DateTime<Utc>,
     seed: u64,
 ) -> EventRows {
-    let mut rng = Rng::new(seed);
-    let span_ms = (to - from).num_milliseconds().max(1) as u64;
-    let mut text = String::new();
-    let mut rows = 0;
-    for key in keys {
-        for _ in 0..rng.between(per_key.0, per_key.1) {
-            let at = from + Duration::milliseconds(rng.between(1, span_ms) as i64);
-            let name = event_name(&mut rng);
-            let props = event_properties(name, &mut rng);
-            let at = at.to_rfc3339_opts(SecondsFormat::Millis, true);
-            text.push_str(&format!("{key}\t{name}\t{props}\t{at}\t{at}\n"));
-            rows += 1;
-        }
-    }
-    EventRows { text, rows }
+    EventRows::from_events(&generate_events(keys, per_key, from, to, seed))
 }
 
 /// `count` events for contacts drawn uniformly from `1..=contacts`, of which 1% are for keys
 /// no contact has yet (each creates a contact).
-pub fn ingest_batch(
+pub fn ingest_events(
     contacts: u64,
     count: usize,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     seed: u64,
-) -> EventRows {
+) -> Vec<NewEvent> {
     let mut rng = Rng::new(seed);
     let keys: Vec<String> = (0..count)
         .map(|j| {
@@ -179,7 +219,18 @@ pub fn ingest_batch(
             }
         })
         .collect();
-    events_for_keys(&keys, (1, 1), from, to, seed ^ 0x5EED)
+    generate_events(&keys, (1, 1), from, to, seed ^ 0x5EED)
+}
+
+/// [`ingest_events`] as COPY rows.
+pub fn ingest_batch(
+    contacts: u64,
+    count: usize,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    seed: u64,
+) -> EventRows {
+    EventRows::from_events(&ingest_events(contacts, count, from, to, seed))
 }
 
 /// COPYs `rows` into `hogsend.events` (the triggers queue the keys and create unknown

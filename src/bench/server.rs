@@ -5,25 +5,6 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-/// Replaces the database name (the path) of a Postgres URL, keeping any query string.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
 /// Whether database `name` exists on the server `admin` is connected to.
 pub async fn database_exists(admin: &mut PgConnection, name: &str) -> Result<bool> {
     Ok(
@@ -147,15 +128,6 @@ fn cpu_model() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replaces_the_database_name() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "b"),
-            "postgres://u:p@h:5432/b?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h", "b"), "postgres://h/b");
-    }
 
     #[test]
     fn settings_read_like_postgresql_conf() {

@@ -8,8 +8,7 @@ use anyhow::Result;
 use hogsend_compiler::diagnostics::JSON_FORMAT_VERSION;
 use serde_json::json;
 
-use crate::commands::compile::compile_project;
-use crate::database::{self, DatabaseArgs};
+use crate::database::{self, DatabaseArgs, ProjectDatabase};
 use crate::output::{Format, Output};
 
 /// Arguments of `hogsend migrate`.
@@ -24,32 +23,18 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
-    let Some((_, compiled)) = compile_project(&args.dir, out)? else {
+    let Some(ProjectDatabase { schema, url, files }) =
+        database::compile_for_database(&args.dir, &args.db, out)?
+    else {
         return Ok(ExitCode::from(1));
     };
-    let config = &compiled.checked.config;
-    let schema = config.database.schema.as_str().to_owned();
-    let url = args.db.resolve(config)?;
-    let files = compiled.files.unwrap_or_default();
     let report = database::runtime()?.block_on(async {
         let mut conn = database::connect(&url).await?;
         Ok::<_, anyhow::Error>(hogsend_runtime::migrate::migrate(&mut conn, &schema, &files).await)
     })?;
     let report = match report {
         Ok(report) => report,
-        Err(err) => {
-            match out.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({
-                        "format_version": JSON_FORMAT_VERSION,
-                        "error": err.to_string(),
-                    }))?
-                ),
-                Format::Human => eprintln!("{} {err}", out.severity_prefix(true)),
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(err) => return Ok(out.fail(&err)),
     };
     match out.format {
         Format::Json => {

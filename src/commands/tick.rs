@@ -63,18 +63,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     })?;
     let summary = match result {
         Ok(summary) => summary,
-        Err(err) => {
-            match out.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({
-                        "format_version": JSON_FORMAT_VERSION, "error": err.to_string(),
-                    }))?
-                ),
-                Format::Human => eprintln!("{} {err}", out.severity_prefix(true)),
-            }
-            return Ok(ExitCode::from(1));
-        }
+        Err(err) => return Ok(out.fail(&err)),
     };
     match out.format {
         Format::Json => {
