@@ -167,6 +167,27 @@ fn event_pred(pred: &EventPred, root: &SimpleExpr) -> SimpleExpr {
     }
 }
 
+/// What one bucket's event aggregate covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The candidates' events (`_hs_cand`), grouped by contact.
+    Candidates,
+    /// Every event of the criteria's names, grouped by contact (the backfill by default).
+    AllEvents,
+    /// One contact's events (`c`, in a `LATERAL` join).
+    PerContact,
+}
+
+/// Whether `pred` reads contact properties alone (no event, no message).
+fn property_only(pred: &Pred) -> bool {
+    match pred {
+        Pred::Prop(_) => true,
+        Pred::And(children) | Pred::Or(children) => children.iter().all(property_only),
+        Pred::Not(inner) => property_only(inner),
+        Pred::Event(_) | Pred::Opened(_) | Pred::Clicked(_) => false,
+    }
+}
+
 fn all(mut items: impl Iterator<Item = SimpleExpr>) -> SimpleExpr {
     let first = items.next().unwrap_or_else(|| Expr::val(true).into());
     items.fold(first, |acc, x| acc.and(x))
@@ -275,10 +296,15 @@ impl<'a> MatcherBuilder<'a> {
         cond
     }
 
-    /// `SELECT e.user_key, count(*) FILTER (…) AS a0, … FROM events e [JOIN _hs_cand] … GROUP BY`
-    fn aggregate(&self, over_candidates: bool) -> SelectStatement {
+    /// `SELECT e.user_key, count(*) FILTER (…) AS a0, … FROM events e [JOIN _hs_cand] … GROUP BY`,
+    /// or (`Shape::PerContact`) the same counts for one contact `c`, without `GROUP BY`, for a
+    /// `LATERAL` join. With `with_anchor`, also `max(occurred_at) FILTER (…) AS anchor_at`: the
+    /// latest event of a windowed atom inside the aggregate's range (see [`Self::anchor`]).
+    fn aggregate(&self, shape: Shape, with_anchor: bool) -> SelectStatement {
         let mut q = Query::select();
-        q.column((ident("e"), ident("user_key")));
+        if shape != Shape::PerContact {
+            q.column((ident("e"), ident("user_key")));
+        }
         for a in &self.atoms {
             q.expr_as(
                 Expr::cust_with_exprs(
@@ -288,20 +314,58 @@ impl<'a> MatcherBuilder<'a> {
                 ident(&a.column),
             );
         }
-        q.from_as(self.table("events"), ident("e"));
-        if over_candidates {
-            q.inner_join(
-                ident("_hs_cand"),
-                col("_hs_cand", "user_key").equals((ident("e"), ident("user_key"))),
+        let windowed = self.windowed_conditions("e");
+        if with_anchor && !windowed.is_empty() {
+            q.expr_as(
+                Expr::cust_with_exprs(
+                    "max(e.occurred_at) FILTER (WHERE $1)",
+                    [any(windowed.into_iter())],
+                ),
+                ident("anchor_at"),
             );
+        }
+        q.from_as(self.table("events"), ident("e"));
+        match shape {
+            Shape::Candidates => {
+                q.inner_join(
+                    ident("_hs_cand"),
+                    col("_hs_cand", "user_key").equals((ident("e"), ident("user_key"))),
+                );
+            }
+            Shape::PerContact => {
+                q.and_where(col("e", "user_key").equals((ident("c"), ident("user_key"))));
+            }
+            Shape::AllEvents => {}
         }
         q.and_where(self.name_condition("e", &self.event_names()));
         q.and_where(col("e", "occurred_at").lte(var("p_now")));
         if let Some(bound) = self.lower_bound() {
             q.and_where(col("e", "occurred_at").gte(var("p_now").sub(seconds_interval(bound))));
         }
-        q.group_by_col((ident("e"), ident("user_key")));
+        if shape != Shape::PerContact {
+            q.group_by_col((ident("e"), ident("user_key")));
+        }
         q
+    }
+
+    /// The conditions (name, filter; no window) of the windowed atoms on event rows `alias`.
+    fn windowed_conditions(&self, alias: &str) -> Vec<SimpleExpr> {
+        self.atoms
+            .iter()
+            .filter(|a| matches!(a.atom.window, Window::Within(_)))
+            .map(|a| self.atom_condition(&a.atom, alias, false))
+            .collect()
+    }
+
+    /// Whether the backfill starts from the contacts (each probing its own events through
+    /// the `(user_key, event, occurred_at)` index) rather than from one aggregate over every
+    /// event of the criteria's names: when a top-level conjunct tests properties alone, it
+    /// narrows the contacts before any event is read (`contact.country == "DE" and did
+    /// app_opened within 30d`). The planner cannot tell how selective a JSON property test
+    /// is, so the shape is chosen here.
+    fn contacts_first(&self, criteria: &Pred) -> bool {
+        !self.atoms.is_empty()
+            && matches!(criteria, Pred::And(children) if children.iter().any(property_only))
     }
 
     /// The criteria as a boolean over `c` (contacts) and `a` (the aggregate).
@@ -353,25 +417,29 @@ impl<'a> MatcherBuilder<'a> {
 
     /// The backfill dwell anchor: the latest `occurred_at <= p_now` among the events the
     /// windowed atoms name (with their filters), NULL when there is none (the join instant
-    /// is used then).
+    /// is used then). Read from the aggregate's `anchor_at`; when the aggregate only covers
+    /// the widest window and found none there, an older event may still be the anchor, so
+    /// a per-contact lookup runs for those contacts alone.
     fn anchor(&self) -> SimpleExpr {
-        let windowed: Vec<&AtomColumn> = self
-            .atoms
-            .iter()
-            .filter(|a| matches!(a.atom.window, Window::Within(_)))
-            .collect();
+        let windowed = self.windowed_conditions("e2");
         if windowed.is_empty() {
             return Expr::cust("NULL::timestamptz");
+        }
+        let from_aggregate: SimpleExpr = col("a", "anchor_at").into();
+        if self.lower_bound().is_none() {
+            return from_aggregate;
         }
         let mut q = Query::select();
         q.expr(Expr::cust("max(e2.occurred_at)"))
             .from_as(self.table("events"), ident("e2"))
             .and_where(col("e2", "user_key").equals((ident("c"), ident("user_key"))))
             .and_where(col("e2", "occurred_at").lte(var("p_now")))
-            .and_where(any(windowed
-                .iter()
-                .map(|a| self.atom_condition(&a.atom, "e2", false))));
-        SimpleExpr::SubQuery(None, Box::new(q.into_sub_query_statement()))
+            .and_where(any(windowed.into_iter()));
+        Func::coalesce([
+            from_aggregate,
+            SimpleExpr::SubQuery(None, Box::new(q.into_sub_query_statement())),
+        ])
+        .into()
     }
 
     /// The full matcher SELECT for `criteria`.
@@ -393,10 +461,26 @@ impl<'a> MatcherBuilder<'a> {
             q.expr_as(self.anchor(), ident("anchor"));
             q.from_as(self.table("contacts"), ident("c"));
         }
-        if !self.atoms.is_empty() {
+        if over_candidates {
+            if !self.atoms.is_empty() {
+                q.join_subquery(
+                    JoinType::LeftJoin,
+                    self.aggregate(Shape::Candidates, false),
+                    ident("a"),
+                    col("a", "user_key").equals((ident("c"), ident("user_key"))),
+                );
+            }
+        } else if self.contacts_first(criteria) {
+            q.join_lateral(
+                JoinType::LeftJoin,
+                self.aggregate(Shape::PerContact, true),
+                ident("a"),
+                Expr::cust("TRUE"),
+            );
+        } else if !self.atoms.is_empty() {
             q.join_subquery(
                 JoinType::LeftJoin,
-                self.aggregate(over_candidates),
+                self.aggregate(Shape::AllEvents, true),
                 ident("a"),
                 col("a", "user_key").equals((ident("c"), ident("user_key"))),
             );
@@ -485,6 +569,7 @@ const PLAIN_IDENTIFIERS: &[&str] = &[
     "_hs_changed",
     "a",
     "anchor",
+    "anchor_at",
     "bucket_id",
     "c",
     "clicked_at",

@@ -510,73 +510,79 @@ begin
     left join {{ s }}.memberships m on m.bucket_id = p_bucket and m.user_key = x.user_key
    where m.user_key is null or not m.active;
 
-  analyze _hs_diff;
+  -- Nothing to apply (the common case for a bucket with a few candidates): skip the
+  -- writes, each of which would otherwise be planned and run for nothing.
+  if exists (select 1 from _hs_diff) then
+    analyze _hs_diff;
 
-  -- Apply the leaves. After a max_dwell leave the contact may re-join at a later tick.
-  update {{ s }}.memberships m
-     set active = false, left_at = p_now, leave_reason = d.reason,
-         next_check_at = case
-           when d.reason <> 'max_dwell' then null
-           when b.entry_kind = 'unlimited' then p_now + interval '1 microsecond'
-           when b.entry_kind = 'once_per' then p_now + b.entry_period
-         end
-    from _hs_diff d
-   where d.action = 'leave' and m.bucket_id = p_bucket and m.user_key = d.user_key;
-  get diagnostics n_leaves = row_count;
+    -- Apply the leaves. After a max_dwell leave the contact may re-join at a later tick.
+    update {{ s }}.memberships m
+       set active = false, left_at = p_now, leave_reason = d.reason,
+           next_check_at = case
+             when d.reason <> 'max_dwell' then null
+             when b.entry_kind = 'unlimited' then p_now + interval '1 microsecond'
+             when b.entry_kind = 'once_per' then p_now + b.entry_period
+           end
+      from _hs_diff d
+     where d.action = 'leave' and m.bucket_id = p_bucket and m.user_key = d.user_key;
+    get diagnostics n_leaves = row_count;
 
-  -- Apply the joins: a new epoch, its dwell clock and its first timer.
-  insert into {{ s }}.memberships as m
-         (bucket_id, user_key, active, entry_count, entered_at, dwell_anchor, source, next_check_at)
-  select p_bucket, d.user_key, true, d.entry_count, p_now, d.anchor, p_source,
-         least(p_now + b.max_dwell,
-               d.anchor + (select min((r->>'period')::bigint) * interval '1 second'
-                             from jsonb_array_elements(b.dwell_rules) r))
-    from _hs_diff d
-   where d.action = 'join'
-  on conflict (bucket_id, user_key) do update
-     set active = true, entry_count = excluded.entry_count, entered_at = excluded.entered_at,
-         dwell_anchor = excluded.dwell_anchor, left_at = null, leave_reason = null,
-         source = excluded.source, next_check_at = excluded.next_check_at;
-  get diagnostics n_joins = row_count;
+    -- Apply the joins: a new epoch, its dwell clock and its first timer.
+    insert into {{ s }}.memberships as m
+           (bucket_id, user_key, active, entry_count, entered_at, dwell_anchor, source, next_check_at)
+    select p_bucket, d.user_key, true, d.entry_count, p_now, d.anchor, p_source,
+           least(p_now + b.max_dwell,
+                 d.anchor + (select min((r->>'period')::bigint) * interval '1 second'
+                               from jsonb_array_elements(b.dwell_rules) r))
+      from _hs_diff d
+     where d.action = 'join'
+    on conflict (bucket_id, user_key) do update
+       set active = true, entry_count = excluded.entry_count, entered_at = excluded.entered_at,
+           dwell_anchor = excluded.dwell_anchor, left_at = null, leave_reason = null,
+           source = excluded.source, next_check_at = excluded.next_check_at;
+    get diagnostics n_joins = row_count;
 
-  -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends;
-  -- postponed ones at the next tick.
-  update {{ s }}.memberships m
-     set next_check_at = case when d.action = 'defer'
-                              then least(m.next_check_at, m.entered_at + b.min_dwell)
-                              when d.action = 'later' then p_now + interval '1 microsecond'
-                              else d.left_at + b.entry_period end
-    from _hs_diff d
-   where m.bucket_id = p_bucket and m.user_key = d.user_key
-     and (d.action in ('defer', 'later') or (d.action = 'block' and b.entry_kind = 'once_per'));
-  select count(*) filter (where action = 'defer'), count(*) filter (where action = 'block')
-    into n_deferred, n_blocked from _hs_diff;
+    -- Deferred leaves wake when the floor ends; blocked re-joins when the cool-down ends;
+    -- postponed ones at the next tick.
+    update {{ s }}.memberships m
+       set next_check_at = case when d.action = 'defer'
+                                then least(m.next_check_at, m.entered_at + b.min_dwell)
+                                when d.action = 'later' then p_now + interval '1 microsecond'
+                                else d.left_at + b.entry_period end
+      from _hs_diff d
+     where m.bucket_id = p_bucket and m.user_key = d.user_key
+       and (d.action in ('defer', 'later') or (d.action = 'block' and b.entry_kind = 'once_per'));
+    select count(*) filter (where action = 'defer'), count(*) filter (where action = 'block')
+      into n_deferred, n_blocked from _hs_diff;
 
-  insert into {{ s }}.transitions (bucket_id, user_key, entry_count, kind, reason, source, occurred_at)
-  select p_bucket, d.user_key, d.entry_count,
-         case when d.action = 'join' then 'entered' else 'left' end,
-         d.reason, p_source, p_now
-    from _hs_diff d
-   where d.action in ('join', 'leave')
-  on conflict do nothing;
+    insert into {{ s }}.transitions (bucket_id, user_key, entry_count, kind, reason, source, occurred_at)
+    select p_bucket, d.user_key, d.entry_count,
+           case when d.action = 'join' then 'entered' else 'left' end,
+           d.reason, p_source, p_now
+      from _hs_diff d
+     where d.action in ('join', 'leave')
+    on conflict do nothing;
 
-  -- The events journeys trigger on. Silent (backfill) joins and deletions record none.
-  insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
-  select d.user_key,
-         'bucket:' || case when d.action = 'join' then 'entered' else 'left' end || ':' || p_bucket,
-         jsonb_strip_nulls(jsonb_build_object(
-           'bucket_id', p_bucket, 'entry_count', d.entry_count, 'reason', d.reason, 'source', p_source)),
-         p_now, p_now,
-         'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count || ':'
-           || case when d.action = 'join' then 'entered' else 'left' end
-    from _hs_diff d
-   where (d.action = 'join' and not silent)
-      or (d.action = 'leave' and d.reason in ('criteria', 'max_dwell'))
-  on conflict (message_id) where message_id is not null do nothing;
+    -- The events journeys trigger on. Silent (backfill) joins and deletions record none.
+    insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
+    select d.user_key,
+           'bucket:' || case when d.action = 'join' then 'entered' else 'left' end || ':' || p_bucket,
+           jsonb_strip_nulls(jsonb_build_object(
+             'bucket_id', p_bucket, 'entry_count', d.entry_count, 'reason', d.reason, 'source', p_source)),
+           p_now, p_now,
+           'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count || ':'
+             || case when d.action = 'join' then 'entered' else 'left' end
+      from _hs_diff d
+     where (d.action = 'join' and not silent)
+        or (d.action = 'leave' and d.reason in ('criteria', 'max_dwell'))
+    on conflict (message_id) where message_id is not null do nothing;
+  end if;
 
   -- 4. Dwell: fire every rule now due for the members whose timer is due, then re-arm the
-  --    timers visited. The real-time pass leaves timers to the tick.
-  if p_source <> 'event' then
+  --    timers visited. The real-time pass leaves timers to the tick. Only when a timer
+  --    is due at all.
+  if p_source <> 'event' and exists (select 1 from {{ s }}.memberships m
+                                      where m.bucket_id = p_bucket and m.next_check_at <= p_now) then
     dwell_start := clock_timestamp();
     delete from _hs_due;
     if b.dwell_rules <> '[]'::jsonb then

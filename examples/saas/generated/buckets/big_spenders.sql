@@ -32,17 +32,19 @@ create or replace function hogsend.b_big_spenders_match_all(p_now timestamptz) r
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND (e2.event = 'Order Completed' AND (COALESCE((e2.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND (CASE WHEN (jsonb_typeof(e2.properties -> 'total') = 'number') THEN CAST((e2.properties -> 'total') AS numeric) >= CAST('500' AS numeric) ELSE FALSE END)))
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'Order Completed' AND e.occurred_at >= (p_now) - (make_interval(secs => 2592000)) AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND (CASE WHEN (jsonb_typeof(e.properties -> 'total') = 'number') THEN CAST((e.properties -> 'total') AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))) AS a0
+             count(*) FILTER (WHERE e.event = 'Order Completed' AND e.occurred_at >= (p_now) - (make_interval(secs => 2592000)) AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND (CASE WHEN (jsonb_typeof(e.properties -> 'total') = 'number') THEN CAST((e.properties -> 'total') AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))) AS a0,
+             max(e.occurred_at) FILTER (WHERE e.event = 'Order Completed' AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND (CASE WHEN (jsonb_typeof(e.properties -> 'total') = 'number') THEN CAST((e.properties -> 'total') AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))) AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event = 'Order Completed'
         AND e.occurred_at <= (p_now)

@@ -34,25 +34,26 @@ create or replace function hogsend.b_churn_risk_match_all(p_now timestamptz) ret
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND (e2.event = 'app_opened' OR e2.event = 'payment.failed' OR (e2.event = 'support.ticket_opened' AND COALESCE((e2.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)))
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
              count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a1,
-             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800)) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2
+             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800)) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2,
+             max(e.occurred_at) FILTER (WHERE e.event = 'app_opened' OR e.event = 'payment.failed' OR (e.event = 'support.ticket_opened' AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE))) AS anchor_at
       FROM hogsend.events AS e
-      WHERE e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
+      WHERE e.user_key = c.user_key
+        AND e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
         AND e.occurred_at <= (p_now)
         AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND ((COALESCE(a.a0, 0) < 2 OR COALESCE(a.a1, 0) > 0 OR COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') IN (CAST('"enterprise"' AS jsonb), CAST('"pro"' AS jsonb), CAST('"team"' AS jsonb)), FALSE));
 end $hs$;

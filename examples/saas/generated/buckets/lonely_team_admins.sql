@@ -33,14 +33,13 @@ begin
   insert into _hs_match (user_key, anchor)
   SELECT c.user_key, NULL::timestamptz AS anchor
   FROM hogsend.contacts AS c
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'teammate.invited') AS a0
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE e.event = 'teammate.invited') AS a0
       FROM hogsend.events AS e
-      WHERE e.event = 'teammate.invited'
+      WHERE e.user_key = c.user_key
+        AND e.event = 'teammate.invited'
         AND e.occurred_at <= (p_now)
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND ((NOT COALESCE(a.a0, 0) > 0) AND (CASE WHEN (jsonb_typeof((c.properties -> 'company') -> 'employees') = 'number') THEN CAST(((c.properties -> 'company') -> 'employees') AS numeric) >= CAST('5' AS numeric) ELSE FALSE END) AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
 end $hs$;

@@ -32,23 +32,24 @@ create or replace function hogsend.b_partner_signups_match_all(p_now timestamptz
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND e2.event = 'user.signed_up'
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'user.signed_up' AND e.occurred_at >= (p_now) - (make_interval(secs => 2592000))) AS a0
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE e.event = 'user.signed_up' AND e.occurred_at >= (p_now) - (make_interval(secs => 2592000))) AS a0,
+             max(e.occurred_at) FILTER (WHERE e.event = 'user.signed_up') AS anchor_at
       FROM hogsend.events AS e
-      WHERE e.event = 'user.signed_up'
+      WHERE e.user_key = c.user_key
+        AND e.event = 'user.signed_up'
         AND e.occurred_at <= (p_now)
         AND e.occurred_at >= (p_now) - (make_interval(secs => 2592000))
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (COALESCE(a.a0, 0) > 0 AND COALESCE((c.properties -> 'signup source') = CAST('"partner"' AS jsonb), FALSE));
 end $hs$;

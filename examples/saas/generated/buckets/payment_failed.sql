@@ -33,18 +33,20 @@ create or replace function hogsend.b_payment_failed_match_all(p_now timestamptz)
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND (e2.event = 'payment.failed' OR e2.event = 'payment.succeeded')
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN (
       SELECT e.user_key,
              count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a0,
-             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a1
+             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a1,
+             max(e.occurred_at) FILTER (WHERE e.event = 'payment.failed' OR e.event = 'payment.succeeded') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event IN ('payment.failed', 'payment.succeeded')
         AND e.occurred_at <= (p_now)

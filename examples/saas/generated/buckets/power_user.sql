@@ -32,17 +32,19 @@ create or replace function hogsend.b_power_user_match_all(p_now timestamptz) ret
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND e2.event = 'app_opened'
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a0
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a0,
+             max(e.occurred_at) FILTER (WHERE e.event = 'app_opened') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event = 'app_opened'
         AND e.occurred_at <= (p_now)

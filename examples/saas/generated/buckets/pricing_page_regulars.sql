@@ -32,23 +32,24 @@ create or replace function hogsend.b_pricing_page_regulars_match_all(p_now times
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
+  SELECT c.user_key,
+         COALESCE(a.anchor_at, (
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
         AND e2.occurred_at <= (p_now)
         AND (e2.event = '$pageview' AND (CASE WHEN (jsonb_typeof(e2.properties -> 'path') = 'string') THEN strpos((e2.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END))
-    ) AS anchor
+    )) AS anchor
   FROM hogsend.contacts AS c
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200)) AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS a0
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200)) AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS a0,
+             max(e.occurred_at) FILTER (WHERE e.event = '$pageview' AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS anchor_at
       FROM hogsend.events AS e
-      WHERE e.event = '$pageview'
+      WHERE e.user_key = c.user_key
+        AND e.event = '$pageview'
         AND e.occurred_at <= (p_now)
         AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (COALESCE(a.a0, 0) >= 3 AND (NOT ((c.properties -> 'plan') IS NOT NULL AND jsonb_typeof(c.properties -> 'plan') <> 'null')));
 end $hs$;

@@ -33,24 +33,18 @@ create or replace function hogsend.b_trial_ending_match_all(p_now timestamptz) r
 language plpgsql as $hs$
 begin
   insert into _hs_match (user_key, anchor)
-  SELECT c.user_key, (
-      SELECT max(e2.occurred_at)
-      FROM hogsend.events AS e2
-      WHERE e2.user_key = c.user_key
-        AND e2.occurred_at <= (p_now)
-        AND (e2.event = 'trial.started' OR e2.event = 'trial.started')
-    ) AS anchor
+  SELECT c.user_key, a.anchor_at AS anchor
   FROM hogsend.contacts AS c
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
              count(*) FILTER (WHERE e.event = 'subscription.started') AS a1,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 864000))) AS a2
+             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 864000))) AS a2,
+             max(e.occurred_at) FILTER (WHERE e.event = 'trial.started' OR e.event = 'trial.started') AS anchor_at
       FROM hogsend.events AS e
-      WHERE e.event IN ('subscription.started', 'trial.started')
+      WHERE e.user_key = c.user_key
+        AND e.event IN ('subscription.started', 'trial.started')
         AND e.occurred_at <= (p_now)
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0) AND (NOT COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') = CAST('"trial"' AS jsonb), FALSE));
 end $hs$;
