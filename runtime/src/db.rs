@@ -3,7 +3,7 @@
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Executor, PgConnection};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -82,33 +82,28 @@ pub async fn apply_keys(
         .await?)
 }
 
-/// The daemon's real-time pass: `apply_keys(keys)` in a transaction that first removes these
-/// keys' entries from the change queue, so the next tick does not evaluate them a second
-/// time. Safe because the pass lock is taken before the removal (no tick is running) and
-/// every removed entry was committed before the evaluation's statements start, so the
-/// evaluation sees each change it drops; entries committed later stay queued. (A change to
-/// an event that lies after the pass's instant is still caught by the tick's rule for
-/// events becoming visible.)
-pub async fn apply_keys_draining(
+/// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
+/// entries from the change queue and evaluates each bucket only for the keys whose changes
+/// it can see, at the database's `now()`. Safe because the function takes the pass lock
+/// before the drain (no tick is running) and every drained entry was committed before the
+/// evaluation's statements start, so the evaluation sees each change it drops; entries
+/// committed later stay queued for the next pass or tick. (A change to an event that lies
+/// after the pass's instant is still caught by the tick's rule for events becoming visible.)
+pub async fn apply_changes(
     conn: &mut PgConnection,
     schema: &str,
     keys: &[String],
+    now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let s = schema_ident(schema);
-    let mut tx = conn.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(hogsend_compiler::plan::lock_key(schema))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "delete from {s}.changed_keys where user_key = any($1)"
-    ))
-    .bind(keys)
-    .execute(&mut *tx)
-    .await?;
-    let summary = apply_keys(&mut tx, schema, keys, None).await?;
-    tx.commit().await?;
-    Ok(summary)
+    let sql = format!(
+        "select {}.apply_changes($1, coalesce($2, now()))",
+        schema_ident(schema)
+    );
+    Ok(sqlx::query_scalar::<_, serde_json::Value>(&sql)
+        .bind(keys)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Refreshes the planner's statistics of `memberships`. The passes' plans depend on how

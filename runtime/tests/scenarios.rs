@@ -475,6 +475,60 @@ async fn apply_keys_moves_just_those_keys_at_the_later_of_now_and_the_last_tick(
 }
 
 #[tokio::test]
+async fn apply_changes_drains_the_queue_and_evaluates_each_bucket_for_what_it_sees() {
+    let mut env = Env::new(vec![
+        bucket("bx", did("x", Window::Ever)),
+        bucket("by", did("y", Window::Ever)),
+        bucket("flagged", flag_true()),
+    ])
+    .await;
+    for key in ["a", "b", "c", "d"] {
+        env.contact(key, OFF).await;
+    }
+    env.tick(T0).await;
+    env.events(&[
+        ("a", "x", T0 - HOUR),
+        ("b", "y", T0 - HOUR),
+        ("d", "x", T0 - HOUR),
+    ])
+    .await;
+    env.set_props("c", ON).await;
+    let keys: Vec<String> = ["a", "b", "c", "nobody"].map(String::from).to_vec();
+    let summary =
+        hogsend_runtime::db::apply_changes(&mut env.conn, "hogsend", &keys, Some(ts(T0 + MIN)))
+            .await
+            .unwrap();
+    // each bucket looked at the one contact whose change it can see, no other
+    for (id, key) in [("bx", "a"), ("by", "b"), ("flagged", "c")] {
+        assert_eq!(summary["buckets"][id]["candidates"], 1, "{summary}");
+        assert_eq!(env.members(id).await, vec![key]);
+    }
+    // their queue entries are gone; d's (not passed) stays for the tick
+    let queued: Vec<String> = env
+        .scalar("select coalesce(array_agg(distinct user_key order by user_key), '{}') from hs.changed_keys")
+        .await;
+    assert_eq!(queued, vec!["d"]);
+    // a pass over keys with nothing queued does nothing
+    let again =
+        hogsend_runtime::db::apply_changes(&mut env.conn, "hogsend", &keys, Some(ts(T0 + MIN)))
+            .await
+            .unwrap();
+    assert_eq!(again["changes"], 0);
+    assert_eq!(again["buckets"], serde_json::json!({}));
+    env.tick(T0 + 2 * MIN).await;
+    assert_eq!(env.members("bx").await, vec!["a", "d"]);
+    assert_eq!(env.members("by").await, vec!["b"]);
+    assert_eq!(env.members("flagged").await, vec!["c"]);
+    assert_eq!(
+        kinds(&mut env, "bx").await,
+        vec![
+            k("entered", "a", "", "event"),
+            k("entered", "d", "", "tick")
+        ]
+    );
+}
+
+#[tokio::test]
 async fn apply_keys_skips_a_bucket_awaiting_its_backfill() {
     let mut env = Env::new(vec![bucket("b", did("x", Window::Ever))]).await;
     env.events(&[("a", "x", T0 - HOUR)]).await;

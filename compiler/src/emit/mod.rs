@@ -58,6 +58,7 @@ struct BucketFile<'a> {
     match_candidates: String,
     match_all: String,
     candidates: String,
+    changed: String,
 }
 
 #[derive(Template)]
@@ -133,7 +134,7 @@ fn render_expr(expr: SimpleExpr) -> String {
 
 fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
     let m = &bucket.matcher;
-    let q = quote_tag(&[&m.match_candidates, &m.match_all, &m.candidates]);
+    let q = quote_tag(&[&m.match_candidates, &m.match_all, &m.candidates, &m.changed]);
     let file = BucketFile {
         version: VERSION,
         s: &plan.schema,
@@ -145,6 +146,7 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
         match_candidates: layout(&m.match_candidates, 2),
         match_all: layout(&m.match_all, 2),
         candidates: layout(&m.candidates, 4),
+        changed: layout(&m.changed, 2),
     };
     GeneratedFile {
         path: format!("buckets/{}.sql", bucket.id),

@@ -33,6 +33,9 @@ pub struct MatcherSql {
     /// `SELECT user_key` of the contacts whose truth may have changed between the previous
     /// tick `p_t0` and `p_now`: changed keys, window edges, newly visible events, due timers.
     pub candidates: String,
+    /// `SELECT DISTINCT user_key` of the drained changes (`_hs_changed`) this criteria can
+    /// see: the first part of `candidates`, alone (the daemon's real-time pass).
+    pub changed: String,
 }
 
 /// One distinct event atom of a criteria (same event, filter and window ⇒ same column).
@@ -490,9 +493,8 @@ impl<'a> MatcherBuilder<'a> {
         q
     }
 
-    /// The union of everything that may have changed for this bucket since `p_t0`.
-    fn candidates(&self) -> SelectStatement {
-        // Keys whose data changed in a way this criteria can see (see `changed_keys`).
+    /// Keys whose data changed in a way this criteria can see (see `changed_keys`).
+    fn changed(&self) -> SelectStatement {
         let mut q = Query::select();
         let mut changed = col("_hs_changed", "kind").eq("x");
         let names = self.event_names();
@@ -510,6 +512,13 @@ impl<'a> MatcherBuilder<'a> {
         q.column(ident("user_key"))
             .from(ident("_hs_changed"))
             .and_where(changed);
+        q
+    }
+
+    /// The union of everything that may have changed for this bucket since `p_t0`.
+    fn candidates(&self) -> SelectStatement {
+        let mut q = self.changed();
+        let names = self.event_names();
         let mut parts = Vec::new();
         for (event, seconds) in self.windows() {
             // Events that were inside the window at p_t0 and are outside it at p_now.
@@ -552,6 +561,7 @@ impl<'a> MatcherBuilder<'a> {
             match_candidates: render(&self.matcher(criteria, true)),
             match_all: render(&self.matcher(criteria, false)),
             candidates: render(&self.candidates()),
+            changed: render(self.changed().distinct()),
         }
     }
 }

@@ -690,6 +690,7 @@ begin
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match_all');
     execute format('drop function if exists {{ s }}.%I(timestamptz, timestamptz)', 'b_' || r.id || '_run');
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_keys');
+    execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_changes');
     delete from {{ s }}.buckets where id = r.id;
     removed := removed || r.id;
   end loop;

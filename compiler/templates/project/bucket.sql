@@ -77,3 +77,28 @@ begin
   perform {{ s }}.b_{{ id }}_match(p_now);
   return {{ s }}._apply('{{ id }}', p_now, 'event', false);
 end {{ q }};
+
+-- The daemon's real-time pass (apply_changes): only the drained changes (_hs_changed) that
+-- this bucket's criteria can see, as a tick's changed-keys rule would pick them.
+create or replace function {{ s }}.b_{{ id }}_changes(p_now timestamptz) returns jsonb
+language plpgsql set plan_cache_mode = force_custom_plan as {{ q }}
+declare
+  b {{ s }}.buckets;
+  n bigint;
+begin
+  select * into b from {{ s }}.buckets where id = '{{ id }}';
+  if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
+    return null;
+  end if;
+  delete from _hs_cand;
+  insert into _hs_cand (user_key)
+  {{ changed }};
+  get diagnostics n = row_count;
+  if n = 0 then
+    return null;
+  end if;
+  analyze _hs_cand;
+  delete from _hs_match;
+  perform {{ s }}.b_{{ id }}_match(p_now);
+  return {{ s }}._apply('{{ id }}', p_now, 'event', false) || jsonb_build_object('candidates', n);
+end {{ q }};

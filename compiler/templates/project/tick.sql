@@ -52,3 +52,41 @@ begin
   return jsonb_build_object('now', v_now, 'keys', n, 'buckets', s,
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
+
+-- apply_changes(keys, now): the daemon's real-time pass. It drains these keys' entries from
+-- the change queue and evaluates each bucket only for the keys whose changes it can see (the
+-- rule a tick applies to the queue), so its cost follows what changed. What the drained
+-- entries would have made a tick look at, this pass looked at; everything time does (window
+-- edges, timers) stays with the tick. Entries committed after the drain stay queued.
+create or replace function {{ s }}.apply_changes(p_keys text[], p_now timestamptz default now())
+returns jsonb
+language plpgsql
+set jit = off
+set random_page_cost = 1.1
+set work_mem = '64MB'
+as $hs$
+declare
+  started timestamptz := clock_timestamp();
+  v_now   timestamptz;
+  n       bigint;
+  s       jsonb := '{}';
+begin
+  perform pg_advisory_xact_lock({{ lock_key }});
+  select greatest(p_now, last_tick_at) into v_now from {{ s }}.tick_state;
+  perform {{ s }}._work_tables();
+  delete from _hs_changed;
+  with drained as (
+    delete from {{ s }}.changed_keys where user_key = any(p_keys)
+    returning user_key, kind, event)
+  insert into _hs_changed (user_key, kind, event)
+  select distinct user_key, kind, event from drained;
+  get diagnostics n = row_count;
+  if n > 0 then
+    analyze _hs_changed;
+{%- for id in enabled %}
+    s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_changes(v_now)));
+{%- endfor %}
+  end if;
+  return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys), 'changes', n, 'buckets', s,
+    'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
+end $hs$;

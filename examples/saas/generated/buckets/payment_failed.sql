@@ -142,3 +142,30 @@ begin
   perform hogsend.b_payment_failed_match(p_now);
   return hogsend._apply('payment_failed', p_now, 'event', false);
 end $hs$;
+
+-- The daemon's real-time pass (apply_changes): only the drained changes (_hs_changed) that
+-- this bucket's criteria can see, as a tick's changed-keys rule would pick them.
+create or replace function hogsend.b_payment_failed_changes(p_now timestamptz) returns jsonb
+language plpgsql set plan_cache_mode = force_custom_plan as $hs$
+declare
+  b hogsend.buckets;
+  n bigint;
+begin
+  select * into b from hogsend.buckets where id = 'payment_failed';
+  if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
+    return null;
+  end if;
+  delete from _hs_cand;
+  insert into _hs_cand (user_key)
+  SELECT DISTINCT user_key
+  FROM _hs_changed
+  WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event IN ('payment.failed', 'payment.succeeded'));
+  get diagnostics n = row_count;
+  if n = 0 then
+    return null;
+  end if;
+  analyze _hs_cand;
+  delete from _hs_match;
+  perform hogsend.b_payment_failed_match(p_now);
+  return hogsend._apply('payment_failed', p_now, 'event', false) || jsonb_build_object('candidates', n);
+end $hs$;
