@@ -64,22 +64,15 @@ pub async fn tick(
     }
 }
 
-/// Runs the real-time pass for `keys` (see `apply_keys` in the generated tick.sql).
+/// Runs the real-time pass for `keys` (see `apply_keys` in the generated tick.sql): every
+/// bucket evaluates every given key, so afterwards their memberships are exact at `now`.
 pub async fn apply_keys(
     conn: &mut PgConnection,
     schema: &str,
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let sql = format!(
-        "select {}.apply_keys($1, coalesce($2, now()))",
-        schema_ident(schema)
-    );
-    Ok(sqlx::query_scalar::<_, serde_json::Value>(&sql)
-        .bind(keys)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?)
+    call_pass(conn, schema, "apply_keys", keys, now).await
 }
 
 /// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
@@ -95,8 +88,20 @@ pub async fn apply_changes(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
+    call_pass(conn, schema, "apply_changes", keys, now).await
+}
+
+/// `select <schema>.<function>(keys, coalesce(now, now()))`; `function` is one of the two
+/// fixed names above.
+async fn call_pass(
+    conn: &mut PgConnection,
+    schema: &str,
+    function: &'static str,
+    keys: &[String],
+    now: Option<DateTime<Utc>>,
+) -> Result<serde_json::Value> {
     let sql = format!(
-        "select {}.apply_changes($1, coalesce($2, now()))",
+        "select {}.{function}($1, coalesce($2, now()))",
         schema_ident(schema)
     );
     Ok(sqlx::query_scalar::<_, serde_json::Value>(&sql)

@@ -301,15 +301,17 @@ pub async fn measure(
         let mut sustained = Samples::default();
         let mut catch_up = Samples::default();
         let mut all = Vec::new();
-        for run in 0..runs.max(1) {
-            let events = Arc::new(rows::ingest_events(
+        let events_of_run = |run: usize| {
+            Arc::new(rows::ingest_events(
                 contacts,
                 count,
                 from,
                 to,
                 100 + run as u64,
-            ));
-            let (wall, latencies) = send_all(addr, &key, events, run, None).await?;
+            ))
+        };
+        for run in 0..runs.max(1) {
+            let (wall, latencies) = send_all(addr, &key, events_of_run(run), run, None).await?;
             sustained.push(wall);
             all.extend(latencies);
             catch_up.push(wait_for_real_time(conn).await?);
@@ -317,14 +319,8 @@ pub async fn measure(
         all.sort_by(f64::total_cmp);
         let rate = per_second(count, sustained.median()) / 2.0;
         let run = runs.max(1);
-        let events = Arc::new(rows::ingest_events(
-            contacts,
-            count,
-            from,
-            to,
-            100 + run as u64,
-        ));
-        let (wall, paced_latencies_ms) = send_all(addr, &key, events, run, Some(rate)).await?;
+        let (wall, paced_latencies_ms) =
+            send_all(addr, &key, events_of_run(run), run, Some(rate)).await?;
         let mut paced = Samples::default();
         paced.push(wall);
         wait_for_real_time(conn).await?;
