@@ -1,7 +1,7 @@
 //! Where the database is: `--database-url`, else `DATABASE_URL`, else `hogsend.toml`'s
 //! `[database] url`. Shared by every command that talks to Postgres.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use hogsend_compiler::config::Config;
@@ -10,6 +10,17 @@ use sqlx::{Connection, PgConnection};
 
 use crate::commands::compile::compile_project;
 use crate::output::Output;
+
+/// A project directory and its database: the arguments of `migrate` and `plan`, and part
+/// of `serve`'s and `dev`'s.
+#[derive(Debug, clap::Args)]
+pub struct ProjectArgs {
+    /// The project directory
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+}
 
 /// A compiled project and the database it goes to: what `migrate` and `plan` start from.
 pub struct ProjectDatabase {
@@ -21,20 +32,16 @@ pub struct ProjectDatabase {
     pub files: Vec<GeneratedFile>,
 }
 
-/// Compiles the project in `dir` (printing its diagnostics) and resolves its database.
-/// `None` when the project has errors.
-pub fn compile_for_database(
-    dir: &Path,
-    db: &DatabaseArgs,
-    out: &Output,
-) -> Result<Option<ProjectDatabase>> {
-    let Some((_, compiled)) = compile_project(dir, out)? else {
+/// Compiles the project (printing its diagnostics) and resolves its database. `None` when
+/// the project has errors.
+pub fn compile_for_database(args: &ProjectArgs, out: &Output) -> Result<Option<ProjectDatabase>> {
+    let Some((_, compiled)) = compile_project(&args.dir, out)? else {
         return Ok(None);
     };
     let config = &compiled.checked.config;
     Ok(Some(ProjectDatabase {
         schema: config.database.schema.as_str().to_owned(),
-        url: db.resolve(config)?,
+        url: args.db.resolve(config)?,
         files: compiled.files.unwrap_or_default(),
     }))
 }

@@ -18,7 +18,6 @@ use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 use support::*;
 
 // ------------------------------------------------------------------------------------------
@@ -1199,78 +1198,61 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The real-time pass for some keys at `at`: those keys' memberships become exact at
-    /// `at` (the others are left to the next tick).
-    async fn apply_keys(&mut self, slots: &[usize], at: Us) -> Result<(), TestCaseError> {
-        let mut keys: Vec<String> = slots.iter().filter_map(|s| self.model.key(*s)).collect();
-        keys.push("ghost key".into());
-        let summary = hogsend_runtime::db::apply_keys(&mut self.conn, SCHEMA, &keys, Some(ts(at)))
-            .await
-            .map_err(|e| TestCaseError::fail(format!("apply_keys failed: {e}")))?;
-        let _ = writeln!(
-            self.log,
-            "  apply_keys {keys:?} at {}: {}",
-            show_us(at),
-            summary["buckets"]
-        );
-        let actual = members(&mut self.conn, SCHEMA).await;
-        for (id, p) in &self.buckets {
-            if self.unsettled.contains(id) {
-                continue;
-            }
-            let got = actual.get(id).cloned().unwrap_or_default();
-            for key in &keys {
-                let expected = self.model.world.holds(p, key, at);
-                if expected != got.contains(key) {
-                    return Err(self.fail(
-                        format!(
-                            "after apply_keys at {}: bucket {id} {{ criteria {} }}: {key:?} should {}be a member",
-                            show_us(at),
-                            hog(p),
-                            if expected { "" } else { "not " }
-                        ),
-                        &BTreeSet::from([key.clone()]),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Run<'_> {
-    /// The daemon's real-time pass for some keys at `at`: it drains their queued changes and
-    /// evaluates each bucket only for the keys whose changes it can see, so it need not make
-    /// every membership exact — but every membership it changes must be right at `at`, and
-    /// the next tick (checked as always) must still see everything it drained.
-    async fn apply_changes(&mut self, slots: &[usize], at: Us) -> Result<(), TestCaseError> {
+    /// A real-time pass for some keys at `at`. `apply_keys` (`drain` false) evaluates every
+    /// bucket for every given key, so those keys' memberships become exact at `at` (the
+    /// others are left to the next tick). The daemon's `apply_changes` (`drain` true) drains
+    /// their queued changes and evaluates each bucket only for the keys whose changes it can
+    /// see, so it need not make every membership exact — but every membership it changes
+    /// must be right at `at`, it touches no other key, and the next tick (checked as always)
+    /// must still see everything it drained.
+    async fn real_time_pass(
+        &mut self,
+        slots: &[usize],
+        at: Us,
+        drain: bool,
+    ) -> Result<(), TestCaseError> {
         let mut keys: Vec<String> = slots.iter().filter_map(|s| self.model.key(*s)).collect();
         keys.push("ghost key".into());
         let before = members(&mut self.conn, SCHEMA).await;
-        let summary =
-            hogsend_runtime::db::apply_changes(&mut self.conn, SCHEMA, &keys, Some(ts(at)))
-                .await
-                .map_err(|e| TestCaseError::fail(format!("apply_changes failed: {e}")))?;
+        let (name, summary) = if drain {
+            let r = hogsend_runtime::db::apply_changes(&mut self.conn, SCHEMA, &keys, Some(ts(at)));
+            ("apply_changes", r.await)
+        } else {
+            let r = hogsend_runtime::db::apply_keys(&mut self.conn, SCHEMA, &keys, Some(ts(at)));
+            ("apply_keys", r.await)
+        };
+        let summary = summary.map_err(|e| TestCaseError::fail(format!("{name} failed: {e}")))?;
         let _ = writeln!(
             self.log,
-            "  apply_changes {keys:?} at {}: {}",
+            "  {name} {keys:?} at {}: {}",
             show_us(at),
             summary["buckets"]
         );
         let after = members(&mut self.conn, SCHEMA).await;
         for (id, p) in &self.buckets {
+            if self.unsettled.contains(id) {
+                continue;
+            }
             let was = before.get(id).cloned().unwrap_or_default();
             let is = after.get(id).cloned().unwrap_or_default();
-            for key in was.symmetric_difference(&is) {
+            let changed: BTreeSet<&String> = was.symmetric_difference(&is).collect();
+            for key in &changed {
                 prop_assert!(
                     keys.contains(key),
-                    "apply_changes changed {key:?} in {id}, a key it was not given"
+                    "{name} changed {key:?} in {id}, a key it was not given"
                 );
+            }
+            let checked: Vec<&String> = if drain {
+                changed.into_iter().collect()
+            } else {
+                keys.iter().collect()
+            };
+            for key in checked {
                 let expected = self.model.world.holds(p, key, at);
                 if expected != is.contains(key) {
                     return Err(self.fail(
                         format!(
-                            "after apply_changes at {}: bucket {id} {{ criteria {} }}: {key:?} should {}be a member",
+                            "after {name} at {}: bucket {id} {{ criteria {} }}: {key:?} should {}be a member",
                             show_us(at),
                             hog(p),
                             if expected { "" } else { "not " }
@@ -1327,11 +1309,7 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             let previous = run.model.ticks[i - 1];
             if t - previous >= 2 {
                 let at = previous + (t - previous) / 2;
-                if step.drain {
-                    run.apply_changes(slots, at).await?;
-                } else {
-                    run.apply_keys(slots, at).await?;
-                }
+                run.real_time_pass(slots, at, step.drain).await?;
             }
         }
         let summary = tick(&mut run.conn, SCHEMA, t).await;
@@ -1376,20 +1354,6 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             .await?;
     }
     Ok(())
-}
-
-static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-});
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40)
 }
 
 proptest! {

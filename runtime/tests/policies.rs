@@ -13,7 +13,6 @@ use proptest::test_runner::TestCaseError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 use support::*;
 
 // ------------------------------------------------------------------------------------------
@@ -656,20 +655,6 @@ async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
         );
     }
     Ok(())
-}
-
-static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-});
-
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40)
 }
 
 proptest! {

@@ -15,21 +15,11 @@ use hogsend_runtime::pgcluster::PrivateCluster;
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::commands::serve::{init_logging, runtime_config, serve};
-use crate::database::{self, DatabaseArgs};
+use crate::database;
 use crate::output::Output;
 
-/// Arguments of `hogsend dev`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The project directory
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    #[command(flatten)]
-    db: DatabaseArgs,
-    /// Listen here instead of `[api] listen` / HOGSEND_LISTEN
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<std::net::SocketAddr>,
-}
+/// Arguments of `hogsend dev`: those of `serve`.
+pub use crate::commands::serve::Args;
 
 const DEV_DATABASE: &str = "hogsend_dev";
 
@@ -104,16 +94,17 @@ fn dev_key(dev: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     init_logging();
     let explicit = args
+        .project
         .db
         .database_url
         .clone()
         .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
     // Compile first: a project with errors should not start a database.
-    let Some(mut config) = runtime_config(&args.dir, |_| Ok(String::new()), out)? else {
+    let Some(mut config) = runtime_config(&args.project.dir, |_| Ok(String::new()), out)? else {
         return Ok(ExitCode::from(1));
     };
     let mut cluster = None;
-    let dev = dev_dir(&args.dir);
+    let dev = dev_dir(&args.project.dir);
     let url = match explicit {
         Some(url) => url,
         None => {

@@ -1,30 +1,21 @@
 //! `hogsend migrate [DIR]`: apply the base schema and the compiled project in one
 //! transaction. Idempotent; refuses a database whose base schema is newer than this build.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use hogsend_compiler::diagnostics::JSON_FORMAT_VERSION;
 use serde_json::json;
 
-use crate::database::{self, DatabaseArgs, ProjectDatabase};
+use crate::database::{self, ProjectDatabase};
 use crate::output::{Format, Output};
 
-/// Arguments of `hogsend migrate`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The project directory
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    #[command(flatten)]
-    db: DatabaseArgs,
-}
+/// Arguments of `hogsend migrate`: the project directory and its database.
+pub use crate::database::ProjectArgs as Args;
 
 /// Runs the command.
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
-    let Some(ProjectDatabase { schema, url, files }) =
-        database::compile_for_database(&args.dir, &args.db, out)?
+    let Some(ProjectDatabase { schema, url, files }) = database::compile_for_database(&args, out)?
     else {
         return Ok(ExitCode::from(1));
     };

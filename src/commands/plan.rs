@@ -2,30 +2,21 @@
 //! buckets added, changed (a criteria change means a backfill) and removed, with how many
 //! contacts match each new or changed bucket now.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use hogsend_compiler::diagnostics::JSON_FORMAT_VERSION;
 use serde_json::json;
 
-use crate::database::{self, DatabaseArgs, ProjectDatabase};
+use crate::database::{self, ProjectDatabase};
 use crate::output::{Format, Output};
 
-/// Arguments of `hogsend plan`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The project directory
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    #[command(flatten)]
-    db: DatabaseArgs,
-}
+/// Arguments of `hogsend plan`: the project directory and its database.
+pub use crate::database::ProjectArgs as Args;
 
 /// Runs the command.
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
-    let Some(ProjectDatabase { schema, url, files }) =
-        database::compile_for_database(&args.dir, &args.db, out)?
+    let Some(ProjectDatabase { schema, url, files }) = database::compile_for_database(&args, out)?
     else {
         return Ok(ExitCode::from(1));
     };

@@ -2,24 +2,21 @@
 //! scheduler, the real-time pass and the HTTP API until SIGTERM or Ctrl-C (exit 0 after
 //! draining).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hogsend_runtime::RuntimeConfig;
 
 use crate::commands::compile::compile_project;
-use crate::database::{self, DatabaseArgs};
+use crate::database::{self, ProjectArgs};
 use crate::output::Output;
 
 /// Arguments of `hogsend serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The project directory
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
     #[command(flatten)]
-    pub db: DatabaseArgs,
+    pub project: ProjectArgs,
     /// Listen here instead of `[api] listen` / HOGSEND_LISTEN
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
@@ -100,8 +97,8 @@ pub fn serve(config: RuntimeConfig, banner: impl FnOnce(std::net::SocketAddr)) -
 /// Runs the command.
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     init_logging();
-    let db = &args.db;
-    let Some(mut config) = runtime_config(&args.dir, |c| db.resolve(c), out)? else {
+    let db = &args.project.db;
+    let Some(mut config) = runtime_config(&args.project.dir, |c| db.resolve(c), out)? else {
         return Ok(ExitCode::from(1));
     };
     if let Some(listen) = args.listen {

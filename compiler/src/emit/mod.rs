@@ -146,7 +146,7 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
         match_candidates: layout(&m.match_candidates, 2),
         match_all: layout(&m.match_all, 2),
         candidates: layout(&m.candidates, 4),
-        changed: layout(&m.changed, 2),
+        changed: layout(&m.changed, 4),
     };
     GeneratedFile {
         path: format!("buckets/{}.sql", bucket.id),

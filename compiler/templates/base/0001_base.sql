@@ -371,6 +371,32 @@ begin
   return n;
 end $hs$;
 
+-- Record the dwell firings in _hs_due: one `dwell` transition each (a retried firing is a
+-- conflict and records nothing) and its `bucket:dwell:<id>:<label>` event, idempotent by
+-- message id. Returns how many transitions were recorded.
+create function {{ s }}._record_dwell(p_bucket text, p_now timestamptz, p_source text)
+returns bigint language plpgsql as $hs$
+declare
+  n bigint;
+begin
+  insert into {{ s }}.transitions
+         (bucket_id, user_key, entry_count, kind, label, ordinal, source, occurred_at)
+  select p_bucket, d.user_key, d.entry_count, 'dwell', d.label, d.ordinal, p_source, p_now
+    from _hs_due d
+  on conflict do nothing;
+  get diagnostics n = row_count;
+  insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
+  select d.user_key, 'bucket:dwell:' || p_bucket || ':' || d.label,
+         jsonb_build_object('bucket_id', p_bucket, 'entry_count', d.entry_count,
+                            'label', d.label, 'ordinal', d.ordinal),
+         p_now, p_now,
+         'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count
+           || ':dwell:' || d.label || ':' || d.ordinal
+    from _hs_due d
+  on conflict (message_id) where message_id is not null do nothing;
+  return n;
+end $hs$;
+
 -- Apply what the generated matcher found. Compares _hs_match (who matches at p_now) with
 -- the bucket's memberships for the contacts in _hs_cand (every contact when p_all), applies
 -- the policies in LANGUAGE.md order (leaves: criteria then max_dwell; joins; dwell), records
@@ -428,20 +454,7 @@ begin
        cross join lateral (select least(coalesce(x.anchor, p_now), p_now) as anchor) a
        cross join jsonb_to_recordset(b.dwell_rules) as r(label text, kind text, period bigint)
        where a.anchor + r.period * interval '1 second' <= p_now;
-      insert into {{ s }}.transitions
-             (bucket_id, user_key, entry_count, kind, label, ordinal, source, occurred_at)
-      select p_bucket, d.user_key, d.entry_count, 'dwell', d.label, d.ordinal, p_source, p_now
-        from _hs_due d;
-      get diagnostics n_fires = row_count;
-      insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
-      select d.user_key, 'bucket:dwell:' || p_bucket || ':' || d.label,
-             jsonb_build_object('bucket_id', p_bucket, 'entry_count', d.entry_count,
-                                'label', d.label, 'ordinal', d.ordinal),
-             p_now, p_now,
-             'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count
-               || ':dwell:' || d.label || ':' || d.ordinal
-        from _hs_due d
-      on conflict (message_id) where message_id is not null do nothing;
+      n_fires := {{ s }}._record_dwell(p_bucket, p_now, p_source);
       dwell_ms := extract(epoch from clock_timestamp() - dwell_start)::numeric * 1000;
     end if;
     return jsonb_build_object('joins', n_joins, 'leaves', 0, 'deferred', 0, 'blocked', 0,
@@ -603,22 +616,7 @@ begin
                   else coalesce(l.last_at, m.dwell_anchor) + r.period * interval '1 second' <= p_now
              end;
 
-      insert into {{ s }}.transitions
-             (bucket_id, user_key, entry_count, kind, label, ordinal, source, occurred_at)
-      select p_bucket, d.user_key, d.entry_count, 'dwell', d.label, d.ordinal, p_source, p_now
-        from _hs_due d
-      on conflict do nothing;
-      get diagnostics n_fires = row_count;
-
-      insert into {{ s }}.events (user_key, event, properties, occurred_at, received_at, message_id)
-      select d.user_key, 'bucket:dwell:' || p_bucket || ':' || d.label,
-             jsonb_build_object('bucket_id', p_bucket, 'entry_count', d.entry_count,
-                                'label', d.label, 'ordinal', d.ordinal),
-             p_now, p_now,
-             'bucket:' || p_bucket || ':' || d.user_key || ':' || d.entry_count
-               || ':dwell:' || d.label || ':' || d.ordinal
-        from _hs_due d
-      on conflict (message_id) where message_id is not null do nothing;
+      n_fires := {{ s }}._record_dwell(p_bucket, p_now, p_source);
     end if;
 
     -- Re-arm: active members get their next dwell/max_dwell/deferred-leave instant;
@@ -689,8 +687,7 @@ begin
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match');
     execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_match_all');
     execute format('drop function if exists {{ s }}.%I(timestamptz, timestamptz)', 'b_' || r.id || '_run');
-    execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_keys');
-    execute format('drop function if exists {{ s }}.%I(timestamptz)', 'b_' || r.id || '_changes');
+    execute format('drop function if exists {{ s }}.%I(timestamptz, boolean)', 'b_' || r.id || '_keys');
     delete from {{ s }}.buckets where id = r.id;
     removed := removed || r.id;
   end loop;

@@ -63,24 +63,10 @@ begin
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end {{ q }};
 
--- The real-time pass: the candidates are the keys an ingest batch touched (_hs_cand).
-create or replace function {{ s }}.b_{{ id }}_keys(p_now timestamptz) returns jsonb
-language plpgsql set plan_cache_mode = force_custom_plan as {{ q }}
-declare
-  b {{ s }}.buckets;
-begin
-  select * into b from {{ s }}.buckets where id = '{{ id }}';
-  if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
-    return null;
-  end if;
-  delete from _hs_match;
-  perform {{ s }}.b_{{ id }}_match(p_now);
-  return {{ s }}._apply('{{ id }}', p_now, 'event', false);
-end {{ q }};
-
--- The daemon's real-time pass (apply_changes): only the drained changes (_hs_changed) that
--- this bucket's criteria can see, as a tick's changed-keys rule would pick them.
-create or replace function {{ s }}.b_{{ id }}_changes(p_now timestamptz) returns jsonb
+-- The real-time pass (_realtime_pass). Without p_changed the candidates are the keys it was
+-- given (_hs_cand, shared by every bucket); with p_changed, only the drained changes
+-- (_hs_changed) that this bucket's criteria can see, as a tick's changed-keys rule picks them.
+create or replace function {{ s }}.b_{{ id }}_keys(p_now timestamptz, p_changed boolean) returns jsonb
 language plpgsql set plan_cache_mode = force_custom_plan as {{ q }}
 declare
   b {{ s }}.buckets;
@@ -90,15 +76,18 @@ begin
   if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
     return null;
   end if;
-  delete from _hs_cand;
-  insert into _hs_cand (user_key)
-  {{ changed }};
-  get diagnostics n = row_count;
-  if n = 0 then
-    return null;
+  if p_changed then
+    delete from _hs_cand;
+    insert into _hs_cand (user_key)
+    {{ changed }};
+    get diagnostics n = row_count;
+    if n = 0 then
+      return null;
+    end if;
+    analyze _hs_cand;
   end if;
-  analyze _hs_cand;
   delete from _hs_match;
   perform {{ s }}.b_{{ id }}_match(p_now);
-  return {{ s }}._apply('{{ id }}', p_now, 'event', false) || jsonb_build_object('candidates', n);
+  return {{ s }}._apply('{{ id }}', p_now, 'event', false)
+    || jsonb_strip_nulls(jsonb_build_object('candidates', n));
 end {{ q }};

@@ -26,10 +26,16 @@ begin
   return hogsend._tick_end(p_now, t0, started, s);
 end $hs$;
 
--- apply_keys(keys, now): the real-time pass for the keys an ingest batch touched, at
--- `now` (never earlier than the last tick). Joins and leaves fire as in a tick; timers
--- (dwell, max_dwell, cool-downs) are left to the next tick.
-create or replace function hogsend.apply_keys(p_keys text[], p_now timestamptz default now())
+-- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire
+-- as in a tick; timers (dwell, max_dwell, cool-downs) are left to the next tick.
+--   apply_keys(keys, now): every bucket evaluates every given key, so those keys'
+--     memberships are exact at `now` afterwards.
+--   apply_changes(keys, now): the daemon's pass. It drains these keys' entries from the
+--     change queue and evaluates each bucket only for the keys whose changes it can see (the
+--     rule a tick applies to the queue), so its cost follows what changed. What the drained
+--     entries would have made a tick look at, this pass looked at; what time does (window
+--     edges, timers) stays with the tick. Entries committed after the drain stay queued.
+create or replace function hogsend._realtime_pass(p_keys text[], p_now timestamptz, p_drain boolean)
 returns jsonb
 language plpgsql
 set jit = off
@@ -45,66 +51,44 @@ begin
   perform pg_advisory_xact_lock(-8636545163633039781);
   select greatest(p_now, last_tick_at) into v_now from hogsend.tick_state;
   perform hogsend._work_tables();
-  delete from _hs_cand;
-  insert into _hs_cand (user_key)
-  select distinct k from unnest(p_keys) as k where k is not null;
-  get diagnostics n = row_count;
-  if n > 0 then
-    analyze _hs_cand;
-    s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('partner_signups', hogsend.b_partner_signups_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('payment_failed', hogsend.b_payment_failed_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('power_user', hogsend.b_power_user_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_keys(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_keys(v_now)));
+  if p_drain then
+    delete from _hs_changed;
+    with drained as (
+      delete from hogsend.changed_keys where user_key = any(p_keys)
+      returning user_key, kind, event)
+    insert into _hs_changed (user_key, kind, event)
+    select distinct user_key, kind, event from drained;
+    get diagnostics n = row_count;
+    if n > 0 then
+      analyze _hs_changed;
+    end if;
+  else
+    delete from _hs_cand;
+    insert into _hs_cand (user_key)
+    select distinct k from unnest(p_keys) as k where k is not null;
+    get diagnostics n = row_count;
+    if n > 0 then
+      analyze _hs_cand;
+    end if;
   end if;
-  return jsonb_build_object('now', v_now, 'keys', n, 'buckets', s,
+  if n > 0 then
+    s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('partner_signups', hogsend.b_partner_signups_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('payment_failed', hogsend.b_payment_failed_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('power_user', hogsend.b_power_user_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_keys(v_now, p_drain)));
+    s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_keys(v_now, p_drain)));
+  end if;
+  return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
+    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
 
--- apply_changes(keys, now): the daemon's real-time pass. It drains these keys' entries from
--- the change queue and evaluates each bucket only for the keys whose changes it can see (the
--- rule a tick applies to the queue), so its cost follows what changed. What the drained
--- entries would have made a tick look at, this pass looked at; everything time does (window
--- edges, timers) stays with the tick. Entries committed after the drain stay queued.
+create or replace function hogsend.apply_keys(p_keys text[], p_now timestamptz default now())
+returns jsonb language sql as $hs$ select hogsend._realtime_pass(p_keys, p_now, false) $hs$;
+
 create or replace function hogsend.apply_changes(p_keys text[], p_now timestamptz default now())
-returns jsonb
-language plpgsql
-set jit = off
-set random_page_cost = 1.1
-set work_mem = '64MB'
-as $hs$
-declare
-  started timestamptz := clock_timestamp();
-  v_now   timestamptz;
-  n       bigint;
-  s       jsonb := '{}';
-begin
-  perform pg_advisory_xact_lock(-8636545163633039781);
-  select greatest(p_now, last_tick_at) into v_now from hogsend.tick_state;
-  perform hogsend._work_tables();
-  delete from _hs_changed;
-  with drained as (
-    delete from hogsend.changed_keys where user_key = any(p_keys)
-    returning user_key, kind, event)
-  insert into _hs_changed (user_key, kind, event)
-  select distinct user_key, kind, event from drained;
-  get diagnostics n = row_count;
-  if n > 0 then
-    analyze _hs_changed;
-    s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('partner_signups', hogsend.b_partner_signups_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('payment_failed', hogsend.b_payment_failed_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('power_user', hogsend.b_power_user_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_changes(v_now)));
-    s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_changes(v_now)));
-  end if;
-  return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys), 'changes', n, 'buckets', s,
-    'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
-end $hs$;
+returns jsonb language sql as $hs$ select hogsend._realtime_pass(p_keys, p_now, true) $hs$;

@@ -1001,3 +1001,19 @@ pub async fn check_log(
     }
     Ok(())
 }
+
+/// The runtime the property tests drive their async cases on.
+pub static RT: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+});
+
+/// Property-test cases per run: `PROPTEST_CASES`, else 40.
+pub fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}

@@ -120,24 +120,10 @@ begin
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
 
--- The real-time pass: the candidates are the keys an ingest batch touched (_hs_cand).
-create or replace function hogsend.b_trial_ending_keys(p_now timestamptz) returns jsonb
-language plpgsql set plan_cache_mode = force_custom_plan as $hs$
-declare
-  b hogsend.buckets;
-begin
-  select * into b from hogsend.buckets where id = 'trial_ending';
-  if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
-    return null;
-  end if;
-  delete from _hs_match;
-  perform hogsend.b_trial_ending_match(p_now);
-  return hogsend._apply('trial_ending', p_now, 'event', false);
-end $hs$;
-
--- The daemon's real-time pass (apply_changes): only the drained changes (_hs_changed) that
--- this bucket's criteria can see, as a tick's changed-keys rule would pick them.
-create or replace function hogsend.b_trial_ending_changes(p_now timestamptz) returns jsonb
+-- The real-time pass (_realtime_pass). Without p_changed the candidates are the keys it was
+-- given (_hs_cand, shared by every bucket); with p_changed, only the drained changes
+-- (_hs_changed) that this bucket's criteria can see, as a tick's changed-keys rule picks them.
+create or replace function hogsend.b_trial_ending_keys(p_now timestamptz, p_changed boolean) returns jsonb
 language plpgsql set plan_cache_mode = force_custom_plan as $hs$
 declare
   b hogsend.buckets;
@@ -147,17 +133,20 @@ begin
   if not found or not b.enabled or b.settled_fingerprint is distinct from b.fingerprint then
     return null;
   end if;
-  delete from _hs_cand;
-  insert into _hs_cand (user_key)
-  SELECT DISTINCT user_key
-  FROM _hs_changed
-  WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event IN ('subscription.started', 'trial.started')) OR _hs_changed.kind = 'p';
-  get diagnostics n = row_count;
-  if n = 0 then
-    return null;
+  if p_changed then
+    delete from _hs_cand;
+    insert into _hs_cand (user_key)
+    SELECT DISTINCT user_key
+    FROM _hs_changed
+    WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event IN ('subscription.started', 'trial.started')) OR _hs_changed.kind = 'p';
+    get diagnostics n = row_count;
+    if n = 0 then
+      return null;
+    end if;
+    analyze _hs_cand;
   end if;
-  analyze _hs_cand;
   delete from _hs_match;
   perform hogsend.b_trial_ending_match(p_now);
-  return hogsend._apply('trial_ending', p_now, 'event', false) || jsonb_build_object('candidates', n);
+  return hogsend._apply('trial_ending', p_now, 'event', false)
+    || jsonb_strip_nulls(jsonb_build_object('candidates', n));
 end $hs$;
