@@ -1,12 +1,14 @@
 //! Extractors whose rejections are [`ApiError`]s: a JSON body, path and query parameters.
 
 use super::error::ApiError;
+use super::timeouts::{body_timed_out, BodyTimeout};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// A JSON document body: `Content-Type: application/json` (or `+json`, or `text/plain` as
 /// browsers' beacons send), at most the configured size, parsed but not yet validated.
@@ -42,7 +44,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 format!("expected `Content-Type: application/json`, got {got}"),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let deadline = req
+            .extensions()
+            .get::<BodyTimeout>()
+            .map_or(Duration::MAX, |t| t.0);
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| body_timed_out(deadline))?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
