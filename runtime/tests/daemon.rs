@@ -1301,3 +1301,126 @@ async fn a_500_names_an_incident_and_nothing_else() {
     }
     d.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_503_with_retry_after_and_not_ready() {
+    let tdb = TestDatabase::new().await;
+    let d = daemon(&tdb).await;
+    let mut conn = tdb.connect().await;
+    let event = json!({"user_id": "u", "event": "signed_up"});
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    // The database stops accepting connections and the daemon's are terminated.
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut admin =
+        <PgConnection as sqlx::Connection>::connect(&hogsend_runtime::testkit::admin_url().await)
+            .await
+            .unwrap();
+    sqlx::raw_sql(&format!(
+        "alter database \"{name}\" allow_connections false;
+         select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = '{name}' and application_name = 'hogsend'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let unavailable = |r: &hogsend_runtime::testkit::Response| {
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(error_code(r), "unavailable", "{}", r.body);
+        assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    };
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    unavailable(&r);
+    let r = d
+        .call("GET", "/v1/contacts/u", Some(&d.read_key), None)
+        .await;
+    unavailable(&r);
+    let r = d.call("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(error_code(&r), "not_ready");
+
+    // A request whose connection is terminated while it runs: 503 too, and nothing stored.
+    sqlx::raw_sql(&format!("alter database \"{name}\" allow_connections true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql("begin; lock table hogsend.events in share mode")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let addr = d.addr;
+    let key = d.ingest_key.clone();
+    let blocked = tokio::spawn(async move {
+        let body = json!({"user_id": "v", "event": "signed_up"}).to_string();
+        request(
+            addr,
+            "POST",
+            "/v1/events",
+            &[
+                ("Authorization".to_owned(), format!("Bearer {key}")),
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+            ],
+            Some(body.as_bytes()),
+        )
+        .await
+    });
+    let mut waiting = 0;
+    for _ in 0..200 {
+        // (From another connection: a transaction sees one snapshot of pg_stat_activity.)
+        waiting = count(
+            &mut admin,
+            &format!(
+                "select count(*) from pg_stat_activity
+                  where datname = '{name}' and application_name = 'hogsend'
+                    and wait_event_type = 'Lock'"
+            ),
+        )
+        .await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if waiting != 1 {
+        let r = blocked.await.unwrap();
+        panic!(
+            "the request did not wait for the lock: {} {}",
+            r.status, r.body
+        );
+    }
+    sqlx::raw_sql(&format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = '{name}' and application_name = 'hogsend'
+            and wait_event_type = 'Lock'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    unavailable(&blocked.await.unwrap());
+    sqlx::raw_sql("rollback").execute(&mut conn).await.unwrap();
+    assert_eq!(
+        count(
+            &mut conn,
+            "select count(*) from hogsend.events where user_key = 'v'"
+        )
+        .await,
+        0
+    );
+
+    // Back: the pool reconnects on its own.
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = d.call("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    d.stop().await.unwrap();
+}

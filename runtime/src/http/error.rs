@@ -100,17 +100,17 @@ impl ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(err: crate::Error) -> ApiError {
-        match &err {
-            crate::Error::Database(sqlx::Error::PoolTimedOut) => {
-                tracing::warn!("database pool exhausted");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is busy; retry shortly",
-                )
-            }
-            _ => ApiError::internal(err),
+        if err.is_unavailable() {
+            tracing::warn!("database unavailable: {err}");
+            let mut answer = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable or busy; retry shortly",
+            );
+            answer.retry_after = Some(2);
+            return answer;
         }
+        ApiError::internal(err)
     }
 }
 
