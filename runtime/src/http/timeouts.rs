@@ -5,9 +5,8 @@
 //! reads the deadline from the request's extensions. The request-head deadline is the
 //! connection's (see `crate::server`).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
@@ -37,8 +36,7 @@ pub async fn enforce(
         Err(_) => {
             tracing::warn!(limit = ?limits.total, "request timed out");
             let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
+                ErrorCode::Timeout,
                 format!(
                     "the request was not answered within {} s; it may or may not have been \
                      stored: retry with the same message ids",
@@ -54,8 +52,7 @@ pub async fn enforce(
 /// 408: the client did not send its body in time.
 pub fn body_timed_out(limit: Duration) -> ApiError {
     ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "body_timeout",
+        ErrorCode::BodyTimeout,
         format!(
             "the request body did not arrive within {} s; nothing was stored",
             limit.as_secs_f64()
