@@ -3,6 +3,7 @@
 //! error body, nothing stored), replays, identity merge, the real-time pass, two daemons
 //! sharing a database, and the transition feed.
 
+use base64::Engine;
 use hogsend_runtime::testkit::{compile, request, TestDaemon, TestDatabase};
 use hogsend_runtime::{db, keys};
 use serde_json::{json, Value};
@@ -208,6 +209,23 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
          400, "invalid_request", vec![(None, "events")]),
         ("empty batch", "application/json", json!({"events": []}).to_string(),
          400, "invalid_request", vec![(None, "events")]),
+        ("NUL characters", "application/json",
+         json!({"events": [ok, {"user_id": "a\u{0}b", "event": "x\u{0}",
+                                "properties": {"k\u{0}": "v", "ok": ["\u{0}"]}}]}).to_string(),
+         400, "invalid_request",
+         vec![(None, "events[1].user_id"), (None, "events[1].event"),
+              (None, "events[1].properties.k\\u0000"), (None, "events[1].properties.ok[0]")]),
+        ("over-long ids", "application/json",
+         json!({"events": [ok, {"user_id": "u".repeat(256), "anonymous_id": "a".repeat(6000),
+                                "message_id": "m".repeat(6000), "event": "x"}]}).to_string(),
+         400, "invalid_request",
+         vec![(Some(1), "user_id"), (Some(1), "anonymous_id"), (Some(1), "message_id")]),
+        ("timestamps out of range", "application/json",
+         json!({"events": [ok, {"user_id": "u", "event": "x", "timestamp": "0000-01-01T00:00:00Z"},
+                               {"user_id": "u", "event": "x", "timestamp": "1969-12-31T23:59:59Z"},
+                               {"user_id": "u", "event": "x", "timestamp": "+10000-01-01T00:00:00Z"}]}).to_string(),
+         400, "invalid_request",
+         vec![(Some(1), "timestamp"), (Some(2), "timestamp"), (Some(3), "timestamp")]),
         ("oversize body", "application/json",
          json!({"user_id": "u", "event": "x", "properties": {"blob": big}}).to_string(),
          413, "payload_too_large", vec![]),
@@ -290,6 +308,199 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
             "{path}"
         );
     }
+    // NUL characters and over-long ids in every family, the headers and the path; every one
+    // a 4xx naming the field, nothing stored.
+    let long = "a".repeat(6000);
+    let long_key = format!("/v1/contacts/{}", "k".repeat(300));
+    let ingest_auth = (
+        "Authorization".to_owned(),
+        format!("Bearer {}", d.ingest_key),
+    );
+    let json_type = ("Content-Type".to_owned(), "application/json".to_owned());
+    let basic_nul = base64::engine::general_purpose::STANDARD.encode("hs_abc\u{0}_def:");
+    let segment_nul = json!({"userId": "U", "traits": {"name": "a\u{0}b"}});
+    // (method, path, headers, body, status, code, first detail's field)
+    type Raw<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(String, String)>,
+        Option<Value>,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Raw> = vec![
+        (
+            "POST",
+            "/v1/identify",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(segment_nul),
+            400,
+            "invalid_request",
+            "traits.name",
+        ),
+        (
+            "POST",
+            "/v1/alias",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"userId": "U", "previousId": "a\u{0}b"})),
+            400,
+            "invalid_request",
+            "previousId",
+        ),
+        (
+            "POST",
+            "/v1/webhooks/posthog",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"event": "$identify", "distinct_id": "U",
+                     "properties": {"$anon_distinct_id": long}})),
+            400,
+            "invalid_request",
+            "properties.$anon_distinct_id",
+        ),
+        (
+            "POST",
+            "/v1/webhooks/posthog",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"event": "$identify", "distinct_id": "U",
+                     "properties": {"$anon_distinct_id": "a\u{0}"}})),
+            400,
+            "invalid_request",
+            "properties.$anon_distinct_id",
+        ),
+        (
+            "POST",
+            "/v1/track",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"userId": "U", "event": "x", "timestamp": "0000-01-01T00:00:00Z"})),
+            400,
+            "invalid_request",
+            "timestamp",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ingest_auth.clone(),
+                json_type.clone(),
+                ("Idempotency-Key".to_owned(), long.clone()),
+            ],
+            Some(ok.clone()),
+            400,
+            "invalid_request",
+            "Idempotency-Key",
+        ),
+        (
+            "PUT",
+            &long_key,
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"properties": {}})),
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "PUT",
+            "/v1/contacts/a%00b",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"properties": {}})),
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "PUT",
+            "/v1/contacts/ok",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"email": "a\u{0}@b.c"})),
+            400,
+            "invalid_request",
+            "email",
+        ),
+        (
+            "GET",
+            "/v1/contacts/a%00b",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "GET",
+            "/v1/buckets/x%00y/members",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_path",
+            "id",
+        ),
+        (
+            "GET",
+            "/v1/buckets/pro/members?after=a%00b",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_parameter",
+            "after",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ("Authorization".to_owned(), format!("Basic {basic_nul}")),
+                json_type.clone(),
+            ],
+            Some(ok.clone()),
+            401,
+            "unauthorized",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ("Authorization".to_owned(), format!("Bearer {long}")),
+                json_type.clone(),
+            ],
+            Some(ok.clone()),
+            401,
+            "unauthorized",
+            "",
+        ),
+    ];
+    for (method, path, headers, body, status, code, field) in cases {
+        let body = body.map(|b| b.to_string());
+        let r = request(
+            d.addr,
+            method,
+            path,
+            &headers,
+            body.as_deref().map(str::as_bytes),
+        )
+        .await;
+        let name = format!("{method} {}", &path[..path.len().min(60)]);
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+        assert_eq!(error_code(&r), code, "{name}: {}", r.body);
+        if !field.is_empty() {
+            assert_eq!(
+                r.json()["error"]["details"][0]["field"],
+                field,
+                "{name}: {}",
+                r.body
+            );
+        }
+        assert_eq!(
+            count(&mut conn, "select count(*) from hogsend.events").await,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            count(&mut conn, "select count(*) from hogsend.contacts").await,
+            0,
+            "{name}"
+        );
+    }
     // Bad query and path parameters.
     let r = d
         .call(
@@ -324,6 +535,34 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
     );
     let r = d.call("GET", "/v2/nothing", None, None).await;
     assert_eq!((r.status, error_code(&r).as_str()), (404, "not_found"));
+    // A sender clock far ahead (sentAt in 9999) cannot push a timestamp out of range: the
+    // correction is clamped, at the latest to 1970 (and never later than the receive time).
+    for (path, body) in [
+        (
+            "/v1/track",
+            json!({"userId": "skew", "event": "x", "timestamp": "2020-01-01T00:00:00Z",
+                             "sentAt": "9999-12-31T23:59:59Z"}),
+        ),
+        (
+            "/v1/batch",
+            json!({"batch": [{"type": "track", "userId": "skew", "event": "x",
+                                         "timestamp": "2020-01-01T00:00:00Z"}],
+                             "sentAt": "9999-12-31T23:59:59Z"}),
+        ),
+        (
+            "/v1/track",
+            json!({"userId": "skew", "event": "x", "timestamp": "9999-12-31T23:59:59Z",
+                             "sentAt": "1970-01-01T00:00:00Z"}),
+        ),
+    ] {
+        let r = d.call("POST", path, Some(&d.ingest_key), Some(&body)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    assert_eq!(
+        count(&mut conn, "select count(*) from hogsend.events
+                          where user_key = 'skew' and occurred_at >= '1970-01-01' and occurred_at <= now()").await,
+        3
+    );
     d.stop().await.unwrap();
 }
 
