@@ -273,8 +273,10 @@ fn every_toml_example_in_the_operations_guide_is_a_valid_config() {
     let mut checked = 0;
     for block in blocks(&page).iter().filter(|b| b.info == "toml") {
         checked += 1;
-        let mut set = SourceSet::default();
-        set.config = Some(SourceFile::new(SourceSet::CONFIG_PATH, block.text.clone()));
+        let set = SourceSet {
+            config: Some(SourceFile::new(SourceSet::CONFIG_PATH, block.text.clone())),
+            ..SourceSet::default()
+        };
         let diagnostics = hogsend_compiler::check(&set).diagnostics;
         if !diagnostics.is_empty() {
             problems.push(format!(
