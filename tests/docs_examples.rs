@@ -1,8 +1,12 @@
-//! Every example in the user documentation compiles: the ` ```hog ` blocks of
-//! `docs/language.md` (each checked as a project of its own, see "About the examples" at the
-//! end of that page) and the ` ```toml ` blocks of `docs/operations.md` (each checked as a
-//! project's `hogsend.toml`). The diagnostic-code table of `docs/language.md` must list every
-//! code of the registry with its title.
+//! The user documentation stays true to the code:
+//! - every example of `docs/language.md` compiles: each ` ```hog ` block is checked as a
+//!   project of its own (see "About the examples" at the end of that page), and a
+//!   ` ```text,rendered ` block equals the diagnostics rendered for the example before it;
+//! - its diagnostic-code table lists every code of the registry with its title;
+//! - every ` ```toml ` block of `docs/operations.md` is a valid `hogsend.toml`;
+//! - every relative link of the docs resolves to a file and a heading;
+//! - `docs/cli.md` mentions every subcommand and long option of the binary's `--help`;
+//! - `docs/operations.md` names every metric and `HOGSEND_*` variable the code uses.
 
 use std::path::Path;
 
@@ -329,4 +333,241 @@ fn the_harness_rejects_broken_examples() {
     assert_eq!(found[0].info, "hog,error E0301");
     assert_eq!(found[0].text, "bucket b {\n  criteria not did a\n}\n");
     assert_eq!(found[0].line, 4);
+}
+
+/// The anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a markdown page (its headings outside fenced blocks).
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            found.push(slug(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// Every `](target)` of a markdown page, outside fenced blocks.
+fn links(markdown: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            found.push(after[..end].to_owned());
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+/// Every relative link of the user documentation (and of the README's links into it) points
+/// at a file that exists and, with a `#fragment`, at a heading of that file.
+#[test]
+fn every_link_in_the_docs_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pages = [
+        "docs/README.md",
+        "docs/language.md",
+        "docs/cli.md",
+        "docs/api.md",
+        "docs/operations.md",
+        "README.md",
+    ];
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for page in pages {
+        let text = read(page);
+        let dir = Path::new(page).parent().unwrap_or(Path::new(""));
+        for link in links(&text) {
+            checked += 1;
+            if link.starts_with("http://") || link.starts_with("https://") {
+                continue;
+            }
+            let (file, fragment) = match link.split_once('#') {
+                Some((file, fragment)) => (file, Some(fragment)),
+                None => (link.as_str(), None),
+            };
+            let target = if file.is_empty() {
+                Path::new(page).to_path_buf()
+            } else {
+                dir.join(file)
+            };
+            let Ok(target_text) = std::fs::read_to_string(root.join(&target)) else {
+                problems.push(format!("{page}: `{link}`: no file {}", target.display()));
+                continue;
+            };
+            if let Some(fragment) = fragment {
+                if !anchors(&target_text).iter().any(|a| a == fragment) {
+                    problems.push(format!("{page}: `{link}`: no heading `#{fragment}`"));
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} links found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The subcommands and long options of a `--help` text.
+fn help_entries(help: &str) -> (Vec<String>, Vec<String>) {
+    let mut commands = Vec::new();
+    let mut options = Vec::new();
+    let mut in_commands = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            in_commands = true;
+            continue;
+        }
+        if !line.starts_with(' ') {
+            in_commands = false;
+        }
+        let trimmed = line.trim_start();
+        if in_commands && line.starts_with("  ") && !line.starts_with("   ") {
+            if let Some(name) = trimmed.split_whitespace().next() {
+                if name != "help" {
+                    commands.push(name.to_owned());
+                }
+            }
+        }
+        for word in trimmed.split([' ', ',', '=']) {
+            if let Some(name) = word.strip_prefix("--") {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                if !name.is_empty() && trimmed.starts_with('-') {
+                    options.push(format!("--{name}"));
+                }
+            }
+        }
+    }
+    (commands, options)
+}
+
+fn help_of(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hogsend"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("the hogsend binary runs");
+    assert!(out.status.success(), "hogsend {args:?} --help failed");
+    String::from_utf8(out.stdout).expect("help is UTF-8")
+}
+
+/// docs/cli.md documents every subcommand (a `hogsend NAME` heading or mention) and every
+/// long option the binary's `--help` lists.
+#[test]
+fn the_cli_reference_covers_every_command_and_flag() {
+    let page = read("docs/cli.md");
+    let mut problems = Vec::new();
+    let mut queue: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    while let Some(path) = queue.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (commands, options) = help_entries(&help_of(&args));
+        seen += 1;
+        let shown = format!("hogsend {}", path.join(" "));
+        if !path.is_empty() && !page.contains(shown.trim_end()) {
+            problems.push(format!("`{}` is not documented", shown.trim_end()));
+        }
+        for option in options {
+            if !["--help", "--version"].contains(&option.as_str()) && !page.contains(&option) {
+                problems.push(format!(
+                    "`{}` takes `{option}`: not documented",
+                    shown.trim_end()
+                ));
+            }
+        }
+        for command in commands {
+            let mut sub = path.clone();
+            sub.push(command);
+            queue.push(sub);
+        }
+    }
+    assert!(seen > 5, "only {seen} help pages read");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The string literals `"NAME"` of the `.rs` files under `dir` that match `keep`.
+fn literals(dir: &Path, keep: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            literals(&path, keep, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (i, piece) in text.split('"').enumerate() {
+                let name = piece
+                    .strip_prefix("# TYPE ")
+                    .map_or(piece, |rest| rest.split_whitespace().next().unwrap_or(""));
+                if (i % 2 == 1 || piece.starts_with("# TYPE ")) && keep(name) {
+                    out.push(name.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// docs/operations.md names every metric the daemon exports and every `HOGSEND_*`
+/// environment variable the product reads.
+#[test]
+fn the_operations_guide_names_every_metric_and_variable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = read("docs/operations.md");
+    let is_name = |s: &str, prefix: &str| {
+        s.len() > prefix.len()
+            && s.starts_with(prefix)
+            && s[prefix.len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut metrics = Vec::new();
+    let metric = |s: &str| is_name(s, "hogsend_") && s == s.to_lowercase();
+    literals(&root.join("runtime/src"), &metric, &mut metrics);
+    metrics.sort();
+    metrics.dedup();
+    assert!(metrics.len() >= 10, "only found metrics {metrics:?}");
+    let mut variables = Vec::new();
+    // `HOGSEND_TEST_*` configure the test harness, for contributors (README).
+    let variable = |s: &str| is_name(s, "HOGSEND_") && !s.starts_with("HOGSEND_TEST_");
+    for dir in ["src", "runtime/src", "compiler/src"] {
+        literals(&root.join(dir), &variable, &mut variables);
+    }
+    variables.sort();
+    variables.dedup();
+    assert!(variables.len() >= 5, "only found variables {variables:?}");
+    let missing: Vec<&String> = metrics
+        .iter()
+        .chain(&variables)
+        .filter(|name| !page.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md does not mention {missing:?}"
+    );
 }
