@@ -571,3 +571,76 @@ fn the_operations_guide_names_every_metric_and_variable() {
         "docs/operations.md does not mention {missing:?}"
     );
 }
+
+/// The API error codes of the runtime's registry: `(code, status)` from its entries
+/// `Variant => "code", STATUS_NAME, "…"`.
+fn api_error_codes(dir: &Path, out: &mut Vec<(String, u16)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            api_error_codes(&path, out);
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines() {
+            let Some((_, rest)) = line.split_once("=> \"") else {
+                continue;
+            };
+            let Some((code, rest)) = rest.split_once("\", ") else {
+                continue;
+            };
+            let status_name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            let status = match status_name.as_str() {
+                "BAD_REQUEST" => 400,
+                "UNAUTHORIZED" => 401,
+                "FORBIDDEN" => 403,
+                "NOT_FOUND" => 404,
+                "METHOD_NOT_ALLOWED" => 405,
+                "REQUEST_TIMEOUT" => 408,
+                "CONFLICT" => 409,
+                "PAYLOAD_TOO_LARGE" => 413,
+                "UNSUPPORTED_MEDIA_TYPE" => 415,
+                "UNPROCESSABLE_ENTITY" => 422,
+                "TOO_MANY_REQUESTS" => 429,
+                "INTERNAL_SERVER_ERROR" => 500,
+                "SERVICE_UNAVAILABLE" => 503,
+                "GATEWAY_TIMEOUT" => 504,
+                _ => continue,
+            };
+            if code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !code.is_empty() {
+                out.push((code.to_owned(), status));
+            }
+        }
+    }
+}
+
+/// docs/api.md's error table has a row `| STATUS | `code` |` for every API error code.
+#[test]
+fn the_api_reference_lists_every_error_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = read("docs/api.md");
+    let mut codes = Vec::new();
+    api_error_codes(&root.join("runtime/src"), &mut codes);
+    assert!(
+        codes.len() >= 10,
+        "only found the API error codes {codes:?}"
+    );
+    let missing: Vec<String> = codes
+        .iter()
+        .filter(|(code, status)| !page.contains(&format!("| {status} | `{code}` |")))
+        .map(|(code, status)| format!("{status} {code}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/api.md's error table lacks {missing:?}"
+    );
+}
