@@ -33,12 +33,14 @@ async fn post_events(
         .map(str::trim)
         .filter(|v| !v.is_empty());
     let parsed = ingest::parse_events(&body, idempotency, received);
-    let outcome = write(&state, parsed, received, started).await?;
+    let outcome = accept(&state, parsed, received, started).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
 }
 
-/// Validates, writes and queues the real-time pass; shared by every ingest route.
-pub async fn write(
+/// The end of every ingest route: refuses an invalid payload whole, writes a valid one
+/// ([`ingest::write`]) and queues its touched contacts for the real-time pass (the
+/// **queue** step), counting all of it in the metrics.
+pub async fn accept(
     state: &AppState,
     parsed: Result<Payload, Vec<FieldError>>,
     received: DateTime<Utc>,

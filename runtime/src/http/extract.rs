@@ -1,6 +1,6 @@
 //! Extractors whose rejections are [`ApiError`]s: a JSON body, path and query parameters.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -37,30 +37,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 format!("`{mime}`")
             };
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 format!("expected `Content-Type: application/json`, got {got}"),
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than the limit (`[api] max_body_bytes`); nothing was stored",
+                ApiError::new(ErrorCode::PayloadTooLarge, "the request body is larger than the limit (`[api] max_body_bytes`); nothing was stored",
                 )
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    format!("could not read the request body: {rejection}"),
+                ApiError::new(ErrorCode::UnreadableBody, format!("could not read the request body: {rejection}"),
                 )
             }
         })?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {e}"),
             )
             .with_details(vec![
@@ -80,7 +72,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
     }
 }
 
@@ -94,6 +86,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.body_text()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.body_text()))
     }
 }

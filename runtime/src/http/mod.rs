@@ -16,10 +16,9 @@ use crate::realtime::Pending;
 use crate::scheduler::TickHealth;
 use auth::RateLimiter;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -68,13 +67,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }
