@@ -12,7 +12,7 @@
 //! - `recover`: member-level and definition-level error recovery; `state`: per-parse state
 //!   (offsets, reported errors, nesting depth); `nom_error`: the nom error type.
 //! - [`error`]: the public error data; [`mod@format`]: the formatter; [`text`]: the
-//!   canonical text of leaves (strings, names, durations), shared with the compiler; `normalise`:
+//!   canonical text of leaves (strings, names, durations), shared with the compiler; `normalize`:
 //!   [`ast::SourceFile::without_spans`].
 //!
 //! **Invariant:** [`parse`] never panics, never loops, and takes time linear in its input.
@@ -26,7 +26,7 @@ mod journey;
 mod lexical;
 mod names;
 mod nom_error;
-mod normalise;
+mod normalize;
 mod recover;
 mod source_file;
 pub mod span;
