@@ -8,7 +8,6 @@ mod bench;
 mod commands;
 mod database;
 mod output;
-mod project;
 
 use std::process::ExitCode;
 

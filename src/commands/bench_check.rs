@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::output::Output;
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend bench-check`.
 #[derive(Debug, clap::Args)]
