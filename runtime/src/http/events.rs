@@ -4,7 +4,7 @@ use super::auth::{Auth, Ingest};
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::ingest::{self, FieldError, Outcome, Payload};
+use crate::ingest::{self, validate, FieldError, Outcome, Payload};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -32,6 +32,13 @@ async fn post_events(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty());
+    if let Some(problem) = idempotency.and_then(|k| validate::parameter(k, true)) {
+        return Err(ApiError::invalid(&[FieldError {
+            index: None,
+            field: "Idempotency-Key".to_owned(),
+            message: problem,
+        }]));
+    }
     let parsed = ingest::parse_events(&body, idempotency, received);
     let outcome = accept(&state, parsed, received, started).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))))

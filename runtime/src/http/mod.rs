@@ -9,6 +9,7 @@ pub mod extract;
 pub mod ops;
 pub mod posthog;
 pub mod segment;
+pub mod timeouts;
 
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
@@ -62,6 +63,13 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a request handler panicked").into_response()
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            timeouts::RequestLimits {
+                body: state.config.body_timeout,
+                total: state.config.request_timeout,
+            },
+            timeouts::enforce,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The longest user id, anonymous id or message id, in characters.
-const MAX_ID_CHARS: usize = 255;
+/// The longest user id, anonymous id, message id, contact key or `Idempotency-Key`, in
+/// characters: every one of them reaches a btree index, whose entries must stay well under
+/// a page (a 255-character id is at most 1,020 bytes).
+pub const MAX_ID_CHARS: usize = 255;
 /// The longest event name, in characters.
 const MAX_EVENT_CHARS: usize = 200;
 /// Event-name prefixes only hogsend itself may use.
@@ -179,6 +181,14 @@ pub(super) fn object_field(
     }
 }
 
+/// The earliest instant hogsend stores: 1970-01-01T00:00:00Z.
+pub const EARLIEST: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// The latest instant a request may name: 9999-12-31T23:59:59Z.
+pub fn latest() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 pub(super) fn instant(
     v: Option<&Value>,
     at: Option<usize>,
@@ -188,6 +198,15 @@ pub(super) fn instant(
     match v? {
         Value::Null => None,
         Value::String(s) => match DateTime::parse_from_rfc3339(s.trim()) {
+            Ok(t) if !(EARLIEST..=latest()).contains(&t.with_timezone(&Utc)) => {
+                errors.add(
+                    at,
+                    field,
+                    "out of range: timestamps must be between 1970-01-01T00:00:00Z and \
+                     9999-12-31T23:59:59Z",
+                );
+                None
+            }
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(e) => {
                 errors.add(
@@ -251,7 +270,87 @@ pub fn normalize_email(text: &str) -> Option<String> {
     ok.then_some(email)
 }
 
-/// A timestamp corrected for the sender's clock and never later than `received`.
+/// A timestamp never later than `received` nor earlier than 1970.
 pub(super) fn clamp(t: Option<DateTime<Utc>>, received: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    t.map(|t| t.min(received))
+    t.map(|t| t.clamp(EARLIEST, received.max(EARLIEST)))
+}
+
+/// `timestamp` shifted by how far the sender's clock is off (`received - sent_at`), then
+/// clamped like [`clamp`]. Both inputs are in range (see [`instant`]), so the shift is at
+/// most ±8,030 years and cannot overflow; the clamp keeps the result storable.
+pub(super) fn skew_corrected(
+    timestamp: DateTime<Utc>,
+    sent_at: DateTime<Utc>,
+    received: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let shifted =
+        timestamp
+            .checked_add_signed(received - sent_at)
+            .unwrap_or(if sent_at > received {
+                EARLIEST
+            } else {
+                received
+            });
+    shifted.clamp(EARLIEST, received.max(EARLIEST))
+}
+
+/// Where a string or key of a JSON document holds U+0000, which Postgres text and jsonb
+/// cannot store: one problem per place, named by its path (`events[2].properties.a`).
+pub fn nul_bytes(body: &Value) -> Vec<FieldError> {
+    fn walk(v: &Value, path: &mut String, found: &mut Vec<FieldError>) {
+        const SHOWN: usize = 100;
+        if found.len() >= SHOWN {
+            return;
+        }
+        let here = |path: &str, what: &str| FieldError {
+            index: None,
+            field: if path.is_empty() {
+                "(body)".to_owned()
+            } else {
+                path.to_owned()
+            },
+            message: format!("{what} contains a NUL character (U+0000), which cannot be stored"),
+        };
+        match v {
+            Value::String(s) if s.contains('\0') => found.push(here(path, "the value")),
+            Value::Array(list) => {
+                for (i, item) in list.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path, found);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&key.replace('\0', "\\u0000"));
+                    if key.contains('\0') {
+                        found.push(here(path, "the key"));
+                    }
+                    walk(item, path, found);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(body, &mut String::new(), &mut found);
+    found
+}
+
+/// A path segment or query value: no U+0000 and, when it names a contact, at most
+/// [`MAX_ID_CHARS`] characters. The problem, if any.
+pub fn parameter(value: &str, id: bool) -> Option<String> {
+    if value.contains('\0') {
+        Some("contains a NUL character (U+0000)".to_owned())
+    } else if id && value.chars().count() > MAX_ID_CHARS {
+        Some(format!("longer than {MAX_ID_CHARS} characters"))
+    } else {
+        None
+    }
 }

@@ -22,7 +22,7 @@ pub struct ApiError {
     pub message: String,
     /// One entry per problem (`index`, `field`, `message` for bad items).
     pub details: Vec<Value>,
-    /// Seconds, for 429.
+    /// Seconds, for 429 and 503 (`Retry-After`).
     pub retry_after: Option<u64>,
 }
 
@@ -95,16 +95,16 @@ impl ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(err: crate::Error) -> ApiError {
-        match &err {
-            crate::Error::Database(sqlx::Error::PoolTimedOut) => {
-                tracing::warn!("database pool exhausted");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the database is busy; retry shortly",
-                )
-            }
-            _ => ApiError::internal(err),
+        if err.is_unavailable() {
+            tracing::warn!("database unavailable: {err}");
+            let mut answer = ApiError::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable or busy; retry shortly",
+            );
+            answer.retry_after = Some(2);
+            return answer;
         }
+        ApiError::internal(err)
     }
 }
 

@@ -94,7 +94,11 @@ registry! {
     /// The route exists but not with this method.
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED,
         "The route exists but does not take this HTTP method.";
-    // ---- 413 / 415 ----
+    // ---- 408 / 413 / 415 ----
+    /// The body did not arrive within the body timeout.
+    BodyTimeout => "body_timeout", REQUEST_TIMEOUT,
+        "The request body did not arrive within `HOGSEND_BODY_TIMEOUT` (30 s by default); \
+         nothing was stored.";
     /// A body over `[api] max_body_bytes`.
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE,
         "The body is larger than `[api] max_body_bytes`. Nothing was stored; send smaller \
@@ -115,6 +119,10 @@ registry! {
     /// The database is busy or unreachable.
     Unavailable => "unavailable", SERVICE_UNAVAILABLE,
         "The database is busy or unreachable; retry shortly.";
+    /// The request was not answered within the request timeout.
+    Timeout => "timeout", SERVICE_UNAVAILABLE,
+        "The request was not answered within `HOGSEND_REQUEST_TIMEOUT` (60 s by default); \
+         it may or may not have been stored: retry with the same message ids.";
     /// A bug or an unexpected failure, logged with an incident id.
     Internal => "internal", INTERNAL_SERVER_ERROR,
         "An unexpected failure. The message carries an incident id; the details are in \

@@ -80,10 +80,16 @@ fn event(
     let occurred_at = instant(event.get("timestamp"), at, &field("timestamp"), errors);
     let properties = object_field(event.get("properties"), at, &field("properties"), errors);
     let contact = contact(outer, &properties, at, errors);
+    let anonymous_id = identified_anonymous_id(
+        name.as_deref(),
+        &properties,
+        at,
+        &field("properties.$anon_distinct_id"),
+        errors,
+    );
     if errors.count() > before {
         return None;
     }
-    let anonymous_id = identified_anonymous_id(name.as_deref(), &properties);
     let email = contact
         .get("email")
         .and_then(Value::as_str)
@@ -117,10 +123,18 @@ fn contact(
 }
 
 /// The anonymous id a `$identify` folds into the user: `properties.$anon_distinct_id`.
-fn identified_anonymous_id(name: Option<&str>, properties: &Map<String, Value>) -> Option<String> {
+/// Anything but a non-empty string is ignored (PostHog sends it only on `$identify`); a
+/// string is an id like any other (length).
+fn identified_anonymous_id(
+    name: Option<&str>,
+    properties: &Map<String, Value>,
+    at: Option<usize>,
+    field: &str,
+    errors: &mut Errors,
+) -> Option<String> {
     match (name, properties.get("$anon_distinct_id")) {
-        (Some("$identify"), Some(Value::String(anon))) if !anon.trim().is_empty() => {
-            Some(anon.trim().to_owned())
+        (Some("$identify"), Some(v @ Value::String(_))) => {
+            id_field(Some(v), true, at, field, errors)
         }
         _ => None,
     }

@@ -2,8 +2,8 @@
 //! `/v1/group` (one call each) and `/v1/batch` (calls carrying their own `type`).
 
 use crate::ingest::validate::{
-    clamp, event_name, id_field, instant, normalize_email, object_field, type_name, Errors,
-    FieldError,
+    clamp, event_name, id_field, instant, normalize_email, object_field, skew_corrected, type_name,
+    Errors, FieldError,
 };
 use crate::ingest::{Item, Payload, MAX_BATCH};
 use chrono::{DateTime, Utc};
@@ -285,7 +285,7 @@ fn alias(
 }
 
 /// `timestamp` (else `originalTimestamp`) shifted by how far the sender's `sentAt` is from
-/// our receive time (its clock may be off), then clamped to the receive time.
+/// our receive time (its clock may be off), then clamped to 1970 and the receive time.
 fn event_time(
     item: &Map<String, Value>,
     defaults: BatchDefaults<'_>,
@@ -300,9 +300,8 @@ fn event_time(
         errors,
     ));
     let sent_at = instant(item.get("sentAt"), at, "sentAt", errors).or(defaults.sent_at);
-    let occurred_at = match (timestamp, sent_at) {
-        (Some(t), Some(sent)) => Some(t + (received - sent)),
-        (t, _) => t,
-    };
-    clamp(occurred_at, received)
+    match (timestamp, sent_at) {
+        (Some(t), Some(sent)) => Some(skew_corrected(t, sent, received)),
+        (t, _) => clamp(t, received),
+    }
 }
