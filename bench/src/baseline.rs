@@ -1,5 +1,5 @@
-//! The per-contact baseline: what the reference engine does on each sweep, in a loop in
-//! this process, on the same data and the same 20 buckets.
+//! The per-contact baseline: what a per-contact engine (like the one hogsend replaces) does
+//! on each sweep, in a loop in this process, on the same data and the same 20 buckets.
 //!
 //! For each live contact (read in pages of 1,000 with their properties and current
 //! memberships — generous to the baseline: the reference reads them one by one), for each
@@ -9,8 +9,8 @@
 //! events when the atom has a filter, which the evaluator then applies), as does every
 //! `opened` / `clicked` atom. Each changed membership
 //! is one write (an upsert on join, an update on leave) into `bench.baseline_members`, in
-//! autocommit. Policies (entry, dwell) are not applied: this is a lower bound of the
-//! reference engine's cost.
+//! autocommit. Policies (entry, dwell) are not applied: this is a lower bound of such an
+//! engine's cost.
 //!
 //! At `--baseline-sample` contacts or fewer the loop covers every live contact; above, it
 //! covers an evenly spaced sample (every k-th contact in key order) and the time is

@@ -1,4 +1,4 @@
-//! `hogsend.toml`: the project configuration (CONTRACT.md §1), read with serde + toml.
+//! `hogsend.toml`: the project configuration (docs/operations.md#configuration), read with serde + toml.
 //!
 //! Every key is optional and has a default. An unknown key or a bad value becomes a
 //! diagnostic pointing into `hogsend.toml` (toml's own error spans). Environment overrides

@@ -36,7 +36,7 @@ pub struct Template {
     pub has_text: bool,
 }
 
-/// A checked bucket (LANGUAGE.md §3).
+/// A checked bucket (docs/language.md#buckets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     pub id: String,
@@ -102,7 +102,7 @@ pub struct Reaction {
     pub steps: Vec<Step>,
 }
 
-/// A condition over one contact at an instant (LANGUAGE.md §2).
+/// A condition over one contact at an instant (docs/language.md#conditions).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pred {
     /// All must hold (at least two children; `all {}` of one child is lowered to the child).
@@ -166,7 +166,7 @@ pub struct Prop {
     pub test: PropTest,
 }
 
-/// The property tests, with LANGUAGE.md §2 semantics:
+/// The property tests, with the semantics of docs/language.md#meaning-at-an-instant:
 /// `Compare(Eq)` is strict-typed equality (numbers by value), `Compare(Ne)` is its negation
 /// (true when missing), ordering operators hold only when both sides are numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +193,7 @@ pub enum Scalar {
 /// ([`CmpOp::as_str`]) has one definition.
 pub use hogsend_dsl::ast::CmpOp;
 
-/// A checked journey (LANGUAGE.md §4).
+/// A checked journey (docs/language.md#journeys).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Journey {
     pub id: String,

@@ -125,7 +125,7 @@ fn err_fixtures() {
     });
 }
 
-/// LANGUAGE.md §5 shows this diagnostic; the fixture must render it exactly (except the
+/// docs/language.md#diagnostics shows this diagnostic; the fixture must render it exactly (except the
 /// caret count, one short in the spec: the expression is 28 characters long).
 #[test]
 fn renders_the_spec_example() {

@@ -244,7 +244,7 @@ pub struct Window {
     pub span: Span,
 }
 
-/// A condition (LANGUAGE.md §2).
+/// A condition (docs/language.md#conditions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
@@ -308,7 +308,7 @@ pub enum EntryPolicy {
     OncePer(Duration),
 }
 
-/// A bucket definition (LANGUAGE.md §3).
+/// A bucket definition (docs/language.md#buckets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     pub id: Ident,
@@ -381,7 +381,7 @@ pub struct Reaction {
     pub span: Span,
 }
 
-/// A journey definition (LANGUAGE.md §4).
+/// A journey definition (docs/language.md#journeys).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Journey {
     pub id: Ident,

@@ -1,4 +1,4 @@
-//! Bucket bodies (LANGUAGE.md §3): fields and reactions.
+//! Bucket bodies (docs/language.md#buckets): fields and reactions.
 //!
 //! ```text
 //! bucket_member := field | reaction

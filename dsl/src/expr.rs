@@ -1,4 +1,4 @@
-//! Conditions (LANGUAGE.md §2): `criteria`, `if`, `wait until`, `exit when` and event filters.
+//! Conditions (docs/language.md#conditions): `criteria`, `if`, `wait until`, `exit when` and event filters.
 //!
 //! ```text
 //! expr   := or

@@ -1,4 +1,4 @@
-//! Journey bodies (LANGUAGE.md §4): headers and steps, in any order.
+//! Journey bodies (docs/language.md#journeys): headers and steps, in any order.
 //!
 //! ```text
 //! journey_member := header | step

@@ -1,4 +1,4 @@
-//! Journey steps and step blocks (LANGUAGE.md §4), shared by journeys and bucket reactions.
+//! Journey steps and step blocks (docs/language.md#steps), shared by journeys and bucket reactions.
 //!
 //! ```text
 //! block := "{" step* "}"

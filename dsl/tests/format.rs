@@ -78,7 +78,7 @@ fn fixtures_keep_their_meaning_and_comments() {
 
 #[test]
 fn the_language_examples_are_canonical_modulo_comment_alignment() {
-    // LANGUAGE.md §3 and §4 as written, with `{ … }` filled in: the only differences the
+    // The bucket and journey examples of the language reference as written, with `{ … }` filled in: the only differences the
     // formatter makes are the hand-aligned trailing comments and the double space in
     // `on dwell after 3d  {`.
     let spec = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec_bucket.hog"));

@@ -114,7 +114,7 @@ async fn events_are_stored_once_and_replays_say_so() {
     assert_eq!(anon.as_deref(), Some("anon-1"));
     assert_eq!(email.as_deref(), Some("someone@example.com"));
     assert_eq!(props, json!({"plan": "free"}));
-    // The reference engine's single-event body with an Idempotency-Key header.
+    // The alias field names in a single-event body, with an Idempotency-Key header.
     let headers = vec![
         (
             "Authorization".to_owned(),

@@ -1,5 +1,5 @@
 //! Differential property test of the bucket engine: random criteria trees (every atom of
-//! LANGUAGE.md §2) over random data mutated between 3+ ticks (INSERTs, COPYs, late, future
+//! docs/language.md#conditions) over random data mutated between 3+ ticks (INSERTs, COPYs, late, future
 //! and window-edge events, property updates, soft-deletes, opens/clicks, real-time
 //! `apply_keys` passes); after every tick each bucket's `bucket_members` must be exactly the
 //! contacts a naive evaluator written from the spec says match at that instant, and a

@@ -1,8 +1,8 @@
-//! Bucket policies (LANGUAGE.md §3) against a naive simulator: random sequences of ticks
+//! Bucket policies (docs/language.md#membership) against a naive simulator: random sequences of ticks
 //! and data changes drive both the SQL engine and a straightforward per-contact simulation
 //! of entry limits, `min_dwell`, `max_dwell` and `on dwell after/every`; memberships,
 //! entry counts, the transition log and the `bucket:*` events must agree after every tick.
-//! Hand-written scenarios pin the classic cases (the reference engine's catalogue, §9).
+//! Hand-written scenarios pin the classic cases.
 
 mod support;
 
@@ -57,7 +57,7 @@ fn transition(b: &Bucket, key: &str, pair: &Pair, kind: &str, t: Us, source: &st
 }
 
 impl Sim {
-    /// One tick at `t` for every bucket, as LANGUAGE.md §3 describes it.
+    /// One tick at `t` for every bucket, as docs/language.md#how-buckets-are-evaluated describes it.
     fn tick(&mut self, buckets: &[Bucket], world: &World, t: Us) {
         for b in buckets {
             let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
@@ -671,7 +671,7 @@ proptest! {
 }
 
 // ------------------------------------------------------------------------------------------
-// Hand-written scenarios (the reference engine's catalogue, §9, where the spec agrees)
+// Hand-written scenarios
 // ------------------------------------------------------------------------------------------
 
 fn flag_true() -> Pred {
@@ -727,7 +727,7 @@ fn ev(event: &str, key: &str) -> (String, String) {
 
 #[tokio::test]
 async fn entry_once_blocks_the_membership_entirely() {
-    // §9 16, 31 — the spec differs from the reference: a blocked re-join records nothing.
+    // A blocked re-join records nothing.
     let mut env = flag_env(|b| b.entry = EntryPolicy::Once).await;
     env.contact("a", ON).await;
     env.tick(T0 + HOUR).await;
@@ -752,7 +752,7 @@ async fn entry_once_blocks_the_membership_entirely() {
 
 #[tokio::test]
 async fn entry_once_per_period_waits_for_the_cool_down() {
-    // §9 17, 18: a re-join needs `D` since the last leave; the cool-down's end is a timer, so
+    // A re-join needs `D` since the last leave; the cool-down's end is a timer, so
     // the join happens at the first tick after it even with no new data.
     let mut env = flag_env(|b| b.entry = EntryPolicy::OncePer(86_400)).await;
     env.contact("soon", ON).await;
@@ -801,7 +801,7 @@ async fn entry_once_per_period_waits_for_the_cool_down() {
 
 #[tokio::test]
 async fn transitions_and_events_carry_entry_count_and_reason() {
-    // §9 21
+    // entry once per D, measured from the last leave.
     let mut env = flag_env(|_| {}).await;
     env.contact("a", ON).await;
     env.tick(T0 + HOUR).await;
@@ -823,7 +823,7 @@ async fn transitions_and_events_carry_entry_count_and_reason() {
 
 #[tokio::test]
 async fn max_dwell_expires_members_exactly_and_they_may_rejoin() {
-    // §9 22, 23: removed D after joining whatever the criteria say; with entry unlimited the
+    // max_dwell: removed D after joining whatever the criteria say; with entry unlimited the
     // contact re-joins at a later tick (never the same one).
     let mut env = flag_env(|b| b.max_dwell = Some(86_400)).await;
     env.contact("a", ON).await;
@@ -855,7 +855,7 @@ async fn max_dwell_expires_members_exactly_and_they_may_rejoin() {
 
 #[tokio::test]
 async fn entry_once_with_max_dwell_is_a_true_time_box() {
-    // §9 24 / E8 — the spec differs from the reference: no silent re-insert after the TTL.
+    // No silent re-insert after max_dwell.
     let mut env = flag_env(|b| {
         b.entry = EntryPolicy::Once;
         b.max_dwell = Some(14 * 86_400);
@@ -879,7 +879,7 @@ async fn entry_once_with_max_dwell_is_a_true_time_box() {
 
 #[tokio::test]
 async fn min_dwell_defers_a_leave_until_the_floor_without_new_data() {
-    // §9 37 and E2: a pure property bucket's deferred leave happens at the first tick after
+    // A pure property bucket's deferred leave happens at the first tick after
     // the floor, with no further event; criteria that come back in time cancel it.
     let mut env = flag_env(|b| b.min_dwell = Some(3600)).await;
     env.contact("stays", ON).await;
@@ -943,7 +943,7 @@ async fn deletion_ends_memberships_at_once_and_silently() {
 
 #[tokio::test]
 async fn a_lapsed_user_joins_when_its_window_closes() {
-    // §9 27, 28, 33, 34: `did x and not did x within 7d`, already backfilled. The window is
+    // `did x and not did x within 7d`, already backfilled. The window is
     // inclusive, so the join happens 1µs after 7d; never-active and still-active contacts
     // stay out; the dwell clock of a tick join starts at the join.
     let mut b = bucket(
@@ -995,7 +995,7 @@ async fn a_lapsed_user_joins_when_its_window_closes() {
 
 #[tokio::test]
 async fn a_count_that_decays_below_the_threshold_leaves_on_time() {
-    // §9 36: `count x within 30d >= 10`; the member leaves at the tick where its oldest
+    // `count x within 30d >= 10`; the member leaves at the tick where its oldest
     // event falls out of the window (the window is inclusive).
     let mut env = Env::new(vec![bucket(
         "b",
@@ -1026,7 +1026,7 @@ async fn a_count_that_decays_below_the_threshold_leaves_on_time() {
 
 #[tokio::test]
 async fn dwell_after_fires_once_per_membership_and_again_after_a_rejoin() {
-    // §9 47, 48, 50, 57 (E6 fixed: the idempotency key includes the epoch).
+    // Dwell firings: the idempotency key includes the epoch.
     let mut env = flag_env(|b| b.dwell = vec![dwell(DwellKind::After, 7 * 86_400)]).await;
     for k in ["a", "b", "c"] {
         env.contact(k, ON).await;
@@ -1083,7 +1083,7 @@ async fn dwell_after_fires_once_per_membership_and_again_after_a_rejoin() {
 
 #[tokio::test]
 async fn max_dwell_comes_before_dwell() {
-    // §9 51: a member whose max_dwell expired is removed and does not dwell; one with a longer
+    // A member whose max_dwell expired is removed and does not dwell; one with a longer
     // max_dwell does.
     let mut short = bucket("short", flag_true());
     short.max_dwell = Some(86_400);
@@ -1117,7 +1117,7 @@ async fn max_dwell_comes_before_dwell() {
 
 #[tokio::test]
 async fn every_fires_once_after_a_gap_and_then_d_after_the_last_firing() {
-    // §9 52, 53: the ordinal is floor((T - clock start) / D); a long gap fires once; the next
+    // The ordinal is floor((T - clock start) / D); a long gap fires once; the next
     // firing is D after the last one, not on the grid.
     let mut env = flag_env(|b| b.dwell = vec![dwell(DwellKind::Every, 3600)]).await;
     env.contact("a", ON).await;
@@ -1155,7 +1155,7 @@ async fn every_fires_once_after_a_gap_and_then_d_after_the_last_firing() {
 
 #[tokio::test]
 async fn every_ordinal_counts_from_the_clock_start() {
-    // §9 52: anchor 2h ago, never fired → ordinal 2; each firing records its own event.
+    // Anchor 2h ago, never fired → ordinal 2; each firing records its own event.
     let mut env = flag_env(|b| b.dwell = vec![dwell(DwellKind::Every, 3600)]).await;
     env.contact("a", ON).await;
     env.tick(T0 + HOUR).await;

@@ -58,7 +58,7 @@ fn mode(summary: &serde_json::Value, bucket: &str) -> String {
 
 #[tokio::test]
 async fn backfill_joins_silently_with_dwell_anchors_from_the_last_qualifying_event() {
-    // §9 39, 43, 56 and LANGUAGE.md §3: a new bucket's first tick joins every matching
+    // docs/language.md#deploys-and-backfills: a new bucket's first tick joins every matching
     // contact with source `backfill` and no `bucket:entered` event; the dwell clock of a
     // windowed criteria starts at the member's last qualifying event, so a dwell can fire at
     // the backfill tick itself (dwell reactions do apply).
@@ -125,7 +125,7 @@ async fn backfill_anchor_is_the_join_when_no_windowed_event_qualifies() {
 
 #[tokio::test]
 async fn backfill_skips_deleted_contacts() {
-    // §9 44: a soft-deleted contact with plenty of events is not materialized, nor is a
+    // A soft-deleted contact with plenty of events is not materialized, nor is a
     // contact row that was hard-deleted after its events arrived.
     let mut env = Env::new(vec![bucket("b", did("x", Window::Ever))]).await;
     env.events(&[
@@ -143,7 +143,7 @@ async fn backfill_skips_deleted_contacts() {
 
 #[tokio::test]
 async fn an_identical_redeploy_does_not_backfill_again() {
-    // §9 40, 45: migrate is idempotent; the next tick reconciles, joins nobody.
+    // Migrate is idempotent; the next tick reconciles, joins nobody.
     let buckets = || vec![bucket("b", did("x", Window::Ever))];
     let mut env = Env::new(buckets()).await;
     env.events(&[("a", "x", T0 - DAY)]).await;
@@ -185,7 +185,7 @@ async fn reordered_or_respelled_criteria_is_not_a_change() {
 
 #[tokio::test]
 async fn a_criteria_change_rebackfills_with_firing_leaves_and_silent_joins() {
-    // §9 41, 46: members who no longer match leave with reason `criteria` and DO record
+    // Members who no longer match leave with reason `criteria` and DO record
     // `bucket:left`; new matchers join silently (a prior member gets the next epoch);
     // members who still match keep their membership untouched.
     let mut env = Env::new(vec![bucket("b", plan_is("pro"))]).await;
@@ -778,7 +778,7 @@ async fn ticks_racing_at_different_instants_serialize_or_refuse_cleanly() {
 
 #[tokio::test]
 async fn entry_once_counts_memberships_ended_by_a_deploy() {
-    // Decision (LANGUAGE.md: "a contact joins B at most once ever"): a membership ended by
+    // Decision (docs/language.md#membership: `entry once` is at most one membership ever): a membership ended by
     // disabling the bucket was the contact's one entry, so re-enabling an `entry once`
     // bucket does not re-admit it; contacts that never were members join silently.
     let mut once = bucket("b", flag_true());

@@ -6,7 +6,7 @@
 //! `start` cycles. Every problem is recorded as a [`CheckError`] and the pass goes on, so a
 //! run reports them all; the program is returned only when no error was found.
 //!
-//! Decisions beyond LANGUAGE.md (also in ARCHITECTURE.md):
+//! Decisions (also in ARCHITECTURE.md, "Decisions", and docs/language.md):
 //! - bucket fields and reactions may come in any order; journey headers must come before
 //!   the first step (E0312);
 //! - `since entry` is allowed in reaction bodies (a reaction is an inline journey entered

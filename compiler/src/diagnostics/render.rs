@@ -74,7 +74,7 @@ impl<'a> Files<'a> {
     }
 }
 
-/// Renders `diagnostics` the way rustc and Gleam do (LANGUAGE.md §5), with ANSI colours
+/// Renders `diagnostics` the way rustc and Gleam do (docs/language.md#diagnostics), with ANSI colours
 /// when `color` is true. Each diagnostic ends with a blank line.
 pub fn render_human(diagnostics: &[Diagnostic], sources: &SourceSet, color: bool) -> String {
     let files = Files::new(sources, diagnostics);
@@ -201,7 +201,7 @@ mod tests {
         .with_help(
             "add a positive condition, e.g. `did app_opened and not did app_opened within 7d`",
         );
-        // LANGUAGE.md §5 shows 27 carets under the 28-character expression (a typo in the
+        // The language reference once showed 27 carets under the 28-character expression (a typo in the
         // spec); everything else here is the spec's text byte for byte.
         let expected = "\
 error[E0301]: this bucket would contain every contact

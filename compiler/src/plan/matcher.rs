@@ -5,7 +5,7 @@
 //! `_hs_cand`) left-joined to ONE aggregate over their relevant events, in which every
 //! distinct event atom is a `count(*) FILTER (WHERE …)` column; the criteria is then a plain
 //! boolean expression over those counts and `c.properties`. Every atom is two-valued (never
-//! NULL), so `not` is plain negation as LANGUAGE.md §2 requires.
+//! NULL), so `not` is plain negation as docs/language.md#meaning-at-an-instant requires.
 //!
 //! Values reach SQL only as [`Expr::Text`] / [`Expr::Int`], quoted by the printer's one
 //! literal function; identifiers are either fixed names or ids validated by the checker.

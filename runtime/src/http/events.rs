@@ -1,4 +1,4 @@
-//! `POST /v1/events`: hogsend's own ingest route (and the reference engine's body).
+//! `POST /v1/events`: hogsend's own ingest route (with the alias field names of docs/api.md).
 
 use super::auth::{Auth, Ingest};
 use super::error::{ApiError, ErrorBody};
@@ -20,7 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/events", post(post_events))
 }
 
-/// One event of `POST /v1/events` (the reference engine's names `userId`, `anonymousId`,
+/// One event of `POST /v1/events` (the alias names `userId`, `anonymousId`,
 /// `name`, `eventProperties`, `idempotencyKey`, `messageId`, `contactProperties` are
 /// accepted too; unknown fields are refused).
 #[derive(serde::Deserialize, ToSchema)]

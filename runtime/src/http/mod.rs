@@ -1,4 +1,4 @@
-//! The HTTP API (CONTRACT.md §4): one router per feature, one error shape, shared state.
+//! The HTTP API (docs/api.md): one router per feature, one error shape, shared state.
 
 pub mod auth;
 pub mod buckets;

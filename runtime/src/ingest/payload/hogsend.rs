@@ -1,5 +1,5 @@
 //! `POST /v1/events`: hogsend's own body (one event, or `{"events": [...]}`), with the
-//! reference engine's field names accepted beside the documented ones.
+//! alias field names of docs/api.md#post-v1events accepted beside the canonical ones.
 
 use crate::ingest::validate::{
     clamp, email_field, event_name, id_field, instant, object_field, type_name, Errors, FieldError,
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The fields of a `/v1/events` item: documented names and the reference engine's names,
+/// The fields of a `/v1/events` item: canonical names and their aliases (docs/api.md),
 /// each with the canonical name it stands for.
 const EVENT_FIELDS: [(&str, &str); 15] = [
     ("user_id", "user_id"),
