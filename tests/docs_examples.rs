@@ -644,3 +644,34 @@ fn the_api_reference_lists_every_error_code() {
         "docs/api.md's error table lacks {missing:?}"
     );
 }
+
+/// docs/api.md mentions every path of the OpenAPI document (its reviewed snapshot).
+#[test]
+fn the_api_reference_covers_every_openapi_path() {
+    let snapshot = read("snapshots/openapi__openapi.snap");
+    let body = snapshot
+        .split("\n---\n")
+        .nth(1)
+        .expect("the OpenAPI snapshot has a header and a body");
+    let document: serde_json::Value =
+        serde_json::from_str(body).expect("the OpenAPI snapshot's body is JSON");
+    let paths = document["paths"]
+        .as_object()
+        .expect("the OpenAPI document has paths");
+    assert!(paths.len() >= 10, "only {} paths", paths.len());
+    let page = read("docs/api.md");
+    let missing: Vec<&String> = paths
+        .keys()
+        .filter(|path| {
+            let short = path.strip_prefix("/v1").unwrap_or(path);
+            !page.contains(&format!("`{path}"))
+                && !page.contains(&format!(" {path}`"))
+                && !page.contains(&format!(" {path}?"))
+                && !page.contains(&format!("`{short}`"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/api.md does not mention {missing:?}"
+    );
+}
