@@ -188,5 +188,7 @@ fn event_item(
         message_id,
         email,
         contact,
+        contact_once: Map::new(),
+        resolve_user_id: false,
     })
 }

@@ -218,6 +218,8 @@ fn call(
         message_id,
         email,
         contact,
+        contact_once: Map::new(),
+        resolve_user_id: false,
     });
 }
 

@@ -27,7 +27,8 @@ pub(super) async fn merge(conn: &mut PgConnection, s: &str, live: &[&Item]) -> R
 }
 
 /// The key of every item, in order: its user id, else what its anonymous id resolves to
-/// (`resolve_anonymous`: the user it was merged into, else itself).
+/// (`resolve_anonymous`: the user it was merged into, else itself). A PostHog distinct id
+/// is resolved the same way (see [`Item::resolve_user_id`]).
 pub(super) async fn resolve(
     conn: &mut PgConnection,
     s: &str,
@@ -35,8 +36,11 @@ pub(super) async fn resolve(
 ) -> Result<Vec<Option<String>>> {
     let anonymous: Vec<&str> = live
         .iter()
-        .filter(|i| i.user_id.is_none())
-        .filter_map(|i| i.anonymous_id.as_deref())
+        .filter_map(|i| match (&i.user_id, i.resolve_user_id) {
+            (None, _) => i.anonymous_id.as_deref(),
+            (Some(user), true) => Some(user.as_str()),
+            (Some(_), false) => None,
+        })
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -52,6 +56,9 @@ pub(super) async fn resolve(
     Ok(live
         .iter()
         .map(|item| match (&item.user_id, &item.anonymous_id) {
+            (Some(user), _) if item.resolve_user_id => {
+                Some(resolved.get(user).cloned().unwrap_or(user.clone()))
+            }
             (Some(user), _) => Some(user.clone()),
             (None, Some(anon)) => Some(resolved.get(anon).cloned().unwrap_or(anon.clone())),
             (None, None) => None,
