@@ -136,7 +136,9 @@ pub(super) async fn put_contact(
     if revived {
         state.pending.touch([key.clone()]);
     }
-    queries::contact(&state.pool, schema, &key)
+    // An id another contact absorbed (identify/alias) reaches that contact.
+    let reached = ingest::resolve_key(&state.pool, schema, &key).await?;
+    queries::contact(&state.pool, schema, &reached)
         .await?
         .map(Json)
         .ok_or_else(|| no_contact(&key))

@@ -26,9 +26,6 @@ pub struct Item {
     pub email: Option<String>,
     /// A shallow patch of the contact's properties; `null` removes a key.
     pub contact: Map<String, Value>,
-    /// The user id is a PostHog distinct id, which may name an anonymous visitor merged into
-    /// a user since: it is resolved like an anonymous id (to the user it was merged into).
-    pub resolve_user_id: bool,
     /// Contact properties to set only where the contact has none yet (PostHog's
     /// `$set_once`); `contact` wins over them.
     pub contact_once: Map<String, Value>,

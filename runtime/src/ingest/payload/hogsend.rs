@@ -189,6 +189,5 @@ fn event_item(
         email,
         contact,
         contact_once: Map::new(),
-        resolve_user_id: false,
     })
 }

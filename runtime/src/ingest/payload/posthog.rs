@@ -176,7 +176,6 @@ fn event(
         email,
         contact,
         contact_once,
-        resolve_user_id: true,
     })
 }
 

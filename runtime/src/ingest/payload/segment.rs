@@ -219,7 +219,6 @@ fn call(
         email,
         contact,
         contact_once: Map::new(),
-        resolve_user_id: false,
     });
 }
 
