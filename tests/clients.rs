@@ -371,3 +371,51 @@ async fn rudder_sdk_python_takes_a_revoked_key_401_as_final() {
     );
     d.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn posthog_node_and_segment_analytics_node_feed_the_daemon() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
+    run_script(&node(), "node_sdks.js", &d, &d.ingest_key, &[]).await;
+    let mut conn = tdb.connect().await;
+    let contacts = rows(
+        &mut conn,
+        "select user_key, anonymous_id, email, properties->>'plan' as plan
+           from hogsend.contacts order by user_key",
+    )
+    .await;
+    assert_eq!(
+        contacts,
+        json!([
+            {"user_key": "pn-user", "anonymous_id": "pn-anon", "email": "pn@example.com", "plan": "pro"},
+            {"user_key": "sn-user", "anonymous_id": "sn-anon", "email": "sn@example.com", "plan": "pro"}
+        ])
+    );
+    let events = rows(
+        &mut conn,
+        "select event, user_key, to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as at
+           from hogsend.events where event not like 'bucket:%' and event <> 'signed_up' order by id",
+    )
+    .await;
+    // The SDKs' own timestamps (their clocks are in sync: the sentAt correction is ~0).
+    assert_eq!(
+        events,
+        json!([
+            {"event": "$identify", "user_key": "pn-user", "at": events[0]["at"]},
+            {"event": "app_opened", "user_key": "pn-user", "at": "2026-01-05 09:30"},
+            {"event": "app_opened", "user_key": "sn-user", "at": "2026-01-05 09:30"}
+        ])
+    );
+    let signed_up = rows(
+        &mut conn,
+        "select user_key from hogsend.events where event = 'signed_up' order by user_key",
+    )
+    .await;
+    assert_eq!(
+        signed_up,
+        json!([{"user_key": "pn-user"}, {"user_key": "sn-user"}])
+    );
+    wait_member(&d, "pro", "pn-user").await;
+    wait_member(&d, "pro", "sn-user").await;
+    d.stop().await.unwrap();
+}
