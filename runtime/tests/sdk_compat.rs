@@ -257,3 +257,73 @@ async fn posthog_capture_api_in_every_encoding() {
     );
     d.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn cors_on_the_ingest_routes_for_configured_origins() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |c| {
+        c.cors_origins = vec!["https://app.example.com".to_owned()];
+    })
+    .await;
+    let preflight = |origin: &str| {
+        vec![
+            ("origin".to_owned(), origin.to_owned()),
+            (
+                "access-control-request-method".to_owned(),
+                "POST".to_owned(),
+            ),
+            (
+                "access-control-request-headers".to_owned(),
+                "content-type".to_owned(),
+            ),
+        ]
+    };
+    let r = request(
+        d.addr,
+        "OPTIONS",
+        "/e/",
+        &preflight("https://app.example.com"),
+        None,
+    )
+    .await;
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = request(
+        d.addr,
+        "OPTIONS",
+        "/e/",
+        &preflight("https://evil.example"),
+        None,
+    )
+    .await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    // The capture itself carries the header; read routes carry none.
+    let body =
+        serde_json::to_vec(&json!({"event": "x", "distinct_id": "u", "token": d.ingest_key}))
+            .unwrap();
+    let r = post(
+        &d,
+        "/e/",
+        &[("origin", "https://app.example.com".into())],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let r = request(
+        d.addr,
+        "GET",
+        "/healthz",
+        &[("origin".to_owned(), "https://app.example.com".to_owned())],
+        None,
+    )
+    .await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    d.stop().await.unwrap();
+}
