@@ -5,7 +5,9 @@
 //!       │  parse::parse_file      (hogsend_dsl::parse on each file; E01xx)
 //!       ▼
 //!   ast::SourceFile + parse diagnostics
-//!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx)
+//!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx;
+//!       │                          the empty-contact rule through eval, the reference
+//!       │                          evaluator of the IR)
 //!       ▼                         config::load (hogsend.toml; E04xx)
 //!   Checked { program: Option<ir::Program>, diagnostics, config }
 //!       │  plan::plan             (criteria → typed SQL statements, fingerprints, registry)
@@ -25,6 +27,7 @@ pub mod check;
 pub mod config;
 pub mod diagnostics;
 pub mod emit;
+pub mod eval;
 pub mod ir;
 pub mod parse;
 pub mod plan;
