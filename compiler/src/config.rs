@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use hogsend_dsl::text::DurationError;
 use serde::{Deserialize, Deserializer};
 
 use crate::diagnostics::{Code, Diagnostic, Label, Span};
@@ -258,43 +259,15 @@ impl<'de> Deserialize<'de> for TickEvery {
     }
 }
 
-/// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`).
+/// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`) with the
+/// language's own rules ([`hogsend_dsl::text::parse_duration`]).
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\" or \"1h30m\"");
-    let mut total: u64 = 0;
-    let mut rest = text;
-    let mut last_unit = u64::MAX;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
+    hogsend_dsl::text::parse_duration(text).map_err(|e| match e {
+        DurationError::NotPositive => format!("invalid duration `{text}`: must be positive"),
+        DurationError::Invalid(_) | DurationError::Malformed => {
+            format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\" or \"1h30m\"")
         }
-        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        let unit = match rest[digits..].chars().next() {
-            Some('s') => 1,
-            Some('m') => 60,
-            Some('h') => 3_600,
-            Some('d') => 86_400,
-            Some('w') => 604_800,
-            _ => return Err(bad()),
-        };
-        if unit >= last_unit {
-            return Err(bad());
-        }
-        last_unit = unit;
-        total = value
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        rest = &rest[digits + 1..];
-    }
-    if total == 0 {
-        return Err(format!("invalid duration `{text}`: must be positive"));
-    }
-    Ok(total)
+    })
 }
 
 /// Reads `hogsend.toml` (or the defaults when there is none). On any problem the defaults

@@ -10,7 +10,7 @@
 //!       │                          evaluator of the IR)
 //!       ▼                         config::load (hogsend.toml; E04xx)
 //!   Checked { program: Option<ir::Program>, diagnostics, config }
-//!       │  plan::plan             (criteria → sea-query matchers, fingerprints, registry)
+//!       │  plan::plan             (criteria → typed SQL statements, fingerprints, registry)
 //!       ▼
 //!   plan::ProjectPlan
 //!       │  emit::emit             (askama templates → deterministic files)
