@@ -18,8 +18,10 @@
 //!   Vec<GeneratedFile>  →  generated/*.sql (written by the binary)
 //! ```
 //!
-//! **Invariant:** this crate does no IO and reads no clock: the binary reads files into a
-//! [`source::SourceSet`] and prints what [`diagnostics`] renders into strings.
+//! **Invariant:** this crate reads no clock, and does no IO outside [`project::load`], which
+//! reads a project directory into a [`source::SourceSet`]; checking, planning and emitting
+//! take values and return values, and the binary prints what [`diagnostics`] renders into
+//! strings.
 
 pub mod check;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod eval;
 pub mod ir;
 pub mod parse;
 pub mod plan;
+pub mod project;
 pub mod source;
 pub mod sql_keywords;
 

@@ -38,7 +38,7 @@ pub struct Payload {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// Items accepted (including duplicates and ignored ones).
     pub accepted: usize,

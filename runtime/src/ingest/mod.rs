@@ -25,7 +25,7 @@ pub use payload::hogsend::parse_events;
 pub use payload::posthog::parse_posthog;
 pub use payload::segment::parse_segment;
 pub use validate::{normalize_email, FieldError, RESERVED_PREFIXES};
-pub use write::write;
+pub use write::{resolve_key, write};
 
 /// The most items one request may carry.
 pub const MAX_BATCH: usize = 1000;
