@@ -394,6 +394,7 @@ fn every_link_in_the_docs_resolves() {
         "docs/cli.md",
         "docs/api.md",
         "docs/operations.md",
+        "docs/sdks.md",
         "README.md",
     ];
     let mut problems = Vec::new();

@@ -6,13 +6,12 @@
 //! /usr/bin/time -v target/release/hogsend check /tmp/hs-bench   # wall time + peak RSS
 //! ```
 //!
-//! The in-process timing covers reading the generated files back from disk and checking
-//! them, best and median of `--runs`; the peak RSS is the process's high-water mark
-//! (`VmHWM`) after the runs. The project loader's directory walk is the product binary's
-//! (`hogsend check` above); here the files are read by their known paths.
+//! The in-process timing covers loading the files (`hogsend_compiler::project::load`, as
+//! `hogsend check` does) and checking them, best and median of `--runs`; the peak RSS is
+//! the process's high-water mark (`VmHWM`) after the runs.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -70,7 +69,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..args.runs.max(1) {
         let start = Instant::now();
-        let set = read_back(&dir, &files)?;
+        let set = hogsend_compiler::project::load(&dir)?;
         let checked = hogsend_compiler::check(&set);
         times.push(start.elapsed());
         if checked.program.is_none() {
@@ -93,19 +92,6 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         None => println!("peak RSS: unavailable (no /proc/self/status)"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The generated project as the project loader reads it, each file read back from disk.
-fn read_back(dir: &Path, files: &[(String, String)]) -> Result<SourceSet> {
-    let read = files
-        .iter()
-        .map(|(path, _)| {
-            let text = std::fs::read_to_string(dir.join(path))
-                .with_context(|| format!("reading {}", dir.join(path).display()))?;
-            Ok((path.clone(), text))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(source_set(read))
 }
 
 /// A project's `(relative path, text)` pairs (`.hog` files, `templates/<id>.html`,

@@ -355,7 +355,7 @@ mod tests {
 
     fn prop(path: &[&str], test: PropTest) -> Prop {
         Prop {
-            path: path.iter().map(|s| s.to_string()).collect(),
+            path: path.iter().map(ToString::to_string).collect(),
             test,
         }
     }

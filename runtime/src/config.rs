@@ -42,6 +42,8 @@ pub struct RuntimeConfig {
     /// On SIGTERM, the longest the daemon waits for requests in flight before closing
     /// their connections.
     pub shutdown_grace: Duration,
+    /// Origins browsers may call the ingest routes from (CORS); `*` for any, empty for none.
+    pub cors_origins: Vec<String>,
     /// The compiled project, applied by `migrate` on start.
     pub generated: Vec<GeneratedFile>,
 }
@@ -86,6 +88,7 @@ impl RuntimeConfig {
             body_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(15),
+            cors_origins: Vec::new(),
             generated,
         };
         let get = |name: &'static str| env(name).filter(|v| !v.trim().is_empty());
@@ -145,6 +148,22 @@ impl RuntimeConfig {
         }
         if let Some(n) = number("HOGSEND_DB_POOL_SIZE")? {
             rc.pool_size = u32::try_from(n.clamp(2, 1000)).unwrap_or(10);
+        }
+        if let Some(v) = get("HOGSEND_CORS_ORIGINS") {
+            rc.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+            if let Some(o) = rc.cors_origins.iter().find(|o| {
+                *o != "*" && (!o.contains("://") || axum::http::HeaderValue::from_str(o).is_err())
+            }) {
+                return Err(bad(
+                    "HOGSEND_CORS_ORIGINS",
+                    &v,
+                    format!("`{o}` is not an origin such as https://app.example.com (or `*`)"),
+                ));
+            }
         }
         Ok(rc)
     }

@@ -1,4 +1,4 @@
-//! The ingest parsers on arbitrary input (the in-suite smoke of `fuzz/`'s `ingest` target):
+//! The ingest parsers on arbitrary input (a property-test smoke in place of a fuzz target):
 //! random JSON shaped like each payload family, with NUL characters, huge ids and extreme
 //! timestamps mixed in. No parser panics; whatever a parser accepts (in a body the
 //! `JsonBody` NUL check lets through) is storable: ids within 255 characters, timestamps

@@ -23,7 +23,7 @@ struct Reads<'e> {
 fn reads<'e>(expr: &'e Expr, r: &mut Reads<'e>) {
     match &expr.kind {
         ExprKind::Or(xs) | ExprKind::Any(xs) | ExprKind::And(xs) | ExprKind::All(xs) => {
-            xs.iter().for_each(|x| reads(x, r))
+            xs.iter().for_each(|x| reads(x, r));
         }
         ExprKind::Not(x) | ExprKind::Paren(x) => reads(x, r),
         ExprKind::Did { .. } | ExprKind::Count { .. } => {

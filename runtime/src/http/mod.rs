@@ -51,9 +51,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
-        .merge(events::router())
-        .merge(segment::router())
-        .merge(posthog::router())
+        .merge(ingest_routes(&state.config.cors_origins))
         .merge(contacts::router())
         .merge(buckets::router())
         .merge(ops::router())
@@ -97,4 +95,44 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
             "must be between 1 and 1000",
         )),
     }
+}
+
+/// The ingest routes (hogsend's own, Segment's, PostHog's), with CORS headers for browser
+/// SDKs when origins are configured (`HOGSEND_CORS_ORIGINS`).
+fn ingest_routes(origins: &[String]) -> Router<AppState> {
+    let routes = Router::new()
+        .merge(events::router())
+        .merge(segment::router())
+        .merge(posthog::router());
+    if origins.is_empty() {
+        return routes;
+    }
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    // The fallback for other methods is set before the layer, so a preflight (OPTIONS)
+    // reaches the CORS layer instead of the router-wide 405.
+    routes
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            CorsLayer::new()
+                .allow_origin(allow_origin)
+                .allow_methods([Method::POST, Method::OPTIONS])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::CONTENT_ENCODING,
+                    HeaderName::from_static("idempotency-key"),
+                ])
+                .max_age(std::time::Duration::from_secs(3600)),
+        )
 }

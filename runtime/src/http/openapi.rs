@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         events::post_events,
         segment::batch, segment::import, segment::track, segment::identify, segment::alias,
         segment::page, segment::screen, segment::group,
-        posthog::webhook,
+        posthog::webhook, posthog::capture,
         contacts::get_contact, contacts::put_contact, contacts::delete_contact,
         contacts::contact_buckets, contacts::contact_events,
         buckets::list, buckets::one, buckets::members, buckets::member, buckets::transitions,
@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
     modifiers(&Security),
     tags(
         (name = "ingest", description = "hogsend's own ingest route and PostHog's webhook destination"),
+        (name = "posthog", description = "PostHog's capture API, for PostHog SDKs (also at /capture/, /e/, /i/v0/e/, /i/v1/analytics/events)"),
         (name = "segment", description = "The Segment HTTP tracking API, for Segment and RudderStack SDKs"),
         (name = "contacts", description = "Contacts: upsert, read, delete, their buckets and events"),
         (name = "buckets", description = "Buckets, their members and their transition feed"),

@@ -1,14 +1,20 @@
 //! The Segment HTTP tracking API (`/v1/track`, `/v1/identify`, `/v1/alias`, `/v1/page`,
 //! `/v1/screen`, `/v1/group`, `/v1/batch`, `/v1/import`), so a stock Segment or RudderStack
-//! SDK pointed at the daemon works unchanged (basic auth with the key as user name).
+//! SDK pointed at the daemon works unchanged (basic auth with the key as user name). The
+//! body is read as JSON whatever its `Content-Type` (gzip or deflate `Content-Encoding`
+//! undone), and error bodies also carry Segment's top-level `code` and `message`, which
+//! SDKs read to tell a permanent 4xx from a retryable failure.
 
 use super::auth::{Auth, Ingest};
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorCode, ErrorObject};
 use super::events::accept;
-use super::extract::JsonBody;
+use super::extract::AnyJsonBody;
 use super::AppState;
 use crate::ingest;
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -28,6 +34,33 @@ pub fn router() -> Router<AppState> {
         .route("/v1/page", post(page))
         .route("/v1/screen", post(screen))
         .route("/v1/group", post(group))
+        .layer(axum::middleware::map_response(segment_error_shape))
+}
+
+/// Copies `error.code` and `error.message` to the top level of an error body.
+async fn segment_error_shape(response: Response) -> Response {
+    if response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let shaped = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(mut object)) => {
+            if let Some(Value::Object(error)) = object.get("error").cloned() {
+                for field in ["code", "message"] {
+                    if let Some(v) = error.get(field) {
+                        object.insert(field.to_owned(), v.clone());
+                    }
+                }
+            }
+            serde_json::to_vec(&object).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(shaped))
 }
 
 /// What a Segment-spec route answers.
@@ -41,6 +74,19 @@ pub(super) struct SegmentOutcome {
     stored: u64,
     /// Events not stored because their `messageId` was already known.
     duplicates: u64,
+}
+
+/// An error on a Segment-spec route: the one error shape plus Segment's top-level `code`
+/// and `message`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes what `segment_error_shape` sends
+pub(super) struct SegmentErrorBody {
+    /// What went wrong.
+    error: ErrorObject,
+    /// `error.code`, for Segment and RudderStack SDKs.
+    code: ErrorCode,
+    /// `error.message`.
+    message: String,
 }
 
 /// A Segment-spec call. Unknown fields are ignored.
@@ -119,12 +165,13 @@ macro_rules! segment_route {
         #[utoipa::path(post, path = $path, tag = "segment", description = $doc,
             request_body = $body,
             responses((status = 200, description = "Stored", body = SegmentOutcome),
-                (status = 400, description = "`invalid_request`, `malformed_json`", body = ErrorBody)),
+                (status = 400, description = "`invalid_request`, `malformed_json`", body = SegmentErrorBody),
+                (status = 401, description = "`unauthorized`", body = SegmentErrorBody)),
             security(("bearer" = []), ("basic" = [])))]
         pub(super) async fn $name(
             State(state): State<AppState>,
             _auth: Auth<Ingest>,
-            JsonBody(body): JsonBody,
+            AnyJsonBody(body): AnyJsonBody,
         ) -> Result<Json<SegmentOutcome>, ApiError> {
             call(state, body, $kind).await
         }

@@ -22,7 +22,7 @@ mod write;
 
 pub use item::{Item, Outcome, Payload};
 pub use payload::hogsend::parse_events;
-pub use payload::posthog::parse_posthog;
+pub use payload::posthog::{capture_key, parse_capture, parse_posthog};
 pub use payload::segment::parse_segment;
 pub use validate::{normalize_email, FieldError, RESERVED_PREFIXES};
 pub use write::{resolve_key, write};

@@ -677,7 +677,7 @@ pub fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> Strin
     format!("missing (should be members): {missing:?}; extra (should not be): {extra:?}")
 }
 
-/// The backfill dwell anchor (docs/language.md#dwell-timers): the latest `occurred_at <= t` among the
+/// The backfill dwell anchor (docs/language.md): the latest `occurred_at <= t` among the
 /// events the criteria's windowed atoms name (with their filters, ignoring the window),
 /// `None` when the criteria has no windowed atom or the contact no such event.
 pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
