@@ -6,6 +6,7 @@ use super::contacts::next_id;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery};
 use super::{page_limit, AppState};
+use crate::db::Why;
 use crate::queries;
 use axum::extract::State;
 use axum::routing::get;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/buckets/{id}", get(one))
         .route("/v1/buckets/{id}/members", get(members))
         .route("/v1/buckets/{id}/members/{key}", get(member))
+        .route("/v1/buckets/{id}/members/{key}/why", get(why))
         .route("/v1/buckets/{id}/transitions", get(transitions))
 }
 
@@ -104,6 +106,44 @@ async fn member(
                 format!("`{key}` is not a member of `{id}`"),
             )
         })
+}
+
+#[derive(Deserialize)]
+struct WhyQuery {
+    /// RFC 3339; the database clock when absent.
+    at: Option<String>,
+}
+
+/// The explanation of `key`'s membership at `at` (see `docs/api.md`): the generated
+/// `b_<id>_why` function's JSON. An unknown contact is a 404, not an empty explanation.
+async fn why(
+    State(state): State<AppState>,
+    _auth: Auth<Read>,
+    ApiPath((id, key)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<WhyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let at = match query.at.as_deref() {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::bad_parameter(
+                        "at",
+                        "must be an RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z",
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
+    match crate::db::why(&mut conn, &state.config.schema, &id, &key, at).await? {
+        Why::Explained(explanation) => Ok(Json(explanation)),
+        Why::UnknownBucket => Err(unknown_bucket(&id)),
+        Why::UnknownContact => Err(ApiError::new(
+            ErrorCode::ContactNotFound,
+            format!("no contact has the key `{key}`"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
