@@ -225,3 +225,50 @@ fn node(n: &Value, depth: usize, out: &mut String) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use serde_json::json;
+
+    #[test]
+    fn the_human_tree_shows_each_node_and_its_evidence() {
+        let why = json!({
+            "bucket": "evidence", "key": "ann", "at": "2027-03-10T02:00:00+00:00",
+            "matches": true, "deleted_at": null,
+            "next_change_at": "2027-03-11T00:00:00.000001+00:00",
+            "criteria": {
+                "kind": "and", "text": "…", "value": true, "children": [
+                    { "kind": "event", "atom": "count", "value": true,
+                      "text": "count app_opened within 7d >= 2", "count": 2,
+                      "events": ["2027-03-10T01:00:00+00:00", "2027-03-04T00:00:00+00:00"],
+                      "window_from": "2027-03-03T02:00:00+00:00",
+                      "window_to": "2027-03-10T02:00:00+00:00",
+                      "changes_at": "2027-03-11T00:00:00.000001+00:00" },
+                    { "kind": "not", "text": "…", "value": true, "child":
+                      { "kind": "property", "text": "contact.address.country == \"FR\"",
+                        "value": false, "path": "contact.address.country", "found": null,
+                        "type": null, "absent": "not an object at contact.address" } },
+                    { "kind": "property", "text": "contact.plan == \"pro\"", "value": true,
+                      "path": "contact.plan", "found": "pro", "type": "string",
+                      "absent": null },
+                    { "kind": "or", "text": "…", "value": true, "children": [
+                        { "kind": "opened", "text": "opened welcome", "value": true,
+                          "messages": ["2027-03-03T00:00:00+00:00"] },
+                        { "kind": "clicked", "text": "clicked welcome", "value": false,
+                          "messages": [] } ] } ] },
+            "membership": { "active": false, "entry_count": 1,
+                            "entered_at": "2027-03-05T00:00:00+00:00",
+                            "left_at": "2027-03-10T00:00:00+00:00",
+                            "leave_reason": "criteria" },
+            "entry": { "policy": "once", "verdict": "blocked",
+                       "left_at": "2027-03-10T00:00:00+00:00", "blocked_until": null },
+            "dwell": { "min_dwell_seconds": 86400, "min_dwell_until": null,
+                       "leave_deferred": false, "max_dwell_seconds": null,
+                       "next_check_at": null }
+        });
+        insta::with_settings!({ snapshot_path => "../../snapshots", omit_expression => true }, {
+            insta::assert_snapshot!("why_human_tree", human(&why));
+        });
+    }
+}
