@@ -41,6 +41,14 @@ struct BaseV2<'a> {
     lock_key: i64,
 }
 
+/// Version 3: the change queue in two slots drained by truncate (no dead tuples).
+#[derive(Template)]
+#[template(path = "base/0003_queue.sql", escape = "none")]
+struct BaseV3<'a> {
+    s: &'a str,
+    lock_key: i64,
+}
+
 #[derive(Template)]
 #[template(path = "project/bucket.sql", escape = "none")]
 struct BucketFile<'a> {
@@ -88,6 +96,10 @@ pub fn base_migrations(schema: &str) -> Vec<Migration> {
         s: schema,
         lock_key: crate::plan::lock_key(schema),
     };
+    let v3 = BaseV3 {
+        s: schema,
+        lock_key: crate::plan::lock_key(schema),
+    };
     vec![
         Migration {
             version: 1,
@@ -98,6 +110,11 @@ pub fn base_migrations(schema: &str) -> Vec<Migration> {
             version: 2,
             name: "runtime",
             sql: render(&v2),
+        },
+        Migration {
+            version: 3,
+            name: "queue",
+            sql: render(&v3),
         },
     ]
 }
