@@ -38,6 +38,8 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Run one full tick at an instant and print what changed
     Tick(commands::tick::Args),
+    /// Explain why a contact is (or is not) in a bucket at an instant
+    Why(commands::why::Args),
     /// Run the daemon: migrate, then the scheduler, the real-time pass and the HTTP API
     Serve(commands::serve::Args),
     /// Run the daemon on a laptop, with a private Postgres when no database is given
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(args, &output),
         Command::Migrate(args) => commands::migrate::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
+        Command::Why(args) => commands::why::run(args, &output),
         Command::Serve(args) => commands::serve::run(args, &output),
         Command::Dev(args) => commands::dev::run(args, &output),
         Command::Keys(args) => commands::keys::run(args, &output),

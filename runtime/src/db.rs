@@ -153,6 +153,57 @@ pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &str) -> 
         .await?)
 }
 
+/// The answer of [`why`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    /// The generated `b_<id>_why` function's JSON (see `docs/api.md`).
+    Explained(serde_json::Value),
+    /// No bucket with that id is deployed.
+    UnknownBucket,
+    /// No contact has that key.
+    UnknownContact,
+}
+
+/// Why the contact `key` is (not) a member of bucket `id` at `at` (the database clock when
+/// None), computed by the bucket's generated `b_<id>_why` function from the same criteria
+/// SQL as the matcher.
+pub async fn why(
+    conn: &mut PgConnection,
+    schema: &str,
+    id: &str,
+    key: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Why> {
+    let s = schema_ident(schema);
+    let deployed: bool = sqlx::query_scalar(&format!(
+        "select exists (select 1 from {s}.buckets where id = $1)"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !deployed {
+        return Ok(Why::UnknownBucket);
+    }
+    // `id` is a deployed bucket's id (checked `^[a-z][a-z0-9_]{0,47}$` by the table).
+    let function = schema_ident(&format!("b_{id}_why"));
+    let result = sqlx::query_scalar::<_, Option<serde_json::Value>>(&format!(
+        "select {s}.{function}($1, coalesce($2, now()))"
+    ))
+    .bind(key)
+    .bind(at)
+    .fetch_one(&mut *conn)
+    .await;
+    match result {
+        Ok(Some(explanation)) => Ok(Why::Explained(explanation)),
+        Ok(None) => Ok(Why::UnknownContact),
+        // Deployed by a version that did not generate the explanation.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42883") => {
+            Err(Error::NotMigrated(schema.to_owned()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// How many active members bucket `id` has.
 pub async fn count_members(conn: &mut PgConnection, schema: &str, id: &str) -> Result<i64> {
     let s = schema_ident(schema);

@@ -1198,6 +1198,67 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// `hogsend why` agrees with the matcher and the naive evaluator: for every bucket and
+    /// contact, its verdict at `t` is the contact's membership after the tick at `t` (these
+    /// buckets have no policy), every node's value is the naive evaluator's for that node of
+    /// the normalized criteria, and the next change by the clock alone is exactly the first
+    /// instant at which the naive answer differs.
+    async fn check_why(&mut self, t: Us) -> Result<(), TestCaseError> {
+        let actual = members(&mut self.conn, SCHEMA).await;
+        let keys: Vec<String> = self.model.world.contacts.keys().cloned().collect();
+        for (id, p) in self.buckets.clone() {
+            let normalized = hogsend_compiler::plan::normalize::normalize(&p);
+            for key in &keys {
+                let why =
+                    match hogsend_runtime::db::why(&mut self.conn, SCHEMA, &id, key, Some(ts(t)))
+                        .await
+                        .expect("why")
+                    {
+                        hogsend_runtime::db::Why::Explained(why) => why,
+                        other => panic!("why {id} {key:?}: {other:?}"),
+                    };
+                let member = actual.get(&id).is_some_and(|m| m.contains(key));
+                let fail = |run: &Self, what: String| {
+                    run.fail(
+                        format!(
+                            "why {id} {key:?} at {}: {what}\n  criteria {}\n  why {why:#}",
+                            show_us(t),
+                            hog(&normalized)
+                        ),
+                        &BTreeSet::from([key.clone()]),
+                    )
+                };
+                if why["matches"].as_bool() != Some(member) {
+                    return Err(fail(self, format!("verdict is not membership ({member})")));
+                }
+                let Some((view, _)) = self.model.world.view(key) else {
+                    continue;
+                };
+                if let Err(e) = why_node_agrees(&normalized, &why["criteria"], &view, t) {
+                    return Err(fail(self, e));
+                }
+                let now = eval(&normalized, &view, t);
+                if let Some(next) = why["next_change_at"].as_str() {
+                    let next = us_of(
+                        chrono::DateTime::parse_from_rfc3339(next)
+                            .expect("instant")
+                            .to_utc(),
+                    );
+                    if next <= t
+                        || eval(&normalized, &view, next) == now
+                        || eval(&normalized, &view, next - 1) != now
+                    {
+                        return Err(fail(
+                            self,
+                            format!("next_change_at {} is not the first change", show_us(next)),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A real-time pass for some keys at `at`. `apply_keys` (`drain` false) evaluates every
     /// bucket for every given key, so those keys' memberships become exact at `at` (the
     /// others are left to the next tick). The daemon's `apply_changes` (`drain` true) drains
@@ -1322,6 +1383,7 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             summary["buckets"]
         );
         run.check_members(t, &format!("after tick {i}")).await?;
+        run.check_why(t).await?;
         if stats {
             let m = members(&mut run.conn, SCHEMA).await;
             let sizes: Vec<usize> = run
@@ -1354,6 +1416,50 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             .await?;
     }
     Ok(())
+}
+
+/// Every node of `why`'s tree has the naive evaluator's value for the node of `p` it
+/// explains, and event atoms count what the evaluator counts.
+fn why_node_agrees(p: &Pred, node: &Value, view: &View, t: Us) -> Result<(), String> {
+    let expected = eval(p, view, t);
+    if node["value"].as_bool() != Some(expected) {
+        return Err(format!("node `{}` is not {expected}", hog(p)));
+    }
+    match p {
+        Pred::And(children) | Pred::Or(children) => {
+            let nodes = node["children"].as_array().cloned().unwrap_or_default();
+            if nodes.len() != children.len() {
+                return Err(format!("node `{}` has other children", hog(p)));
+            }
+            for (child, n) in children.iter().zip(&nodes) {
+                why_node_agrees(child, n, view, t)?;
+            }
+            Ok(())
+        }
+        Pred::Not(inner) => why_node_agrees(inner, &node["child"], view, t),
+        Pred::Event(atom) => {
+            let exists = Pred::Event(EventAtom {
+                test: EventTest::Count(CmpOp::Ge, 0),
+                ..atom.clone()
+            });
+            // The count is the largest n with `count >= n` true.
+            let count = (0..=view.events.len() as i64)
+                .filter(|n| {
+                    let mut probe = exists.clone();
+                    if let Pred::Event(a) = &mut probe {
+                        a.test = EventTest::Count(CmpOp::Ge, *n);
+                    }
+                    eval(&probe, view, t)
+                })
+                .max()
+                .unwrap_or(0);
+            if node["count"].as_i64() != Some(count) {
+                return Err(format!("`{}` counts {} not {count}", hog(p), node["count"]));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 proptest! {

@@ -11,3 +11,4 @@ pub mod migrate;
 pub mod plan;
 pub mod serve;
 pub mod tick;
+pub mod why;

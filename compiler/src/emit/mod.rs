@@ -64,6 +64,7 @@ struct BucketFile<'a> {
     match_all: String,
     candidates: String,
     changed: String,
+    why: String,
 }
 
 #[derive(Template)]
@@ -80,6 +81,8 @@ struct TickFile<'a> {
 struct ProjectFile<'a> {
     version: &'a str,
     s: &'a str,
+    /// The dollar-quote tag of the cleanup block (one that no registry entry contains).
+    q: String,
     registry: Vec<String>,
 }
 
@@ -147,7 +150,8 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
     let body = |select: &Select, indent| select.render(indent);
     let (match_candidates, match_all) = (body(&m.match_candidates, 2), body(&m.match_all, 2));
     let (candidates, changed) = (body(&m.candidates, 4), body(&m.changed, 4));
-    let q = quote_tag(&[&match_candidates, &match_all, &candidates, &changed]);
+    let why = body(&m.why, 4);
+    let q = quote_tag(&[&match_candidates, &match_all, &candidates, &changed, &why]);
     let file = BucketFile {
         version: VERSION,
         s: &plan.schema,
@@ -160,6 +164,7 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
         match_all,
         candidates,
         changed,
+        why,
     };
     GeneratedFile {
         path: format!("buckets/{}.sql", bucket.id),
@@ -197,6 +202,7 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
         contents: render(&ProjectFile {
             version: VERSION,
             s: &plan.schema,
+            q: quote_tag(&registry.iter().map(String::as_str).collect::<Vec<_>>()),
             registry,
         }),
     });

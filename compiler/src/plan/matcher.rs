@@ -33,36 +33,39 @@ pub(crate) struct MatcherSql {
     /// `SELECT DISTINCT user_key` of the drained changes (`_hs_changed`) this criteria can
     /// see: the first part of `candidates`, alone (the daemon's real-time pass).
     pub(crate) changed: Select,
+    /// `SELECT <jsonb>` explaining the criteria for the contact `p_key` at `p_now`: the
+    /// tree of every node's value with each atom's evidence (see [`crate::plan::why`]).
+    pub(crate) why: Select,
 }
 
 /// One distinct event atom of a criteria (same event, filter and window ⇒ same column).
-struct AtomColumn {
+pub(super) struct AtomColumn {
     key: String,
-    atom: EventAtom,
-    column: String,
+    pub(super) atom: EventAtom,
+    pub(super) column: String,
 }
 
 /// Builds the matcher SQL of one bucket.
 pub(crate) struct MatcherBuilder<'a> {
     schema: &'a str,
     bucket_id: &'a str,
-    atoms: Vec<AtomColumn>,
+    pub(super) atoms: Vec<AtomColumn>,
     /// The criteria tests a contact property.
     reads_properties: bool,
     /// The criteria uses `opened` / `clicked`.
     reads_messages: bool,
 }
 
-fn col(table: &str, column: &str) -> Expr {
+pub(super) fn col(table: &str, column: &str) -> Expr {
     Expr::column(table, column)
 }
 
 /// A PL/pgSQL variable or parameter of the enclosing function (a fixed name, never input).
-fn var(name: &'static str) -> Expr {
+pub(super) fn var(name: &'static str) -> Expr {
     Expr::name(name)
 }
 
-fn seconds_interval(seconds: i64) -> Expr {
+pub(super) fn seconds_interval(seconds: i64) -> Expr {
     Expr::Seconds(seconds.clamp(1, MAX_SECONDS))
 }
 
@@ -82,16 +85,16 @@ fn jsonb_literal(value: &Scalar) -> Expr {
 
 /// `root -> 'a' -> 'b'`: missing (NULL) as soon as a step is not an object with that key,
 /// which is exactly the language's "a path through a non-object is missing".
-fn path_value(root: Expr, path: &[String]) -> Expr {
+pub(super) fn path_value(root: Expr, path: &[String]) -> Expr {
     path.iter()
         .fold(root, |acc, key| acc.binary(Op::Field, Expr::text(key)))
 }
 
-fn jsonb_typeof(value: Expr) -> Expr {
+pub(super) fn jsonb_typeof(value: Expr) -> Expr {
     Expr::Call("jsonb_typeof", vec![value])
 }
 
-fn coalesce(value: Expr, default: Expr) -> Expr {
+pub(super) fn coalesce(value: Expr, default: Expr) -> Expr {
     Expr::Call("COALESCE", vec![value, default])
 }
 
@@ -158,7 +161,7 @@ fn event_pred(pred: &EventPred, root: &Expr) -> Expr {
 
 /// What one bucket's event aggregate covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     /// The candidates' events (`_hs_cand`), grouped by contact.
     Candidates,
     /// Every event of the criteria's names, grouped by contact (the backfill by default).
@@ -211,12 +214,12 @@ impl<'a> MatcherBuilder<'a> {
         }
     }
 
-    fn table(&self, name: &str, alias: &str) -> Source {
+    pub(super) fn table(&self, name: &str, alias: &str) -> Source {
         Source::table(self.schema, name, alias)
     }
 
     /// `alias.event = 'x'` or `alias.event IN ('x', 'y')`.
-    fn name_condition(alias: &str, names: &[String]) -> Expr {
+    pub(super) fn name_condition(alias: &str, names: &[String]) -> Expr {
         if names.len() == 1 {
             col(alias, "event").eq(Expr::text(&names[0]))
         } else {
@@ -228,7 +231,7 @@ impl<'a> MatcherBuilder<'a> {
     }
 
     /// The distinct event names the criteria reads, sorted.
-    fn event_names(&self) -> Vec<String> {
+    pub(super) fn event_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.atoms.iter().map(|a| a.atom.event.clone()).collect();
         names.sort();
         names.dedup();
@@ -263,7 +266,7 @@ impl<'a> MatcherBuilder<'a> {
     }
 
     /// The condition an event row `e` must meet to count for `atom` (name, window, filter).
-    fn atom_condition(atom: &EventAtom, alias: &str, with_window: bool) -> Expr {
+    pub(super) fn atom_condition(atom: &EventAtom, alias: &str, with_window: bool) -> Expr {
         let mut cond = vec![col(alias, "event").eq(Expr::text(&atom.event))];
         if with_window {
             if let Window::Within(seconds) = atom.window {
@@ -280,7 +283,7 @@ impl<'a> MatcherBuilder<'a> {
     /// or (`Shape::PerContact`) the same counts for one contact `c`, without `GROUP BY`, for a
     /// `LATERAL` join. With `with_anchor`, also `max(occurred_at) FILTER (…) AS anchor_at`: the
     /// latest event of a windowed atom inside the aggregate's range (see [`Self::anchor`]).
-    fn aggregate(&self, shape: Shape, with_anchor: bool) -> Select {
+    pub(super) fn aggregate(&self, shape: Shape, with_anchor: bool) -> Select {
         let mut q = Select::from(self.table("events", "e"));
         if shape != Shape::PerContact {
             q = q.item(col("e", "user_key"));
@@ -346,34 +349,14 @@ impl<'a> MatcherBuilder<'a> {
     }
 
     /// The criteria as a boolean over `c` (contacts) and `a` (the aggregate).
-    fn criteria(&self, pred: &Pred) -> Expr {
+    pub(super) fn criteria(&self, pred: &Pred) -> Expr {
         match pred {
             Pred::And(children) => Expr::all(children.iter().map(|p| self.criteria(p))),
             Pred::Or(children) => Expr::any(children.iter().map(|p| self.criteria(p))),
             Pred::Not(inner) => self.criteria(inner).not(),
             Pred::Event(atom) => {
-                let key = atom_key(atom);
-                let column = self
-                    .atoms
-                    .iter()
-                    .find(|a| a.key == key)
-                    .map(|a| a.column.clone())
-                    .unwrap_or_default();
-                let count = coalesce(col("a", &column), Expr::Int(0));
-                match atom.test {
-                    EventTest::Exists => count.binary(Op::Gt, Expr::Int(0)),
-                    EventTest::Count(op, n) => {
-                        let op = match op {
-                            CmpOp::Eq => Op::Eq,
-                            CmpOp::Ne => Op::Ne,
-                            CmpOp::Gt => Op::Gt,
-                            CmpOp::Ge => Op::Ge,
-                            CmpOp::Lt => Op::Lt,
-                            CmpOp::Le => Op::Le,
-                        };
-                        count.binary(op, Expr::Int(n))
-                    }
-                }
+                let column = self.column_of(atom);
+                count_test(coalesce(col("a", &column), Expr::Int(0)), atom.test)
             }
             Pred::Prop(prop) => prop_test(col("c", "properties"), prop),
             Pred::Opened(template) => self.message_exists(template, "opened_at"),
@@ -381,7 +364,17 @@ impl<'a> MatcherBuilder<'a> {
         }
     }
 
-    fn message_exists(&self, template: &str, column: &str) -> Expr {
+    /// The aggregate column counting `atom`'s events.
+    pub(super) fn column_of(&self, atom: &EventAtom) -> String {
+        let key = atom_key(atom);
+        self.atoms
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.column.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn message_exists(&self, template: &str, column: &str) -> Expr {
         let q = Select::from(self.table("messages", "m"))
             .item(Expr::Int(1))
             .filter(col("m", "user_key").eq(col("c", "user_key")))
@@ -514,13 +507,32 @@ impl<'a> MatcherBuilder<'a> {
         q.union(due)
     }
 
-    /// Builds all four statements.
+    /// Builds all four statements and the explanation.
     pub(crate) fn build(&self, criteria: &Pred) -> MatcherSql {
         MatcherSql {
+            why: self.why(criteria),
             match_candidates: self.matcher(criteria, true),
             match_all: self.matcher(criteria, false),
             candidates: self.candidates(),
             changed: self.changed().distinct(),
+        }
+    }
+}
+
+/// An event atom's test on a count of matching events.
+pub(super) fn count_test(count: Expr, test: EventTest) -> Expr {
+    match test {
+        EventTest::Exists => count.binary(Op::Gt, Expr::Int(0)),
+        EventTest::Count(op, n) => {
+            let op = match op {
+                CmpOp::Eq => Op::Eq,
+                CmpOp::Ne => Op::Ne,
+                CmpOp::Gt => Op::Gt,
+                CmpOp::Ge => Op::Ge,
+                CmpOp::Lt => Op::Lt,
+                CmpOp::Le => Op::Le,
+            };
+            count.binary(op, Expr::Int(n))
         }
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod matcher;
 pub mod normalize;
 pub(crate) mod sql;
 pub mod text;
+pub mod why;
 
 use crate::ir::{self, DwellKind, EntryPolicy, Program};
 use matcher::{MatcherBuilder, MatcherSql, MAX_SECONDS};

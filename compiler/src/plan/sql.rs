@@ -19,10 +19,14 @@ pub(crate) enum Op {
     Le,
     Gt,
     Ge,
-    /// `-` (timestamp minus interval).
+    /// `+` (timestamp plus interval).
+    Add,
+    /// `-` (timestamp minus interval, integer difference).
     Sub,
     /// `->` (a JSON object's field).
     Field,
+    /// `||` (jsonb objects merged).
+    Concat,
 }
 
 impl Op {
@@ -34,16 +38,18 @@ impl Op {
             Op::Le => "<=",
             Op::Gt => ">",
             Op::Ge => ">=",
+            Op::Add => "+",
             Op::Sub => "-",
             Op::Field => "->",
+            Op::Concat => "||",
         }
     }
 
     fn precedence(self) -> u8 {
         match self {
             Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => CMP,
-            Op::Field => OTHER,
-            Op::Sub => ADD,
+            Op::Field | Op::Concat => OTHER,
+            Op::Add | Op::Sub => ADD,
         }
     }
 }
@@ -380,6 +386,9 @@ pub(crate) struct Select {
     group_by: Vec<Expr>,
     /// `UNION (…)` (duplicates removed), in order.
     unions: Vec<Select>,
+    /// `ORDER BY expr [DESC]`, in order.
+    order_by: Vec<(Expr, bool)>,
+    limit: Option<i64>,
 }
 
 /// Select lists longer than this (on one line) are written one item per line.
@@ -396,7 +405,21 @@ impl Select {
             filters: Vec::new(),
             group_by: Vec::new(),
             unions: Vec::new(),
+            order_by: Vec::new(),
+            limit: None,
         }
+    }
+
+    /// Adds an `ORDER BY` key, descending when `desc`.
+    pub(crate) fn order_by(mut self, expr: Expr, desc: bool) -> Select {
+        self.order_by.push((expr, desc));
+        self
+    }
+
+    /// `LIMIT n`.
+    pub(crate) fn limit(mut self, n: i64) -> Select {
+        self.limit = Some(n);
+        self
     }
 
     pub(crate) fn distinct(mut self) -> Select {
@@ -505,6 +528,21 @@ impl Select {
         for other in &self.unions {
             let _ = write!(out, "\n{pad}UNION ");
             write_block(out, other, indent);
+        }
+        if !self.order_by.is_empty() {
+            let _ = write!(out, "\n{pad}ORDER BY ");
+            for (i, (expr, desc)) in self.order_by.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                expr.write(out, indent);
+                if *desc {
+                    out.push_str(" DESC");
+                }
+            }
+        }
+        if let Some(n) = self.limit {
+            let _ = write!(out, "\n{pad}LIMIT {n}");
         }
     }
 }

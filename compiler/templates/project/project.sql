@@ -7,3 +7,19 @@ select {{ s }}._sync_project(to_jsonb(ARRAY[
   {{ entry }}{% if !loop.last %},{% endif %}
 {%- endfor %}
 ]::jsonb[]));
+
+-- The explanations (`hogsend why`) of buckets no longer listed.
+do {{ q }}
+declare
+  r record;
+begin
+  for r in select p.oid::regprocedure as f
+             from pg_proc p
+            where p.pronamespace = '{{ s }}'::regnamespace
+              and p.proname ~ '^b_[a-z][a-z0-9_]*_(explain|why)$'
+              and not exists (select 1 from {{ s }}.buckets b
+                               where p.proname in ('b_' || b.id || '_explain', 'b_' || b.id || '_why'))
+  loop
+    execute 'drop function ' || r.f;
+  end loop;
+end {{ q }};

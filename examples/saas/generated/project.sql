@@ -13,3 +13,19 @@ select hogsend._sync_project(to_jsonb(ARRAY[
   CAST('{"id":"trial_ending","fingerprint":"b2f4a8c9df9153ed9fdc3a34f5ab3981","enabled":true,"entry_kind":"once","entry_period":null,"min_dwell":null,"max_dwell":null,"dwell_rules":[{"label":"last_day","kind":"after","period":259200}],"definition":{"name":"Trial ending","description":"Day 10 to 14 of a trial without a subscription","criteria":"did trial.started within 14d and not did subscription.started and not did trial.started within 10d and contact.plan == \"trial\"","entry":"once","min_dwell":null,"max_dwell":null,"dwell":["last_day"],"source":"buckets/billing.hog:7"}}' AS jsonb),
   CAST('{"id":"went_dormant","fingerprint":"c9268e528f2588d9d57ee4474190b9b8","enabled":true,"entry_kind":"once_per","entry_period":1209600,"min_dwell":null,"max_dwell":2592000,"dwell_rules":[{"label":"after_3d","kind":"after","period":259200}],"definition":{"name":"Went dormant","description":"Opened the app before, but not in the last 7 days","criteria":"did app_opened and not did app_opened within 7d","entry":"once per 14d","min_dwell":null,"max_dwell":"30d","dwell":["after_3d"],"source":"buckets/engagement.hog:8"}}' AS jsonb)
 ]::jsonb[]));
+
+-- The explanations (`hogsend why`) of buckets no longer listed.
+do $hs$
+declare
+  r record;
+begin
+  for r in select p.oid::regprocedure as f
+             from pg_proc p
+            where p.pronamespace = 'hogsend'::regnamespace
+              and p.proname ~ '^b_[a-z][a-z0-9_]*_(explain|why)$'
+              and not exists (select 1 from hogsend.buckets b
+                               where p.proname in ('b_' || b.id || '_explain', 'b_' || b.id || '_why'))
+  loop
+    execute 'drop function ' || r.f;
+  end loop;
+end $hs$;

@@ -6,6 +6,7 @@ use super::contacts::{next_cursor, IdPage};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiPath, ApiQuery};
 use super::{page_limit, AppState};
+use crate::db::Why;
 use crate::queries::{self, Bucket, Member, Membership, Transition};
 use axum::extract::State;
 use axum::routing::get;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/buckets/{id}", get(one))
         .route("/v1/buckets/{id}/members", get(members))
         .route("/v1/buckets/{id}/members/{key}", get(member))
+        .route("/v1/buckets/{id}/members/{key}/why", get(why))
         .route("/v1/buckets/{id}/transitions", get(transitions))
 }
 
@@ -148,6 +150,54 @@ pub(super) async fn member(
                 format!("`{key}` is not a member of `{id}`"),
             )
         })
+}
+
+/// The query of [`why`].
+#[derive(Deserialize, IntoParams)]
+pub(super) struct WhyQuery {
+    /// The instant to explain, RFC 3339; the database clock when absent.
+    at: Option<String>,
+}
+
+/// Why a contact is (or is not) a member of a bucket at an instant: the criteria tree with
+/// every node's value and each atom's evidence, the next change by the clock alone, the
+/// membership row, the entry policy's verdict and the dwell timers (the generated
+/// `b_<id>_why` function's JSON; its fields are described in `docs/api.md`).
+#[utoipa::path(get, path = "/v1/buckets/{id}/members/{key}/why", tag = "buckets",
+    params(("id" = String, Path, description = "The bucket's id"),
+        ("key" = String, Path, description = "The contact's key"), WhyQuery),
+    responses((status = 200, description = "The explanation", body = Object),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 404, description = "`bucket_not_found`, `contact_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn why(
+    State(state): State<AppState>,
+    _auth: Auth<Read>,
+    ApiPath((id, key)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<WhyQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let at = match query.at.as_deref() {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::bad_parameter(
+                        "at",
+                        "must be an RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z",
+                    )
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
+    match crate::db::why(&mut conn, &state.config.schema, &id, &key, at).await? {
+        Why::Explained(explanation) => Ok(Json(explanation)),
+        Why::UnknownBucket => Err(unknown_bucket(&id)),
+        Why::UnknownContact => Err(ApiError::new(
+            ErrorCode::ContactNotFound,
+            format!("no contact has the key `{key}`"),
+        )),
+    }
 }
 
 /// A page of a bucket's transition feed.

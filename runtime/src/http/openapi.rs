@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
         posthog::webhook, posthog::capture,
         contacts::get_contact, contacts::put_contact, contacts::delete_contact,
         contacts::contact_buckets, contacts::contact_events,
-        buckets::list, buckets::one, buckets::members, buckets::member, buckets::transitions,
+        buckets::list, buckets::one, buckets::members, buckets::member, buckets::why, buckets::transitions,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),

@@ -149,3 +149,123 @@ begin
   return hogsend._apply('big_spenders', p_now, 'event', false)
     || jsonb_strip_nulls(jsonb_build_object('candidates', n));
 end $hs$;
+
+-- The criteria for the contact p_key at p_now as a tree: every node's value (the matcher's
+-- own expression for it) and each atom's evidence (`hogsend why`).
+create or replace function hogsend.b_big_spenders_explain(p_key text, p_now timestamptz) returns jsonb
+language plpgsql stable set plan_cache_mode = force_custom_plan as $hs$
+begin
+  return (
+    SELECT jsonb_build_object('kind', 'event', 'atom', 'did', 'text', 'did "Order Completed" where (event.currency == "EUR" and event.total >= 500) within 30d', 'value', COALESCE(a.a0, 0) > 0, 'event', 'Order Completed', 'count', COALESCE(a.a0, 0), 'events', COALESCE((
+        SELECT jsonb_agg(x.occurred_at)
+        FROM (
+            SELECT e.occurred_at
+            FROM hogsend.events AS e
+            WHERE e.user_key = c.user_key
+              AND e.occurred_at <= p_now
+              AND (e.event = 'Order Completed' AND e.occurred_at >= p_now - make_interval(secs => 2592000) AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND CASE WHEN jsonb_typeof(e.properties -> 'total') = 'number' THEN CAST(e.properties -> 'total' AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))
+            ORDER BY e.occurred_at DESC
+            LIMIT 10
+          ) AS x
+      ), CAST('[]' AS jsonb)), 'window_from', p_now - make_interval(secs => 2592000), 'window_to', p_now, 'changes_at', (
+        SELECT min(e.occurred_at + make_interval(secs => 2592000) + CAST('1 microsecond' AS interval))
+        FROM hogsend.events AS e
+        WHERE e.user_key = c.user_key
+          AND e.occurred_at <= p_now
+          AND (e.event = 'Order Completed' AND e.occurred_at >= p_now - make_interval(secs => 2592000) AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND CASE WHEN jsonb_typeof(e.properties -> 'total') = 'number' THEN CAST(e.properties -> 'total' AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))
+          AND (COALESCE(a.a0, 0) - (
+            SELECT count(*)
+            FROM hogsend.events AS e2
+            WHERE e2.user_key = c.user_key
+              AND e2.occurred_at <= p_now
+              AND (e2.event = 'Order Completed' AND e2.occurred_at >= p_now - make_interval(secs => 2592000) AND (COALESCE((e2.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND CASE WHEN jsonb_typeof(e2.properties -> 'total') = 'number' THEN CAST(e2.properties -> 'total' AS numeric) >= CAST('500' AS numeric) ELSE FALSE END))
+              AND e2.occurred_at <= e.occurred_at
+          ) > 0) <> (COALESCE(a.a0, 0) > 0)
+      )) || jsonb_build_object('next_event_at', (
+        SELECT min(e.occurred_at)
+        FROM hogsend.events AS e
+        WHERE e.user_key = c.user_key
+          AND e.event = 'Order Completed'
+          AND e.occurred_at > p_now
+      ))
+    FROM hogsend.contacts AS c
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE e.event = 'Order Completed' AND e.occurred_at >= p_now - make_interval(secs => 2592000) AND (COALESCE((e.properties -> 'currency') = CAST('"EUR"' AS jsonb), FALSE) AND CASE WHEN jsonb_typeof(e.properties -> 'total') = 'number' THEN CAST(e.properties -> 'total' AS numeric) >= CAST('500' AS numeric) ELSE FALSE END)) AS a0
+        FROM hogsend.events AS e
+        WHERE e.user_key = c.user_key
+          AND e.event = 'Order Completed'
+          AND e.occurred_at <= p_now
+          AND e.occurred_at >= p_now - make_interval(secs => 2592000)
+      ) AS a ON TRUE
+    WHERE c.user_key = p_key);
+end $hs$;
+
+-- Why the contact p_key is (not) a member at p_now: the criteria tree, the next instant at
+-- which its answer changes by the clock alone, the membership row, the entry policy's
+-- verdict and the dwell timers. NULL when there is no such contact.
+create or replace function hogsend.b_big_spenders_why(p_key text, p_now timestamptz) returns jsonb
+language plpgsql stable as $hs$
+declare
+  b       hogsend.buckets;
+  c       hogsend.contacts;
+  m       hogsend.memberships;
+  tree    jsonb;
+  probe   jsonb;
+  t       timestamptz;
+  next_at timestamptz;
+  matches boolean;
+  verdict text;
+begin
+  select * into b from hogsend.buckets where id = 'big_spenders';
+  select * into c from hogsend.contacts where user_key = p_key;
+  if not found then
+    return null;
+  end if;
+  tree := hogsend.b_big_spenders_explain(p_key, p_now);
+  matches := c.deleted_at is null and (tree->>'value')::boolean;
+  -- The candidate instants are when a matching event leaves a window (`changes_at`) and
+  -- when a later event becomes visible (`next_event_at`); the first at which the criteria's
+  -- answer differs, within 100 candidates.
+  probe := tree;
+  for i in 1..100 loop
+    select min((j #>> '{}')::timestamptz) into t
+      from jsonb_path_query(probe, 'lax $.**.changes_at ? (@ != null)') j;
+    t := least(t, (probe->>'next_event_at')::timestamptz);
+    exit when t is null;
+    probe := hogsend.b_big_spenders_explain(p_key, t);
+    if (probe->'value') is distinct from (tree->'value') then
+      next_at := t;
+      exit;
+    end if;
+  end loop;
+  select * into m from hogsend.memberships where bucket_id = 'big_spenders' and user_key = p_key;
+  verdict := case
+    when m.active then 'member'
+    when not matches then 'not_matching'
+    when m.user_key is null then 'may_join'
+    when m.left_at >= p_now then 'later'
+    when b.entry_kind = 'once' then 'blocked'
+    when b.entry_kind = 'once_per' and m.left_at + b.entry_period > p_now then 'blocked'
+    else 'may_join' end;
+  return jsonb_build_object(
+    'bucket', 'big_spenders', 'key', p_key, 'at', p_now, 'enabled', b.enabled,
+    'deleted_at', c.deleted_at, 'matches', matches, 'criteria', tree,
+    'next_change_at', next_at,
+    'membership', case when m.user_key is not null then jsonb_build_object(
+      'active', m.active, 'entry_count', m.entry_count, 'entered_at', m.entered_at,
+      'dwell_anchor', m.dwell_anchor, 'left_at', m.left_at, 'leave_reason', m.leave_reason,
+      'next_check_at', m.next_check_at) end,
+    'entry', jsonb_build_object(
+      'policy', b.entry_kind, 'period_seconds', extract(epoch from b.entry_period)::bigint,
+      'verdict', verdict, 'left_at', m.left_at,
+      'blocked_until', case when verdict = 'blocked' then m.left_at + b.entry_period end),
+    'dwell', jsonb_build_object(
+      'min_dwell_seconds', extract(epoch from b.min_dwell)::bigint,
+      'min_dwell_until', case when m.active then m.entered_at + b.min_dwell end,
+      'leave_deferred', coalesce(m.active and not matches
+                                 and m.entered_at + b.min_dwell > p_now, false),
+      'max_dwell_seconds', extract(epoch from b.max_dwell)::bigint,
+      'max_dwell_at', case when m.active then m.entered_at + b.max_dwell end,
+      'rules', b.dwell_rules,
+      'next_check_at', case when m.active then m.next_check_at end));
+end $hs$;
