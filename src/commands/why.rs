@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::database::{self, DatabaseArgs};
 use crate::output::{Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend why`.
 #[derive(Debug, clap::Args)]

@@ -35,7 +35,7 @@ pub(crate) fn canonical_number(raw: &str) -> String {
 }
 
 /// A normalized copy of `pred` (see the module docs).
-pub(crate) fn normalize(pred: &Pred) -> Pred {
+pub fn normalize(pred: &Pred) -> Pred {
     match pred {
         Pred::And(children) => rebuild(children.iter().map(normalize), Pred::And, |p| match p {
             Pred::And(inner) => Ok(inner),
