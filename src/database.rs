@@ -25,7 +25,7 @@ pub struct ProjectArgs {
 /// A compiled project and the database it goes to: what `migrate` and `plan` start from.
 pub struct ProjectDatabase {
     /// The configured schema (`[database] schema`).
-    pub schema: String,
+    pub schema: hogsend_schema::SchemaName,
     /// The resolved database URL.
     pub url: String,
     /// The generated SQL.
@@ -40,7 +40,7 @@ pub fn compile_for_database(args: &ProjectArgs, out: &Output) -> Result<Option<P
     };
     let config = &compiled.checked.config;
     Ok(Some(ProjectDatabase {
-        schema: config.database.schema.as_str().to_owned(),
+        schema: config.database.schema.clone(),
         url: args.db.resolve(config)?,
         files: compiled.files.unwrap_or_default(),
     }))
@@ -83,7 +83,7 @@ pub async fn connect(url: &str) -> Result<PgConnection> {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact(url: &str) -> String {
-    hogsend_compiler::config::RedactedUrl::new(url).redacted()
+    hogsend_schema::settings::RedactedUrl::new(url).redacted()
 }
 
 /// A Tokio runtime for a command's database work.

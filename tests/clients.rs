@@ -4,7 +4,8 @@
 //! Nothing is skipped: without `python3` or the packages (`.ci/run` installs them with
 //! `pip install segment-analytics-python==2.4.0`) these tests fail and say what to install.
 
-use hogsend_runtime::testkit::{compile, TestDaemon, TestDatabase};
+use hogsend_runtime::testkit::{TestDaemon, TestDatabase};
+use hogsend_schema::GeneratedFile;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use std::path::Path;
@@ -196,4 +197,19 @@ async fn a_recorded_posthog_webhook_feeds_the_daemon() {
     wait_member(&d, "pro", "ph-user-1").await;
     wait_member(&d, "signed_up", "ph-user-2").await;
     d.stop().await.unwrap();
+}
+
+/// Compiles one `.hog` file into the generated SQL the daemon is launched with.
+fn compile(hog: &str) -> Vec<GeneratedFile> {
+    let set = hogsend_compiler::source::SourceSet {
+        files: vec![hogsend_compiler::source::SourceFile::new("test.hog", hog)],
+        ..Default::default()
+    };
+    let compiled = hogsend_compiler::compile(&set);
+    compiled.files.unwrap_or_else(|| {
+        panic!(
+            "test project has errors: {:#?}",
+            compiled.checked.diagnostics
+        )
+    })
 }

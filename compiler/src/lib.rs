@@ -27,7 +27,7 @@ pub mod ir;
 pub mod parse;
 pub mod plan;
 pub mod source;
-pub mod sql_keywords;
+pub use hogsend_schema::sql_keywords;
 
 pub use check::{check_parsed, Checked, ParsedFile};
 

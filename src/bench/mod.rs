@@ -120,8 +120,8 @@ pub async fn run(options: &Options) -> Result<Report> {
 
     progress(options, started, "migrating the standard project");
     let start = Instant::now();
-    let migrated =
-        hogsend_runtime::migrate::migrate(&mut conn, ticks::SCHEMA, &standard.files).await?;
+    let schema = hogsend_schema::SchemaName::new(ticks::SCHEMA)?;
+    let migrated = hogsend_runtime::migrate::migrate(&mut conn, &schema, &standard.files).await?;
     let mut migrate = Samples::default();
     migrate.push(start.elapsed());
     rows.push(

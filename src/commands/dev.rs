@@ -113,7 +113,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             url
         }
     };
-    config.database_url = hogsend_compiler::config::RedactedUrl::new(url);
+    config.database_url = hogsend_schema::settings::RedactedUrl::new(url);
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

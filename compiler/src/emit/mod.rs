@@ -14,35 +14,7 @@ use sea_query::{Alias, Expr, Query, SimpleExpr};
 /// The hogsend version written into every generated header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One generated file, its path relative to the output directory (`/` separators).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratedFile {
-    pub path: String,
-    pub contents: String,
-}
-
-/// A versioned base-schema migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: String,
-}
-
-#[derive(Template)]
-#[template(path = "base/0001_base.sql", escape = "none")]
-struct BaseV1<'a> {
-    s: &'a str,
-    lock_key: i64,
-}
-
-/// Version 2: what the runtime daemon needs (API keys, aliases, merge, deletion).
-#[derive(Template)]
-#[template(path = "base/0002_runtime.sql", escape = "none")]
-struct BaseV2<'a> {
-    s: &'a str,
-    lock_key: i64,
-}
+pub use hogsend_schema::{apply_order, GeneratedFile};
 
 #[derive(Template)]
 #[template(path = "project/bucket.sql", escape = "none")]
@@ -76,30 +48,6 @@ struct ProjectFile<'a> {
     version: &'a str,
     s: &'a str,
     registry: Vec<String>,
-}
-
-/// The base schema migrations for `schema`, in order. `lock_key` is [`crate::plan::lock_key`].
-pub fn base_migrations(schema: &str) -> Vec<Migration> {
-    let v1 = BaseV1 {
-        s: schema,
-        lock_key: crate::plan::lock_key(schema),
-    };
-    let v2 = BaseV2 {
-        s: schema,
-        lock_key: crate::plan::lock_key(schema),
-    };
-    vec![
-        Migration {
-            version: 1,
-            name: "base",
-            sql: render(&v1),
-        },
-        Migration {
-            version: 2,
-            name: "runtime",
-            sql: render(&v2),
-        },
-    ]
 }
 
 fn render(template: &impl Template) -> String {
@@ -189,19 +137,6 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
-}
-
-/// The order `migrate` applies generated files in: bucket functions, then the tick, then
-/// the registry sync (which may drop the functions of removed buckets).
-pub fn apply_order(files: &[GeneratedFile]) -> Vec<&GeneratedFile> {
-    let rank = |f: &GeneratedFile| match f.path.as_str() {
-        "tick.sql" => 1,
-        "project.sql" => 2,
-        _ => 0,
-    };
-    let mut ordered: Vec<&GeneratedFile> = files.iter().collect();
-    ordered.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.path.cmp(&b.path)));
-    ordered
 }
 
 #[cfg(test)]

@@ -34,11 +34,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         migrate::base_version(&mut conn, schema).await
     })
     .await;
-    let supported = hogsend_compiler::emit::base_migrations(schema)
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0);
+    let supported = migrate::supported_version();
     match database {
         Err(_) => problems.push(json!({"check": "database", "message": "no answer within 2 s"})),
         Ok(Err(e)) => {
