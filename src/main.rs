@@ -4,7 +4,6 @@
 //! `commands/`. Commands return the process exit code; an `Err` is an unexpected failure
 //! (an unreadable directory…), printed as `error: …` with exit code 2.
 
-mod bench;
 mod commands;
 mod database;
 mod output;
@@ -46,11 +45,6 @@ enum Command {
     Dev(commands::dev::Args),
     /// Create, list and revoke API keys
     Keys(commands::keys::Args),
-    /// Benchmark the engine on a synthetic dataset, next to a per-contact baseline
-    Bench(commands::bench::Args),
-    /// Generate a large project and time `check` on it (development)
-    #[command(hide = true)]
-    BenchCheck(commands::bench_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,8 +61,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args, &output),
         Command::Dev(args) => commands::dev::run(args, &output),
         Command::Keys(args) => commands::keys::run(args, &output),
-        Command::Bench(args) => commands::bench::run(args, &output),
-        Command::BenchCheck(args) => commands::bench_check::run(args, &output),
     };
     match result {
         Ok(code) => code,

@@ -139,33 +139,6 @@ fn help() {
     snapshot!("help", hogsend(&["--help"]));
 }
 
-/// Not a snapshot: the generator must produce a project that checks cleanly.
-#[test]
-fn bench_generator_produces_a_clean_project() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = hogsend(&[
-        "bench-check",
-        "--buckets",
-        "30",
-        "--journeys",
-        "8",
-        "--files",
-        "4",
-        "--runs",
-        "1",
-        "--out",
-        dir.path().to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let check = hogsend(&["check", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{check:?}");
-    assert!(Path::new(&dir.path().join("hogsend.toml")).exists());
-}
-
 /// The loader reads every `.hog` file recursively but skips dot directories and the
 /// root's `generated/` and `target/`.
 #[test]

@@ -271,3 +271,146 @@ async fn dev_runs_the_example_on_a_private_postgres() {
         "the private Postgres is stopped"
     );
 }
+
+/// Reads from `stream` until the server closes it or `limit` passes; what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        Err(_) => None,
+    }
+}
+
+async fn send(addr: std::net::SocketAddr, bytes: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes.as_bytes()).await.expect("write");
+    stream
+}
+
+#[tokio::test]
+async fn slow_clients_time_out_and_shutdown_is_bounded() {
+    let tdb = TestDatabase::new().await;
+    let dir = project_dir();
+    let mut cmd = hogsend();
+    cmd.arg("serve")
+        .arg(dir.path())
+        .args(["--database-url", tdb.url(), "--listen", "127.0.0.1:0"])
+        .env("HOGSEND_TICK_EVERY", "1h")
+        .env("HOGSEND_HEADER_TIMEOUT", "1s")
+        .env("HOGSEND_BODY_TIMEOUT", "1s")
+        .env("HOGSEND_REQUEST_TIMEOUT", "1m")
+        .env("HOGSEND_SHUTDOWN_GRACE", "2s");
+    let (child, line, rx) = spawn_until(cmd, "listening on http://");
+    let addr = addr_after(&line, "http://");
+    let started = Instant::now();
+    while request(addr, "GET", "/healthz", &[], None).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = tdb.connect().await;
+    let (_, key) = hogsend_runtime::keys::create(
+        &mut conn,
+        "hogsend",
+        hogsend_runtime::keys::Scope::Admin,
+        Some("slow"),
+    )
+    .await
+    .expect("key");
+
+    // Half a request head, nothing at all, and a body that never arrives: the first two are
+    // disconnected after the header timeout, the third is answered 408 after the body one.
+    let mut half_head = send(addr, "POST /v1/events HTTP/1.1\r\nHost: x\r\n").await;
+    let mut silent = send(addr, "").await;
+    let mut half_body = send(
+        addr,
+        &format!(
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user_id\":"
+        ),
+    )
+    .await;
+    let t0 = Instant::now();
+    for stream in [&mut half_head, &mut silent] {
+        let got = read_until_closed(stream, Duration::from_secs(10)).await;
+        assert!(
+            got.is_some(),
+            "a slow client was not disconnected within 10 s"
+        );
+    }
+    let answer = read_until_closed(&mut half_body, Duration::from_secs(10))
+        .await
+        .expect("a slow body was not cut off within 10 s");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+
+    // A request stuck in the database (its contact row is locked by this test) when SIGTERM
+    // comes: the daemon waits the 2 s grace period, closes it and exits 0, and the stuck
+    // write is rolled back.
+    let r = request(
+        addr,
+        "PUT",
+        "/v1/contacts/stuck",
+        &[
+            ("Authorization".to_owned(), format!("Bearer {key}")),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ],
+        Some(br#"{"properties": {"n": 1}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut blocker = tdb.connect().await;
+    sqlx::query("begin").execute(&mut blocker).await.unwrap();
+    sqlx::query("select 1 from hogsend.contacts where user_key = 'stuck' for update")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let body = r#"{"properties": {"n": 2}}"#;
+    let mut stuck = send(
+        addr,
+        &format!(
+            "PUT /v1/contacts/stuck HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // And an idle connection that would otherwise hold shutdown for its header timeout.
+    let _idle = send(addr, "GET /healthz HTTP/1.1\r\n").await;
+    let t0 = Instant::now();
+    sigterm(&child);
+    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, rx))
+        .await
+        .expect("wait task");
+    let took = t0.elapsed();
+    assert_eq!(code, Some(0), "{rest}");
+    assert!(
+        took < Duration::from_secs(6),
+        "shutdown took {took:?}\n{rest}"
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the grace period was not given: {took:?}"
+    );
+    assert!(rest.contains("grace period over"), "{rest}");
+    let got = read_until_closed(&mut stuck, Duration::from_secs(5)).await;
+    assert_eq!(
+        got.as_deref(),
+        Some(""),
+        "the stuck request's connection is closed unanswered"
+    );
+    sqlx::query("rollback").execute(&mut blocker).await.unwrap();
+    let n: Value = sqlx::query_scalar(
+        "select properties -> 'n' from hogsend.contacts where user_key = 'stuck'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(n, json!(1), "the interrupted write did not commit");
+}

@@ -5,6 +5,7 @@
 //! (`DATABASE_URL`, `HOGSEND_LISTEN`, …) are applied by the binary, not here: this module
 //! only reads the text it is given.
 
+use hogsend_dsl::text::DurationError;
 use serde::Deserialize;
 
 use crate::diagnostics::{Code, Diagnostic, Label, Span};
@@ -12,9 +13,7 @@ use crate::source::{SourceFile, SourceSet};
 
 // The daemon's sections and the shared value types live in `hogsend-schema` (the runtime
 // takes them from there, without the compiler); this module composes the whole file.
-pub use hogsend_schema::settings::{
-    parse_duration, ApiConfig, RedactedUrl, ScheduleConfig, TickEvery,
-};
+pub use hogsend_schema::settings::{ApiConfig, RedactedUrl, ScheduleConfig, TickEvery};
 pub use hogsend_schema::SchemaName;
 use hogsend_schema::SCHEMA_ERROR_PREFIX;
 
@@ -80,6 +79,19 @@ pub enum EmailProvider {
     Log,
     Smtp,
     Http,
+}
+
+/// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`) with the
+/// language's own rules ([`hogsend_dsl::text::parse_duration`]). The settings types of
+/// `hogsend-schema` (which cannot depend on the language front end) carry their own copy,
+/// held to the same rule by a test below.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    hogsend_dsl::text::parse_duration(text).map_err(|e| match e {
+        DurationError::NotPositive => format!("invalid duration `{text}`: must be positive"),
+        DurationError::Invalid(_) | DurationError::Malformed => {
+            format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\" or \"1h30m\"")
+        }
+    })
 }
 
 /// Reads `hogsend.toml` (or the defaults when there is none). On any problem the defaults
@@ -271,6 +283,43 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
             if !at.is_empty() {
                 assert_eq!(&text[d[0].primary.span.range()], at, "{text}");
             }
+        }
+    }
+
+    /// `[schedule] tick_every` and `HOGSEND_TICK_EVERY` are read by `hogsend-schema`'s
+    /// parser: it must accept exactly what the language does, with the same messages.
+    #[test]
+    fn settings_durations_follow_the_language() {
+        for text in [
+            "30s",
+            "1m",
+            "1h30m",
+            "2w",
+            "1w2d3h4m5s",
+            "0s",
+            "0m0s",
+            "",
+            "s",
+            "30",
+            "30x",
+            "30m1h",
+            "1h1h",
+            "1m 30s",
+            " 1m",
+            "-1s",
+            "1.5h",
+            "007s",
+            "99999999999999999999w",
+            "18446744073709551615s",
+            "9223372036854775807s",
+            "9223372036854775808s",
+            "30S",
+        ] {
+            assert_eq!(
+                hogsend_schema::settings::parse_duration(text),
+                parse_duration(text),
+                "{text:?}"
+            );
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Everything here is resolved and typed: ids are known to exist, durations are positive
 //! seconds, property comparisons carry typed literals, event filters cannot contain event
-//! atoms. No spans and no AST types — only the `Origin` of each definition, for generated-file
-//! headers. Definitions are sorted by id so that everything downstream is deterministic.
+//! atoms. No spans and no AST nodes (the plain `CmpOp` value is shared) — only the `Origin`
+//! of each definition, for generated-file headers. Definitions are sorted by id so that
+//! everything downstream is deterministic.
 
 /// A positive number of seconds.
 pub type Seconds = i64;
@@ -188,16 +189,9 @@ pub enum Scalar {
     Bool(bool),
 }
 
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-}
+/// A comparison operator: the language's own plain value (no span), so its text
+/// ([`CmpOp::as_str`]) has one definition.
+pub use hogsend_dsl::ast::CmpOp;
 
 /// A checked journey (LANGUAGE.md §4).
 #[derive(Debug, Clone, PartialEq)]

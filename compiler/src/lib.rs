@@ -8,7 +8,7 @@
 //!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx)
 //!       ▼                         config::load (hogsend.toml; E04xx)
 //!   Checked { program: Option<ir::Program>, diagnostics, config }
-//!       │  plan::plan             (criteria → sea-query matchers, fingerprints, registry)
+//!       │  plan::plan             (criteria → typed SQL statements, fingerprints, registry)
 //!       ▼
 //!   plan::ProjectPlan
 //!       │  emit::emit             (askama templates → deterministic files)

@@ -139,6 +139,14 @@ pub struct Duration {
 }
 
 impl Duration {
+    /// The parts as written, without the sign (`1d12h`).
+    pub fn parts_text(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| format!("{}{}", p.value, p.unit.suffix()))
+            .collect()
+    }
+
     /// Total length in seconds, or `None` on overflow. Ignores `negative`.
     pub fn total_seconds(&self) -> Option<u64> {
         self.parts.iter().try_fold(0u64, |acc, p| {

@@ -345,7 +345,7 @@ fn detached_unit(i: &str) -> Option<(&str, &str)> {
 }
 
 /// Splits `1d12h` into parts, with the first problem found.
-fn duration_parts(text: &str) -> (Vec<DurationPart>, Option<DurationProblem>) {
+pub(crate) fn duration_parts(text: &str) -> (Vec<DurationPart>, Option<DurationProblem>) {
     let mut parts: Vec<DurationPart> = Vec::new();
     if text.contains('.') {
         return (parts, Some(DurationProblem::Fractional));

@@ -11,7 +11,8 @@
 //!   bodies; `source_file`: the top level.
 //! - `recover`: member-level and definition-level error recovery; `state`: per-parse state
 //!   (offsets, reported errors, nesting depth); `nom_error`: the nom error type.
-//! - [`error`]: the public error data; [`mod@format`]: the formatter; `normalise`:
+//! - [`error`]: the public error data; [`mod@format`]: the formatter; [`text`]: the
+//!   canonical text of leaves (strings, names, durations), shared with the compiler; `normalize`:
 //!   [`ast::SourceFile::without_spans`].
 //!
 //! **Invariant:** [`parse`] never panics, never loops, and takes time linear in its input.
@@ -25,12 +26,13 @@ mod journey;
 mod lexical;
 mod names;
 mod nom_error;
-mod normalise;
+mod normalize;
 mod recover;
 mod source_file;
 pub mod span;
 mod state;
 mod step;
+pub mod text;
 mod token;
 
 pub use error::{DurationProblem, IdentProblem, NumberProblem, ParseError, ParseErrorKind};

@@ -276,7 +276,7 @@ fn format_ast_and_format_expr_print_trees_built_in_memory() {
 }
 
 #[test]
-fn crlf_and_trailing_whitespace_in_comments_are_normalised() {
+fn crlf_and_trailing_whitespace_in_comments_are_normalized() {
     check_format(
         "bucket b {\r\n  criteria did a // c  \r\n}\r\n",
         "bucket b {\n  criteria    did a // c\n}\n",

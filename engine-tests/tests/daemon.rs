@@ -3,6 +3,7 @@
 //! error body, nothing stored), replays, identity merge, the real-time pass, two daemons
 //! sharing a database, and the transition feed.
 
+use base64::Engine;
 use hogsend_engine_tests::compile;
 use hogsend_runtime::testkit::{request, TestDaemon, TestDatabase};
 use hogsend_runtime::{db, keys};
@@ -210,6 +211,23 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
          400, "invalid_request", vec![(None, "events")]),
         ("empty batch", "application/json", json!({"events": []}).to_string(),
          400, "invalid_request", vec![(None, "events")]),
+        ("NUL characters", "application/json",
+         json!({"events": [ok, {"user_id": "a\u{0}b", "event": "x\u{0}",
+                                "properties": {"k\u{0}": "v", "ok": ["\u{0}"]}}]}).to_string(),
+         400, "invalid_request",
+         vec![(None, "events[1].user_id"), (None, "events[1].event"),
+              (None, "events[1].properties.k\\u0000"), (None, "events[1].properties.ok[0]")]),
+        ("over-long ids", "application/json",
+         json!({"events": [ok, {"user_id": "u".repeat(256), "anonymous_id": "a".repeat(6000),
+                                "message_id": "m".repeat(6000), "event": "x"}]}).to_string(),
+         400, "invalid_request",
+         vec![(Some(1), "user_id"), (Some(1), "anonymous_id"), (Some(1), "message_id")]),
+        ("timestamps out of range", "application/json",
+         json!({"events": [ok, {"user_id": "u", "event": "x", "timestamp": "0000-01-01T00:00:00Z"},
+                               {"user_id": "u", "event": "x", "timestamp": "1969-12-31T23:59:59Z"},
+                               {"user_id": "u", "event": "x", "timestamp": "+10000-01-01T00:00:00Z"}]}).to_string(),
+         400, "invalid_request",
+         vec![(Some(1), "timestamp"), (Some(2), "timestamp"), (Some(3), "timestamp")]),
         ("oversize body", "application/json",
          json!({"user_id": "u", "event": "x", "properties": {"blob": big}}).to_string(),
          413, "payload_too_large", vec![]),
@@ -292,6 +310,199 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
             "{path}"
         );
     }
+    // NUL characters and over-long ids in every family, the headers and the path; every one
+    // a 4xx naming the field, nothing stored.
+    let long = "a".repeat(6000);
+    let long_key = format!("/v1/contacts/{}", "k".repeat(300));
+    let ingest_auth = (
+        "Authorization".to_owned(),
+        format!("Bearer {}", d.ingest_key),
+    );
+    let json_type = ("Content-Type".to_owned(), "application/json".to_owned());
+    let basic_nul = base64::engine::general_purpose::STANDARD.encode("hs_abc\u{0}_def:");
+    let segment_nul = json!({"userId": "U", "traits": {"name": "a\u{0}b"}});
+    // (method, path, headers, body, status, code, first detail's field)
+    type Raw<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(String, String)>,
+        Option<Value>,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Raw> = vec![
+        (
+            "POST",
+            "/v1/identify",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(segment_nul),
+            400,
+            "invalid_request",
+            "traits.name",
+        ),
+        (
+            "POST",
+            "/v1/alias",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"userId": "U", "previousId": "a\u{0}b"})),
+            400,
+            "invalid_request",
+            "previousId",
+        ),
+        (
+            "POST",
+            "/v1/webhooks/posthog",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"event": "$identify", "distinct_id": "U",
+                     "properties": {"$anon_distinct_id": long}})),
+            400,
+            "invalid_request",
+            "properties.$anon_distinct_id",
+        ),
+        (
+            "POST",
+            "/v1/webhooks/posthog",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"event": "$identify", "distinct_id": "U",
+                     "properties": {"$anon_distinct_id": "a\u{0}"}})),
+            400,
+            "invalid_request",
+            "properties.$anon_distinct_id",
+        ),
+        (
+            "POST",
+            "/v1/track",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"userId": "U", "event": "x", "timestamp": "0000-01-01T00:00:00Z"})),
+            400,
+            "invalid_request",
+            "timestamp",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ingest_auth.clone(),
+                json_type.clone(),
+                ("Idempotency-Key".to_owned(), long.clone()),
+            ],
+            Some(ok.clone()),
+            400,
+            "invalid_request",
+            "Idempotency-Key",
+        ),
+        (
+            "PUT",
+            &long_key,
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"properties": {}})),
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "PUT",
+            "/v1/contacts/a%00b",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"properties": {}})),
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "PUT",
+            "/v1/contacts/ok",
+            vec![ingest_auth.clone(), json_type.clone()],
+            Some(json!({"email": "a\u{0}@b.c"})),
+            400,
+            "invalid_request",
+            "email",
+        ),
+        (
+            "GET",
+            "/v1/contacts/a%00b",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_path",
+            "key",
+        ),
+        (
+            "GET",
+            "/v1/buckets/x%00y/members",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_path",
+            "id",
+        ),
+        (
+            "GET",
+            "/v1/buckets/pro/members?after=a%00b",
+            vec![("Authorization".to_owned(), format!("Bearer {}", d.read_key))],
+            None,
+            400,
+            "invalid_parameter",
+            "after",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ("Authorization".to_owned(), format!("Basic {basic_nul}")),
+                json_type.clone(),
+            ],
+            Some(ok.clone()),
+            401,
+            "unauthorized",
+            "",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            vec![
+                ("Authorization".to_owned(), format!("Bearer {long}")),
+                json_type.clone(),
+            ],
+            Some(ok.clone()),
+            401,
+            "unauthorized",
+            "",
+        ),
+    ];
+    for (method, path, headers, body, status, code, field) in cases {
+        let body = body.map(|b| b.to_string());
+        let r = request(
+            d.addr,
+            method,
+            path,
+            &headers,
+            body.as_deref().map(str::as_bytes),
+        )
+        .await;
+        let name = format!("{method} {}", &path[..path.len().min(60)]);
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+        assert_eq!(error_code(&r), code, "{name}: {}", r.body);
+        if !field.is_empty() {
+            assert_eq!(
+                r.json()["error"]["details"][0]["field"],
+                field,
+                "{name}: {}",
+                r.body
+            );
+        }
+        assert_eq!(
+            count(&mut conn, "select count(*) from hogsend.events").await,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            count(&mut conn, "select count(*) from hogsend.contacts").await,
+            0,
+            "{name}"
+        );
+    }
     // Bad query and path parameters.
     let r = d
         .call(
@@ -326,6 +537,34 @@ async fn bad_input_is_a_clean_4xx_and_stores_nothing() {
     );
     let r = d.call("GET", "/v2/nothing", None, None).await;
     assert_eq!((r.status, error_code(&r).as_str()), (404, "not_found"));
+    // A sender clock far ahead (sentAt in 9999) cannot push a timestamp out of range: the
+    // correction is clamped, at the latest to 1970 (and never later than the receive time).
+    for (path, body) in [
+        (
+            "/v1/track",
+            json!({"userId": "skew", "event": "x", "timestamp": "2020-01-01T00:00:00Z",
+                             "sentAt": "9999-12-31T23:59:59Z"}),
+        ),
+        (
+            "/v1/batch",
+            json!({"batch": [{"type": "track", "userId": "skew", "event": "x",
+                                         "timestamp": "2020-01-01T00:00:00Z"}],
+                             "sentAt": "9999-12-31T23:59:59Z"}),
+        ),
+        (
+            "/v1/track",
+            json!({"userId": "skew", "event": "x", "timestamp": "9999-12-31T23:59:59Z",
+                             "sentAt": "1970-01-01T00:00:00Z"}),
+        ),
+    ] {
+        let r = d.call("POST", path, Some(&d.ingest_key), Some(&body)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    assert_eq!(
+        count(&mut conn, "select count(*) from hogsend.events
+                          where user_key = 'skew' and occurred_at >= '1970-01-01' and occurred_at <= now()").await,
+        3
+    );
     d.stop().await.unwrap();
 }
 
@@ -1307,5 +1546,128 @@ async fn a_500_names_an_incident_and_nothing_else() {
     for leak in ["events", "relation", "hogsend.", "sqlx", "does not exist"] {
         assert!(!r.body.contains(leak), "the 500 leaks `{leak}`: {}", r.body);
     }
+    d.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_503_with_retry_after_and_not_ready() {
+    let tdb = TestDatabase::new().await;
+    let d = daemon(&tdb).await;
+    let mut conn = tdb.connect().await;
+    let event = json!({"user_id": "u", "event": "signed_up"});
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    // The database stops accepting connections and the daemon's are terminated.
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut admin =
+        <PgConnection as sqlx::Connection>::connect(&hogsend_runtime::testkit::admin_url().await)
+            .await
+            .unwrap();
+    sqlx::raw_sql(&format!(
+        "alter database \"{name}\" allow_connections false;
+         select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = '{name}' and application_name = 'hogsend'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let unavailable = |r: &hogsend_runtime::testkit::Response| {
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(error_code(r), "unavailable", "{}", r.body);
+        assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    };
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    unavailable(&r);
+    let r = d
+        .call("GET", "/v1/contacts/u", Some(&d.read_key), None)
+        .await;
+    unavailable(&r);
+    let r = d.call("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(error_code(&r), "not_ready");
+
+    // A request whose connection is terminated while it runs: 503 too, and nothing stored.
+    sqlx::raw_sql(&format!("alter database \"{name}\" allow_connections true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql("begin; lock table hogsend.events in share mode")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let addr = d.addr;
+    let key = d.ingest_key.clone();
+    let blocked = tokio::spawn(async move {
+        let body = json!({"user_id": "v", "event": "signed_up"}).to_string();
+        request(
+            addr,
+            "POST",
+            "/v1/events",
+            &[
+                ("Authorization".to_owned(), format!("Bearer {key}")),
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+            ],
+            Some(body.as_bytes()),
+        )
+        .await
+    });
+    let mut waiting = 0;
+    for _ in 0..200 {
+        // (From another connection: a transaction sees one snapshot of pg_stat_activity.)
+        waiting = count(
+            &mut admin,
+            &format!(
+                "select count(*) from pg_stat_activity
+                  where datname = '{name}' and application_name = 'hogsend'
+                    and wait_event_type = 'Lock'"
+            ),
+        )
+        .await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if waiting != 1 {
+        let r = blocked.await.unwrap();
+        panic!(
+            "the request did not wait for the lock: {} {}",
+            r.status, r.body
+        );
+    }
+    sqlx::raw_sql(&format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = '{name}' and application_name = 'hogsend'
+            and wait_event_type = 'Lock'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    unavailable(&blocked.await.unwrap());
+    sqlx::raw_sql("rollback").execute(&mut conn).await.unwrap();
+    assert_eq!(
+        count(
+            &mut conn,
+            "select count(*) from hogsend.events where user_key = 'v'"
+        )
+        .await,
+        0
+    );
+
+    // Back: the pool reconnects on its own.
+    let r = d
+        .call("POST", "/v1/events", Some(&d.ingest_key), Some(&event))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = d.call("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     d.stop().await.unwrap();
 }

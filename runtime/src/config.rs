@@ -36,6 +36,15 @@ pub struct RuntimeConfig {
     pub pool_size: u32,
     /// Whether this daemon runs the scheduler (ticks). Tests turn it off to drive time.
     pub scheduler: bool,
+    /// A request head must arrive within this (idle keep-alive connections close then).
+    pub header_timeout: Duration,
+    /// A request body must arrive within this (else 408).
+    pub body_timeout: Duration,
+    /// A request must be answered within this (else 503).
+    pub request_timeout: Duration,
+    /// On SIGTERM, the longest the daemon waits for requests in flight before closing
+    /// their connections.
+    pub shutdown_grace: Duration,
     /// The compiled project, applied by `migrate` on start.
     pub generated: Vec<GeneratedFile>,
 }
@@ -67,7 +76,9 @@ impl RuntimeConfig {
     /// The daemon's settings from `hogsend.toml` (already checked), the resolved database
     /// URL, the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
     /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
-    /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`).
+    /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`, and the durations
+    /// `HOGSEND_HEADER_TIMEOUT`, `HOGSEND_BODY_TIMEOUT`, `HOGSEND_REQUEST_TIMEOUT`,
+    /// `HOGSEND_SHUTDOWN_GRACE`, e.g. `30s`).
     pub fn from_settings(
         settings: Settings<'_>,
         database_url: &str,
@@ -90,6 +101,10 @@ impl RuntimeConfig {
             rate_limit_burst: api.rate_limit_burst,
             pool_size: 10,
             scheduler: true,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(15),
             generated,
         };
         let get = |name: &'static str| env(name).filter(|v| !v.trim().is_empty());
@@ -111,6 +126,20 @@ impl RuntimeConfig {
             rc.tick_every = Duration::from_secs(
                 parse_duration(v.trim()).map_err(|e| bad("HOGSEND_TICK_EVERY", &v, e))?,
             );
+        }
+        for (name, field) in [
+            ("HOGSEND_HEADER_TIMEOUT", &mut rc.header_timeout),
+            ("HOGSEND_BODY_TIMEOUT", &mut rc.body_timeout),
+            ("HOGSEND_REQUEST_TIMEOUT", &mut rc.request_timeout),
+            ("HOGSEND_SHUTDOWN_GRACE", &mut rc.shutdown_grace),
+        ] {
+            if let Some(v) = get(name) {
+                let secs = parse_duration(v.trim()).map_err(|e| bad(name, &v, e))?;
+                if secs == 0 && name != "HOGSEND_SHUTDOWN_GRACE" {
+                    return Err(bad(name, &v, "must be at least 1s".to_owned()));
+                }
+                *field = Duration::from_secs(secs);
+            }
         }
         let number =
             |name: &'static str| -> Result<Option<u64>, ConfigError> {
@@ -153,6 +182,10 @@ impl fmt::Debug for RuntimeConfig {
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("pool_size", &self.pool_size)
             .field("scheduler", &self.scheduler)
+            .field("header_timeout", &self.header_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("generated_files", &self.generated.len())
             .finish()
     }

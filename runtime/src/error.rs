@@ -61,3 +61,34 @@ pub enum Error {
 
 /// The runtime's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Whether the database is (transiently) out of reach: no connection could be had, the
+    /// connection broke, or the server is shutting down, restarting, refusing connections
+    /// or out of connection slots. The API answers these 503 with `Retry-After`: retrying
+    /// later may succeed, and nothing was committed by a request that saw one (a commit
+    /// whose answer was lost is safe to retry: message ids are idempotent).
+    pub fn is_unavailable(&self) -> bool {
+        let Error::Database(err) = self else {
+            return false;
+        };
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                // 08: connection exception; 57P01-57P03: terminated by an administrator,
+                // crash or start-up/shut-down; 53300: too many connections; 55000 with this
+                // message: the database does not accept connections (ALLOW_CONNECTIONS).
+                code.starts_with("08")
+                    || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                    || (code == "55000" && db.message().contains("not currently accepting"))
+            }
+            _ => false,
+        }
+    }
+}

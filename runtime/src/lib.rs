@@ -24,6 +24,7 @@ pub mod pgcluster;
 pub mod queries;
 pub mod realtime;
 pub mod scheduler;
+pub mod server;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -31,15 +32,15 @@ pub use config::RuntimeConfig;
 pub use error::{Error, Result};
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Runs the daemon on `listener` until `shutdown` resolves: migrates, starts the scheduler
 /// and the real-time pass, serves the API. On shutdown it stops accepting connections,
-/// drains the requests in flight, lets a running tick finish, runs a last real-time pass
-/// and returns.
+/// drains the requests in flight for at most `shutdown_grace` (then closes what is left),
+/// lets a running tick finish, runs a last real-time pass and returns.
 pub async fn launch(
     config: RuntimeConfig,
     listener: TcpListener,
@@ -95,20 +96,45 @@ pub async fn launch(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tick_every = ?config.tick_every, realtime_flush = ?config.realtime_flush, "listening");
     let app = http::router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let limits = server::ServerLimits {
+        header_timeout: config.header_timeout,
+        grace: config.shutdown_grace,
+    };
+    let signalled = Arc::new(OnceLock::new());
+    let served = server::serve(listener, app, limits, {
+        let signalled = signalled.clone();
+        async move {
             shutdown.await;
-            tracing::info!("shutting down: draining requests");
-            // No new tick starts from here on; a running one finishes.
+            let _ = signalled.set(Instant::now());
+            // No new tick starts from here on; a running one finishes within the grace.
             let _ = stop_ticks.send(true);
-        })
-        .await;
+        }
+    })
+    .await;
+    // What is left of the grace period bounds the running tick, the last real-time pass and
+    // the pool's close; past it they are dropped (their transactions roll back).
+    let deadline = signalled.get().copied().unwrap_or_else(Instant::now) + config.shutdown_grace;
+    let left = || deadline.saturating_duration_since(Instant::now());
     let _ = stop_realtime.send(true);
     if let Some(handle) = scheduler {
-        let _ = handle.await;
+        finish_within(handle, left(), "the running tick").await;
     }
-    let _ = realtime.await;
-    pool.close().await;
+    finish_within(realtime, left(), "the last real-time pass").await;
+    if tokio::time::timeout(left().max(Duration::from_millis(100)), pool.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: database connections still busy were dropped");
+    }
     tracing::info!("stopped");
     served.map_err(Error::Io)
+}
+
+/// Awaits a background task for at most `limit`, else aborts it.
+async fn finish_within(handle: tokio::task::JoinHandle<()>, limit: Duration, what: &str) {
+    let abort = handle.abort_handle();
+    if tokio::time::timeout(limit, handle).await.is_err() {
+        tracing::warn!("grace period over: {what} was stopped (its transaction rolls back)");
+        abort.abort();
+    }
 }

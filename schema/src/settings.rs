@@ -71,7 +71,8 @@ impl<'de> Deserialize<'de> for TickEvery {
 }
 
 /// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`): units
-/// `s`, `m`, `h`, `d`, `w`, each at most once, largest first. Returns seconds.
+/// `s`, `m`, `h`, `d`, `w`, each at most once, largest first, at most `i64::MAX` seconds.
+/// Returns seconds. (The compiler tests that it agrees with the language's parser.)
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let bad = || format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\" or \"1h30m\"");
     let mut total: u64 = 0;
@@ -103,6 +104,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(bad)?;
         rest = &rest[digits + 1..];
+    }
+    // The language's limit: a duration fits Postgres's bigint seconds.
+    if total > i64::MAX.unsigned_abs() {
+        return Err(bad());
     }
     if total == 0 {
         return Err(format!("invalid duration `{text}`: must be positive"));

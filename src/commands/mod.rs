@@ -1,8 +1,6 @@
 //! One module per `hogsend` subcommand. Each has an `Args` (clap) and a
 //! `run(args, &Output) -> anyhow::Result<ExitCode>`.
 
-pub mod bench;
-pub mod bench_check;
 pub mod check;
 pub mod compile;
 pub mod dev;

@@ -36,17 +36,6 @@ pub(crate) fn is_reserved_event(name: &str) -> bool {
     name.starts_with("bucket:") || name.starts_with("hogsend:")
 }
 
-fn cmp(op: ast::CmpOp) -> ir::CmpOp {
-    match op {
-        ast::CmpOp::Eq => ir::CmpOp::Eq,
-        ast::CmpOp::Ne => ir::CmpOp::Ne,
-        ast::CmpOp::Gt => ir::CmpOp::Gt,
-        ast::CmpOp::Ge => ir::CmpOp::Ge,
-        ast::CmpOp::Lt => ir::CmpOp::Lt,
-        ast::CmpOp::Le => ir::CmpOp::Le,
-    }
-}
-
 fn scalar(lit: &ast::Literal) -> ir::Scalar {
     match lit {
         ast::Literal::String(s) => ir::Scalar::String(s.value.clone()),
@@ -69,10 +58,7 @@ fn weekday(d: ast::Weekday) -> ir::Weekday {
 
 /// The canonical text of a duration (`1d12h`), used for default dwell labels.
 pub(crate) fn duration_text(d: &ast::Duration) -> String {
-    d.parts
-        .iter()
-        .map(|p| format!("{}{}", p.value, p.unit.suffix()))
-        .collect()
+    d.parts_text()
 }
 
 /// Pushes `pred` into `out`, splicing in the children of a nested node of the same kind.
@@ -162,7 +148,7 @@ impl<'a> Checker<'a> {
                         at: self.loc(e.span),
                     });
                 }
-                let test = ir::EventTest::Count(cmp(*op), value.value);
+                let test = ir::EventTest::Count(*op, value.value);
                 self.event_atom(event, filter, window, test, ctx)
             }
             ExprKind::Compare { path, .. }
@@ -298,7 +284,7 @@ impl<'a> Checker<'a> {
                         at: self.loc(value.span()),
                     });
                 }
-                ir::PropTest::Compare(cmp(*op), scalar(value))
+                ir::PropTest::Compare(*op, scalar(value))
             }
             ExprKind::Exists(_) => ir::PropTest::Exists,
             ExprKind::Contains(_, s) => ir::PropTest::Contains(s.value.clone()),

@@ -4,12 +4,9 @@
 //! run and machine (sorted buckets, no timestamps, no absolute paths). `emit` cannot fail on
 //! a plan; a template error would be an internal compiler error and panics in tests.
 
-mod layout;
-
+use crate::plan::sql::{literal, Select};
 use crate::plan::{BucketPlan, ProjectPlan};
 use askama::Template;
-use layout::layout;
-use sea_query::{Alias, Expr, Query, SimpleExpr};
 
 /// The hogsend version written into every generated header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -74,15 +71,14 @@ fn quote_tag(bodies: &[&str]) -> String {
     }
 }
 
-/// Renders one expression with sea-query (for values outside a statement).
-fn render_expr(expr: SimpleExpr) -> String {
-    let sql = crate::plan::matcher::render(&Query::select().expr(expr).to_owned());
-    sql.strip_prefix("SELECT ").unwrap_or(&sql).to_owned()
-}
-
 fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
     let m = &bucket.matcher;
-    let q = quote_tag(&[&m.match_candidates, &m.match_all, &m.candidates, &m.changed]);
+    // Statements inside the function bodies, their continuation lines indented to match
+    // the template.
+    let body = |select: &Select, indent| select.render(indent);
+    let (match_candidates, match_all) = (body(&m.match_candidates, 2), body(&m.match_all, 2));
+    let (candidates, changed) = (body(&m.candidates, 4), body(&m.changed, 4));
+    let q = quote_tag(&[&match_candidates, &match_all, &candidates, &changed]);
     let file = BucketFile {
         version: VERSION,
         s: &plan.schema,
@@ -91,10 +87,10 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
         criteria: &bucket.criteria_text,
         fingerprint: &bucket.fingerprint,
         q,
-        match_candidates: layout(&m.match_candidates, 2),
-        match_all: layout(&m.match_all, 2),
-        candidates: layout(&m.candidates, 4),
-        changed: layout(&m.changed, 4),
+        match_candidates,
+        match_all,
+        candidates,
+        changed,
     };
     GeneratedFile {
         path: format!("buckets/{}.sql", bucket.id),
@@ -123,7 +119,7 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
     let registry = match &plan.registry {
         serde_json::Value::Array(entries) => entries
             .iter()
-            .map(|e| render_expr(Expr::val(e.to_string()).cast_as(Alias::new("jsonb"))))
+            .map(|e| format!("CAST({} AS jsonb)", literal(&e.to_string())))
             .collect(),
         _ => Vec::new(),
     };

@@ -5,6 +5,7 @@
 
 pub mod matcher;
 pub mod normalize;
+pub mod sql;
 pub mod text;
 
 use crate::ir::{self, DwellKind, EntryPolicy, Program};

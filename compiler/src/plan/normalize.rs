@@ -183,7 +183,7 @@ fn write_pred(out: &mut String, pred: &Pred) {
             match atom.test {
                 EventTest::Exists => out.push_str(" exists"),
                 EventTest::Count(op, n) => {
-                    let _ = write!(out, " count {} {n}", op_text(op));
+                    let _ = write!(out, " count {} {n}", op.as_str());
                 }
             }
             if let Some(filter) = &atom.filter {
@@ -233,7 +233,7 @@ fn write_prop(out: &mut String, root: &str, prop: &Prop) {
     }
     match &prop.test {
         PropTest::Compare(op, value) => {
-            let _ = write!(out, " {} {}", op_text(*op), scalar_text(value));
+            let _ = write!(out, " {} {}", op.as_str(), scalar_text(value));
         }
         PropTest::Exists => out.push_str(" exists"),
         PropTest::Contains(s) => {
@@ -248,17 +248,6 @@ fn write_prop(out: &mut String, root: &str, prop: &Prop) {
         }
     }
     out.push(')');
-}
-
-fn op_text(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-    }
 }
 
 /// A scalar as JSON text (strings quoted and escaped, numbers canonical).

@@ -1,8 +1,13 @@
 //! Checked conditions back to `.hog` syntax, for generated-file headers and the bucket
 //! definitions the API serves. Not the formatter: this prints the normalized IR.
 
-use crate::ir::{CmpOp, EntryPolicy, EventPred, EventTest, Pred, Prop, PropTest, Scalar, Window};
+//!
+//! The leaves (strings, names, paths, durations, operators) are the language's own printer,
+//! [`hogsend_dsl::text`], so the formatter and the compiler spell them alike.
+
+use crate::ir::{EntryPolicy, EventPred, EventTest, Pred, Prop, PropTest, Scalar, Window};
 use crate::plan::normalize::canonical_number;
+use hogsend_dsl::text::{event_name, quote as string_lit};
 
 /// `did app_opened and not did app_opened within 7d`
 pub fn pred_text(pred: &Pred) -> String {
@@ -41,7 +46,7 @@ fn write_pred(pred: &Pred, parent: u8) -> String {
                 Window::SinceEntry => s.push_str(" since entry"),
             }
             if let EventTest::Count(op, n) = atom.test {
-                s.push_str(&format!(" {} {n}", op_text(op)));
+                s.push_str(&format!(" {} {n}", op.as_str()));
             }
             (s, 3)
         }
@@ -83,17 +88,9 @@ fn write_event(pred: &EventPred, parent: u8) -> String {
 }
 
 fn prop_text(root: &str, prop: &Prop) -> String {
-    let mut path = root.to_owned();
-    for key in &prop.path {
-        path.push('.');
-        if is_bare(key) {
-            path.push_str(key);
-        } else {
-            path.push_str(&string_lit(key));
-        }
-    }
+    let path = hogsend_dsl::text::path(root, prop.path.iter().map(String::as_str));
     match &prop.test {
-        PropTest::Compare(op, v) => format!("{path} {} {}", op_text(*op), scalar(v)),
+        PropTest::Compare(op, v) => format!("{path} {} {}", op.as_str(), scalar(v)),
         PropTest::Exists => format!("{path} exists"),
         PropTest::Contains(s) => format!("{path} contains {}", string_lit(s)),
         PropTest::In(values) => format!(
@@ -111,64 +108,10 @@ fn scalar(v: &Scalar) -> String {
     }
 }
 
-fn is_bare(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn event_name(name: &str) -> String {
-    if !name.is_empty() && name.split('.').all(is_bare) {
-        name.to_owned()
-    } else {
-        string_lit(name)
-    }
-}
-
-/// A `.hog` string literal with the language's escapes (never a raw control character, so
-/// the result is safe inside a one-line SQL comment).
-pub fn string_lit(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn op_text(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-    }
-}
-
-/// Seconds as the shortest largest-first duration (`7d`, `1d12h`, `90s`).
+/// Seconds as the shortest largest-first duration (`7d`, `1d12h`, `1m30s`): the IR's signed
+/// seconds through [`hogsend_dsl::text::duration`] (never negative in a checked program).
 pub fn duration_text(secs: i64) -> String {
-    let mut rest = secs;
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if rest >= size {
-            out.push_str(&format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    if out.is_empty() {
-        "0s".to_owned()
-    } else {
-        out
-    }
+    hogsend_dsl::text::duration(secs.max(0).unsigned_abs())
 }
 
 /// `unlimited`, `once`, `once per 14d`.

@@ -1,12 +1,12 @@
 //! Authentication (Bearer, or HTTP basic with the key as user name as Segment SDKs send),
 //! scope checks and the per-key token-bucket rate limit.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::keys::{self, Caller, Scope};
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use base64::Engine;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -42,8 +42,7 @@ pub struct Auth<R>(pub Caller, PhantomData<R>);
 
 /// The key presented in `Authorization`: `Bearer <key>` or `Basic base64(<key>:)`.
 fn presented(parts: &Parts) -> Result<String, ApiError> {
-    let unauthorized =
-        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned());
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message.to_owned());
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -76,17 +75,10 @@ impl<R: Required> FromRequestParts<AppState> for Auth<R> {
         let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
         let caller = keys::verify(&mut conn, &state.config.schema, &key)
             .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "invalid or revoked API key",
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "invalid or revoked API key"))?;
         if !caller.scope.allows(R::SCOPE) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!(
                     "this key has scope `{}`; this route needs `{}` (or `admin`)",
                     caller.scope,
@@ -96,10 +88,7 @@ impl<R: Required> FromRequestParts<AppState> for Auth<R> {
         }
         if let Err(wait) = state.limiter.check(caller.key_id) {
             state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut err = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
+            let mut err = ApiError::new(ErrorCode::RateLimited, format!(
                     "too many requests for this key; retry in {wait} s (`[api] rate_limit_per_second`)"
                 ),
             );

@@ -3,7 +3,7 @@
 
 use super::auth::{Auth, Read};
 use super::contacts::next_id;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery};
 use super::{page_limit, AppState};
 use crate::queries;
@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn unknown_bucket(id: &str) -> ApiError {
-    ApiError::not_found("bucket_not_found", format!("no bucket `{id}` is deployed"))
+    ApiError::new(
+        ErrorCode::BucketNotFound,
+        format!("no bucket `{id}` is deployed"),
+    )
 }
 
 async fn known(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -96,7 +99,10 @@ async fn member(
         .await?
         .map(Json)
         .ok_or_else(|| {
-            ApiError::not_found("not_a_member", format!("`{key}` is not a member of `{id}`"))
+            ApiError::new(
+                ErrorCode::NotAMember,
+                format!("`{key}` is not a member of `{id}`"),
+            )
         })
 }
 

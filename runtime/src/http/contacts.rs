@@ -2,7 +2,7 @@
 //! the contact's buckets and events.
 
 use super::auth::{Admin, Auth, Ingest, Read};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery, JsonBody};
 use super::{page_limit, AppState};
 use crate::ingest::{self, FieldError, Item, Payload};
@@ -27,7 +27,10 @@ pub fn router() -> Router<AppState> {
 }
 
 fn no_contact(key: &str) -> ApiError {
-    ApiError::not_found("contact_not_found", format!("no contact with key `{key}`"))
+    ApiError::new(
+        ErrorCode::ContactNotFound,
+        format!("no contact with key `{key}`"),
+    )
 }
 
 async fn get_contact(

@@ -4,7 +4,7 @@ use super::auth::{Auth, Ingest};
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::ingest::{self, FieldError, Outcome, Payload};
+use crate::ingest::{self, validate, FieldError, Outcome, Payload};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -32,13 +32,22 @@ async fn post_events(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty());
+    if let Some(problem) = idempotency.and_then(|k| validate::parameter(k, true)) {
+        return Err(ApiError::invalid(&[FieldError {
+            index: None,
+            field: "Idempotency-Key".to_owned(),
+            message: problem,
+        }]));
+    }
     let parsed = ingest::parse_events(&body, idempotency, received);
-    let outcome = write(&state, parsed, received, started).await?;
+    let outcome = accept(&state, parsed, received, started).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
 }
 
-/// Validates, writes and queues the real-time pass; shared by every ingest route.
-pub async fn write(
+/// The end of every ingest route: refuses an invalid payload whole, writes a valid one
+/// ([`ingest::write`]) and queues its touched contacts for the real-time pass (the
+/// **queue** step), counting all of it in the metrics.
+pub async fn accept(
     state: &AppState,
     parsed: Result<Payload, Vec<FieldError>>,
     received: DateTime<Utc>,

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod ops;
 pub mod posthog;
 pub mod segment;
+pub mod timeouts;
 
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
@@ -16,10 +17,9 @@ use crate::realtime::Pending;
 use crate::scheduler::TickHealth;
 use auth::RateLimiter;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -63,18 +63,24 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a request handler panicked").into_response()
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            timeouts::RequestLimits {
+                body: state.config.body_timeout,
+                total: state.config.request_timeout,
+            },
+            timeouts::enforce,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such route")
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }

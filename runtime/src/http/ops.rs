@@ -1,12 +1,12 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (database reachable, schema
 //! migrated, scheduler ticking) and `/metrics` (Prometheus text). No key needed.
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::scheduler::RoundResult;
 use crate::{migrate, queries};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -70,10 +70,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     if problems.is_empty() {
         Ok(Json(json!({"status": "ready", "last_tick_at": last_tick})))
     } else {
-        Err(
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "not ready")
-                .with_details(problems),
-        )
+        Err(ApiError::new(ErrorCode::NotReady, "not ready").with_details(problems))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::auth::{Auth, Ingest};
 use super::error::ApiError;
-use super::events::write;
+use super::events::accept;
 use super::extract::JsonBody;
 use super::AppState;
 use crate::ingest;
@@ -27,6 +27,6 @@ async fn webhook(
     let started = Instant::now();
     let received = Utc::now();
     let parsed = ingest::parse_posthog(&body, received);
-    let outcome = write(&state, parsed, received, started).await?;
+    let outcome = accept(&state, parsed, received, started).await?;
     Ok(Json(json!(outcome)))
 }

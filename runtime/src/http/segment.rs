@@ -4,7 +4,7 @@
 
 use super::auth::{Auth, Ingest};
 use super::error::ApiError;
-use super::events::write;
+use super::events::accept;
 use super::extract::JsonBody;
 use super::AppState;
 use crate::ingest;
@@ -42,7 +42,7 @@ async fn single(
     let started = Instant::now();
     let received = Utc::now();
     let parsed = ingest::parse_segment(&body, Some(kind), received);
-    let outcome = write(&state, parsed, received, started).await?;
+    let outcome = accept(&state, parsed, received, started).await?;
     Ok(Json(json!({"success": true, "accepted": outcome.accepted,
                    "stored": outcome.stored, "duplicates": outcome.duplicates})))
 }
@@ -55,7 +55,7 @@ async fn batch(
     let started = Instant::now();
     let received = Utc::now();
     let parsed = ingest::parse_segment(&body, None, received);
-    let outcome = write(&state, parsed, received, started).await?;
+    let outcome = accept(&state, parsed, received, started).await?;
     Ok(Json(json!({"success": true, "accepted": outcome.accepted,
                    "stored": outcome.stored, "duplicates": outcome.duplicates})))
 }

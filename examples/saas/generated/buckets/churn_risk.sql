@@ -15,14 +15,14 @@ begin
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
-             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a1,
-             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800)) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
+             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a1,
+             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 1209600)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
@@ -39,20 +39,20 @@ begin
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
-        AND e2.occurred_at <= (p_now)
+        AND e2.occurred_at <= p_now
         AND (e2.event = 'app_opened' OR e2.event = 'payment.failed' OR (e2.event = 'support.ticket_opened' AND COALESCE((e2.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)))
     )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
-             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a1,
-             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800)) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2,
+      SELECT count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
+             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a1,
+             count(*) FILTER (WHERE e.event = 'support.ticket_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800) AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE)) AS a2,
              max(e.occurred_at) FILTER (WHERE e.event = 'app_opened' OR e.event = 'payment.failed' OR (e.event = 'support.ticket_opened' AND COALESCE((e.properties -> 'priority') = CAST('"urgent"' AS jsonb), FALSE))) AS anchor_at
       FROM hogsend.events AS e
       WHERE e.user_key = c.user_key
         AND e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 1209600)
     ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND ((COALESCE(a.a0, 0) < 2 OR COALESCE(a.a1, 0) > 0 OR COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') IN (CAST('"enterprise"' AS jsonb), CAST('"pro"' AS jsonb), CAST('"team"' AS jsonb)), FALSE));
@@ -92,35 +92,35 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'app_opened'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 1209600))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 1209600))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 1209600)
+          AND e.occurred_at < p_now - make_interval(secs => 1209600)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'payment.failed'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 1209600))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 1209600))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 1209600)
+          AND e.occurred_at < p_now - make_interval(secs => 1209600)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'support.ticket_opened'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 604800))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 604800))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 604800)
+          AND e.occurred_at < p_now - make_interval(secs => 604800)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'churn_risk'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

@@ -19,11 +19,11 @@ begin
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event = 'teammate.invited'
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND ((NOT COALESCE(a.a0, 0) > 0) AND (CASE WHEN (jsonb_typeof((c.properties -> 'company') -> 'employees') = 'number') THEN CAST(((c.properties -> 'company') -> 'employees') AS numeric) >= CAST('5' AS numeric) ELSE FALSE END) AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
+    AND (NOT (COALESCE(a.a0, 0) > 0) AND CASE WHEN jsonb_typeof(c.properties -> 'company' -> 'employees') = 'number' THEN CAST(c.properties -> 'company' -> 'employees' AS numeric) >= CAST('5' AS numeric) ELSE FALSE END AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
 end $hs$;
 
 -- Every live contact that matches at p_now, with its dwell anchor (the backfill).
@@ -38,10 +38,10 @@ begin
       FROM hogsend.events AS e
       WHERE e.user_key = c.user_key
         AND e.event = 'teammate.invited'
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
     ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
-    AND ((NOT COALESCE(a.a0, 0) > 0) AND (CASE WHEN (jsonb_typeof((c.properties -> 'company') -> 'employees') = 'number') THEN CAST(((c.properties -> 'company') -> 'employees') AS numeric) >= CAST('5' AS numeric) ELSE FALSE END) AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
+    AND (NOT (COALESCE(a.a0, 0) > 0) AND CASE WHEN jsonb_typeof(c.properties -> 'company' -> 'employees') = 'number' THEN CAST(c.properties -> 'company' -> 'employees' AS numeric) >= CAST('5' AS numeric) ELSE FALSE END AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
 end $hs$;
 
 -- One tick of this bucket: a backfill when its criteria are new or changed, else the
@@ -78,14 +78,14 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'teammate.invited'
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'lonely_team_admins'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

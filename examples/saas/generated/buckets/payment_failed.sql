@@ -15,17 +15,17 @@ begin
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a0,
-             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a1
+             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= p_now - make_interval(secs => 259200)) AS a0,
+             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= p_now - make_interval(secs => 259200)) AS a1
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event IN ('payment.failed', 'payment.succeeded')
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 259200)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0));
 end $hs$;
 
 -- Every live contact that matches at p_now, with its dwell anchor (the backfill).
@@ -38,23 +38,23 @@ begin
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
-        AND e2.occurred_at <= (p_now)
+        AND e2.occurred_at <= p_now
         AND (e2.event = 'payment.failed' OR e2.event = 'payment.succeeded')
     )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a0,
-             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))) AS a1,
+             count(*) FILTER (WHERE e.event = 'payment.failed' AND e.occurred_at >= p_now - make_interval(secs => 259200)) AS a0,
+             count(*) FILTER (WHERE e.event = 'payment.succeeded' AND e.occurred_at >= p_now - make_interval(secs => 259200)) AS a1,
              max(e.occurred_at) FILTER (WHERE e.event = 'payment.failed' OR e.event = 'payment.succeeded') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event IN ('payment.failed', 'payment.succeeded')
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 259200)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0));
 end $hs$;
 
 -- One tick of this bucket: a backfill when its criteria are new or changed, else the
@@ -91,28 +91,28 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'payment.failed'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 259200))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 259200))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 259200)
+          AND e.occurred_at < p_now - make_interval(secs => 259200)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'payment.succeeded'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 259200))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 259200))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 259200)
+          AND e.occurred_at < p_now - make_interval(secs => 259200)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event IN ('payment.failed', 'payment.succeeded')
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'payment_failed'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

@@ -15,12 +15,12 @@ begin
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a0
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a0
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event = 'app_opened'
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 604800)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
@@ -37,18 +37,18 @@ begin
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
-        AND e2.occurred_at <= (p_now)
+        AND e2.occurred_at <= p_now
         AND e2.event = 'app_opened'
     )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a0,
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a0,
              max(e.occurred_at) FILTER (WHERE e.event = 'app_opened') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event = 'app_opened'
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 604800)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
@@ -89,21 +89,21 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'app_opened'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 604800))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 604800))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 604800)
+          AND e.occurred_at < p_now - make_interval(secs => 604800)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'app_opened'
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'power_user'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

@@ -15,16 +15,16 @@ begin
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200)) AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS a0
+             count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= p_now - make_interval(secs => 259200) AND CASE WHEN jsonb_typeof(e.properties -> 'path') = 'string' THEN strpos(e.properties -> 'path' #>> '{}', '/pricing') > 0 ELSE FALSE END) AS a0
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event = '$pageview'
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 259200)
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) >= 3 AND (NOT ((c.properties -> 'plan') IS NOT NULL AND jsonb_typeof(c.properties -> 'plan') <> 'null')));
+    AND (COALESCE(a.a0, 0) >= 3 AND NOT ((c.properties -> 'plan') IS NOT NULL AND jsonb_typeof(c.properties -> 'plan') <> 'null'));
 end $hs$;
 
 -- Every live contact that matches at p_now, with its dwell anchor (the backfill).
@@ -37,21 +37,21 @@ begin
       SELECT max(e2.occurred_at)
       FROM hogsend.events AS e2
       WHERE e2.user_key = c.user_key
-        AND e2.occurred_at <= (p_now)
-        AND (e2.event = '$pageview' AND (CASE WHEN (jsonb_typeof(e2.properties -> 'path') = 'string') THEN strpos((e2.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END))
+        AND e2.occurred_at <= p_now
+        AND (e2.event = '$pageview' AND CASE WHEN jsonb_typeof(e2.properties -> 'path') = 'string' THEN strpos(e2.properties -> 'path' #>> '{}', '/pricing') > 0 ELSE FALSE END)
     )) AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= (p_now) - (make_interval(secs => 259200)) AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS a0,
-             max(e.occurred_at) FILTER (WHERE e.event = '$pageview' AND (CASE WHEN (jsonb_typeof(e.properties -> 'path') = 'string') THEN strpos((e.properties -> 'path' #>> '{}'), '/pricing') > 0 ELSE FALSE END)) AS anchor_at
+      SELECT count(*) FILTER (WHERE e.event = '$pageview' AND e.occurred_at >= p_now - make_interval(secs => 259200) AND CASE WHEN jsonb_typeof(e.properties -> 'path') = 'string' THEN strpos(e.properties -> 'path' #>> '{}', '/pricing') > 0 ELSE FALSE END) AS a0,
+             max(e.occurred_at) FILTER (WHERE e.event = '$pageview' AND CASE WHEN jsonb_typeof(e.properties -> 'path') = 'string' THEN strpos(e.properties -> 'path' #>> '{}', '/pricing') > 0 ELSE FALSE END) AS anchor_at
       FROM hogsend.events AS e
       WHERE e.user_key = c.user_key
         AND e.event = '$pageview'
-        AND e.occurred_at <= (p_now)
-        AND e.occurred_at >= (p_now) - (make_interval(secs => 259200))
+        AND e.occurred_at <= p_now
+        AND e.occurred_at >= p_now - make_interval(secs => 259200)
     ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) >= 3 AND (NOT ((c.properties -> 'plan') IS NOT NULL AND jsonb_typeof(c.properties -> 'plan') <> 'null')));
+    AND (COALESCE(a.a0, 0) >= 3 AND NOT ((c.properties -> 'plan') IS NOT NULL AND jsonb_typeof(c.properties -> 'plan') <> 'null'));
 end $hs$;
 
 -- One tick of this bucket: a backfill when its criteria are new or changed, else the
@@ -88,21 +88,21 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = '$pageview'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 259200))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 259200))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 259200)
+          AND e.occurred_at < p_now - make_interval(secs => 259200)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = '$pageview'
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'pricing_page_regulars'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

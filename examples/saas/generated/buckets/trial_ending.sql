@@ -15,17 +15,17 @@ begin
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
   LEFT JOIN (
       SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
+             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
              count(*) FILTER (WHERE e.event = 'subscription.started') AS a1,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 864000))) AS a2
+             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 864000)) AS a2
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event IN ('subscription.started', 'trial.started')
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0) AND (NOT COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') = CAST('"trial"' AS jsonb), FALSE));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0) AND NOT (COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') = CAST('"trial"' AS jsonb), FALSE));
 end $hs$;
 
 -- Every live contact that matches at p_now, with its dwell anchor (the backfill).
@@ -36,17 +36,17 @@ begin
   SELECT c.user_key, a.anchor_at AS anchor
   FROM hogsend.contacts AS c
   LEFT JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 1209600))) AS a0,
+      SELECT count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
              count(*) FILTER (WHERE e.event = 'subscription.started') AS a1,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= (p_now) - (make_interval(secs => 864000))) AS a2,
+             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 864000)) AS a2,
              max(e.occurred_at) FILTER (WHERE e.event = 'trial.started' OR e.event = 'trial.started') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.user_key = c.user_key
         AND e.event IN ('subscription.started', 'trial.started')
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
     ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0) AND (NOT COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') = CAST('"trial"' AS jsonb), FALSE));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0) AND NOT (COALESCE(a.a2, 0) > 0) AND COALESCE((c.properties -> 'plan') = CAST('"trial"' AS jsonb), FALSE));
 end $hs$;
 
 -- One tick of this bucket: a backfill when its criteria are new or changed, else the
@@ -83,28 +83,28 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'trial.started'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 864000))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 864000))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 864000)
+          AND e.occurred_at < p_now - make_interval(secs => 864000)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'trial.started'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 1209600))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 1209600))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 1209600)
+          AND e.occurred_at < p_now - make_interval(secs => 1209600)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event IN ('subscription.started', 'trial.started')
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'trial_ending'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

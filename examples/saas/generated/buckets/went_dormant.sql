@@ -16,15 +16,15 @@ begin
   LEFT JOIN (
       SELECT e.user_key,
              count(*) FILTER (WHERE e.event = 'app_opened') AS a0,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a1
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a1
       FROM hogsend.events AS e
       INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
       WHERE e.event = 'app_opened'
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0));
 end $hs$;
 
 -- Every live contact that matches at p_now, with its dwell anchor (the backfill).
@@ -37,15 +37,15 @@ begin
   LEFT JOIN (
       SELECT e.user_key,
              count(*) FILTER (WHERE e.event = 'app_opened') AS a0,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= (p_now) - (make_interval(secs => 604800))) AS a1,
+             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a1,
              max(e.occurred_at) FILTER (WHERE e.event = 'app_opened') AS anchor_at
       FROM hogsend.events AS e
       WHERE e.event = 'app_opened'
-        AND e.occurred_at <= (p_now)
+        AND e.occurred_at <= p_now
       GROUP BY e.user_key
     ) AS a ON a.user_key = c.user_key
   WHERE c.deleted_at IS NULL
-    AND (COALESCE(a.a0, 0) > 0 AND (NOT COALESCE(a.a1, 0) > 0));
+    AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0));
 end $hs$;
 
 -- One tick of this bucket: a backfill when its criteria are new or changed, else the
@@ -82,21 +82,21 @@ begin
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'app_opened'
-          AND e.occurred_at >= (p_t0) - (make_interval(secs => 604800))
-          AND e.occurred_at < (p_now) - (make_interval(secs => 604800))
+          AND e.occurred_at >= p_t0 - make_interval(secs => 604800)
+          AND e.occurred_at < p_now - make_interval(secs => 604800)
       )
     UNION (
         SELECT e.user_key
         FROM hogsend.events AS e
         WHERE e.event = 'app_opened'
-          AND e.occurred_at > (p_t0)
-          AND e.occurred_at <= (p_now)
+          AND e.occurred_at > p_t0
+          AND e.occurred_at <= p_now
       )
     UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'went_dormant'
-          AND m.next_check_at <= (p_now)
+          AND m.next_check_at <= p_now
       );
     get diagnostics n = row_count;
     if n > 0 then

@@ -23,8 +23,8 @@ use hogsend_compiler::ir::{Bucket, EventTest, Window};
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection, Row};
 
-use crate::bench::eval::{evaluate, event_pred_holds, Needs, QueryAtom};
-use crate::bench::measure::{Samples, Stopwatch};
+use crate::eval::{evaluate, event_pred_holds, Needs, QueryAtom};
+use crate::measure::{Samples, Stopwatch};
 
 const PAGE: i64 = 1000;
 

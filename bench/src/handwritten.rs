@@ -15,8 +15,8 @@ use hogsend_compiler::ir::{Bucket, DwellKind};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::bench::dataset;
-use crate::bench::measure::{Samples, Stopwatch};
+use crate::dataset;
+use crate::measure::{Samples, Stopwatch};
 
 const HANDWRITTEN_SQL: &str = include_str!("handwritten.sql");
 
@@ -256,7 +256,7 @@ pub async fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::project::{compile, standard_source};
+    use crate::project::{compile, standard_source};
 
     #[test]
     fn every_standard_bucket_has_a_hand_written_query() {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use hogsend_compiler::ir::{Bucket, Pred, Window};
 use sqlx::PgConnection;
 
-use crate::bench::measure::{Samples, Stopwatch};
+use crate::measure::{Samples, Stopwatch};
 
 /// What one bucket's criteria read.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -166,7 +166,7 @@ pub async fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::project::{compile, standard_source};
+    use crate::project::{compile, standard_source};
 
     #[test]
     fn reads_follow_the_criteria() {

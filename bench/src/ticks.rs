@@ -15,12 +15,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sqlx::{Acquire, Executor, PgConnection};
 
-use crate::bench::dataset;
-use crate::bench::measure::{Lap, Samples, Stopwatch};
-use crate::bench::rows::{copy_events, EventRows};
-
-/// The schema the benchmark migrates into.
-pub const SCHEMA: &str = "hogsend";
+use crate::dataset;
+use crate::measure::{Lap, Samples, Stopwatch};
+use crate::project::SCHEMA;
+use crate::rows::{copy_events, EventRows};
 
 /// The result of one repetition of a rolled-back tick.
 pub struct TickRun {

@@ -4,8 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::bench::baseline::Baseline;
-use crate::bench::measure::{round3, Samples};
+use crate::baseline::Baseline;
+use crate::measure::{round3, Samples};
+
+/// The report's JSON shape version.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// One measured figure.
 #[derive(Debug, Clone)]
@@ -248,7 +251,7 @@ impl Report {
         let mut baseline = i.baseline.to_json();
         baseline["peak_rss_mib"] = json!(i.baseline_rss);
         json!({
-            "format_version": crate::bench::FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "hogsend_version": env!("CARGO_PKG_VERSION"),
             "contacts": i.contacts,
             "runs": i.runs,
@@ -286,7 +289,7 @@ impl Report {
         let mut out = String::new();
         let machine = &i.machine;
         out += &format!(
-            "hogsend bench: {} contacts, {} events, {} runs per figure (median, min..max)\n",
+            "hogsend-bench engine: {} contacts, {} events, {} runs per figure (median, min..max)\n",
             i.contacts, i.dataset["events"], i.runs
         );
         out += &format!(
@@ -299,7 +302,7 @@ impl Report {
                 .split(" on ")
                 .next()
                 .unwrap_or("?"),
-            crate::bench::now_load(),
+            json!(crate::server::load_average()),
         );
         out += &format!(
             "{:<58} {:>10} {:>21} {:>10} {:>9}\n",

@@ -13,6 +13,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection, Row};
 
+/// The instant the dataset ends at and the cold backfill runs at.
+pub fn t_end() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+        .expect("a valid instant")
+        .with_timezone(&Utc)
+}
+
 /// Bumped whenever `dataset.sql` changes, so `--reuse` never measures stale data.
 pub const DATASET_VERSION: i32 = 1;
 
@@ -77,7 +84,7 @@ async fn ensure_meta(conn: &mut PgConnection) -> Result<()> {
 fn base_schema_digest() -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let schema = hogsend_schema::SchemaName::new(crate::bench::ticks::SCHEMA)
+    let schema = hogsend_schema::SchemaName::new(crate::project::SCHEMA)
         .unwrap_or_else(|e| panic!("the bench schema name: {e}"));
     for m in hogsend_schema::base::migrations(&schema) {
         m.sql.hash(&mut hasher);

@@ -37,9 +37,12 @@ pub async fn drop_database(admin: &mut PgConnection, name: &str) -> Result<()> {
 
 /// Connects to `url` (a readable error that never prints the password).
 pub async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url)
-        .await
-        .with_context(|| format!("could not connect to {}", crate::database::redact(url)))
+    PgConnection::connect(url).await.with_context(|| {
+        format!(
+            "could not connect to {}",
+            hogsend_compiler::config::RedactedUrl::new(url).redacted()
+        )
+    })
 }
 
 /// The Postgres settings that matter for these figures, as the server reports them.

@@ -9,7 +9,11 @@ use hogsend_compiler::emit::GeneratedFile;
 use hogsend_compiler::ir::Program;
 use hogsend_compiler::source::{SourceFile, SourceSet, TemplateSource};
 
-use crate::bench::measure::Samples;
+use crate::check_bench;
+use crate::measure::Samples;
+
+/// The schema the benchmark migrates the standard project into.
+pub const SCHEMA: &str = "hogsend";
 
 /// The standard project's text.
 pub const STANDARD_HOG: &str = include_str!("standard.hog");
@@ -67,29 +71,10 @@ pub fn compile(set: &SourceSet) -> Result<CompiledProject> {
     }
 }
 
-/// The generated 1,000-bucket project (the same generator as `hogsend bench-check`), in
+/// The generated 1,000-bucket project (the same generator as `hogsend-bench check`), in
 /// memory: `.hog` files, templates and `hogsend.toml`.
 pub fn large_source(buckets: usize) -> SourceSet {
-    let mut set = SourceSet::default();
-    for (path, text) in crate::commands::bench_check::generate(buckets, 0, 100) {
-        if path.ends_with(".hog") {
-            set.files.push(SourceFile::new(path, text));
-        } else if let Some(id) = path
-            .strip_prefix("templates/")
-            .and_then(|p| p.strip_suffix(".html"))
-        {
-            set.templates.push(TemplateSource {
-                id: id.to_owned(),
-                html: Some(SourceFile::new(path.clone(), text)),
-                text: None,
-            });
-        } else if path == SourceSet::CONFIG_PATH {
-            set.config = Some(SourceFile::new(path, text));
-        }
-    }
-    set.files.sort_by(|a, b| a.path.cmp(&b.path));
-    set.templates.sort_by(|a, b| a.id.cmp(&b.id));
-    set
+    check_bench::source_set(check_bench::generate(buckets, 0, 100))
 }
 
 /// Times `compile` (check + plan + emit, in process, sources already in memory) of a

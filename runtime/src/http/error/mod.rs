@@ -2,32 +2,34 @@
 //!
 //! Every 4xx the daemon sends goes through [`ApiError`], including axum's own rejections
 //! (malformed JSON, wrong content type, oversize body, unknown route or method). A 500 is
-//! logged with an incident id and answered with that id only: internals never leak.
+//! logged with an incident id and answered with that id only: internals never leak. The
+//! codes, their statuses and meanings are one list: [`registry`].
 
-use axum::http::{header, HeaderValue, StatusCode};
+mod registry;
+
+pub use registry::ErrorCode;
+
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable, machine-readable code (`invalid_request`, `unauthorized`, …).
-    pub code: &'static str,
+    /// The stable code; it fixes the HTTP status.
+    pub code: ErrorCode,
     /// For people.
     pub message: String,
     /// One entry per problem (`index`, `field`, `message` for bad items).
     pub details: Vec<Value>,
-    /// Seconds, for 429.
+    /// Seconds, for 429 and 503 (`Retry-After`).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// Any status with a code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An answer with this code (and so its status) and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
             details: Vec::new(),
@@ -67,23 +69,17 @@ impl ApiError {
                 if n == 1 { "" } else { "s" }
             )
         };
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_details(details)
+        ApiError::new(ErrorCode::InvalidRequest, message).with_details(details)
     }
 
     /// 400 for a bad query or path parameter.
     pub fn bad_parameter(field: &str, message: impl Into<String>) -> ApiError {
         let message = message.into();
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("invalid parameter `{field}`: {message}"),
         )
         .with_details(vec![json!({"field": field, "message": message})])
-    }
-
-    /// 404.
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
     /// 500: logs `err` under a fresh incident id and answers with the id only.
@@ -91,8 +87,7 @@ impl ApiError {
         let incident = uuid::Uuid::new_v4();
         tracing::error!(%incident, "internal error: {err}");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             format!("internal error (incident {incident}); the details are in the server log"),
         )
     }
@@ -100,17 +95,16 @@ impl ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(err: crate::Error) -> ApiError {
-        match &err {
-            crate::Error::Database(sqlx::Error::PoolTimedOut) => {
-                tracing::warn!("database pool exhausted");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is busy; retry shortly",
-                )
-            }
-            _ => ApiError::internal(err),
+        if err.is_unavailable() {
+            tracing::warn!("database unavailable: {err}");
+            let mut answer = ApiError::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable or busy; retry shortly",
+            );
+            answer.retry_after = Some(2);
+            return answer;
         }
+        ApiError::internal(err)
     }
 }
 
@@ -118,7 +112,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {
             "code": self.code, "message": self.message, "details": self.details}});
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

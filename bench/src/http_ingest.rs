@@ -27,9 +27,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection};
 
-use super::measure::Samples;
-use super::rows::{self, NewEvent};
-use super::ticks::SCHEMA;
+use crate::measure::Samples;
+use crate::project::SCHEMA;
+use crate::rows::{self, NewEvent};
 use hogsend_compiler::emit::GeneratedFile;
 
 /// Events per request, as issue 4 and 5 ask.
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn batches_carry_ids_message_ids_and_properties() {
-        let from = crate::bench::t_end();
+        let from = crate::dataset::t_end();
         let to = from + chrono::Duration::seconds(30);
         let events = rows::ingest_events(1000, 20, from, to, 3);
         let body: Value = serde_json::from_str(&batch_body(&events, 2, 40)).unwrap();

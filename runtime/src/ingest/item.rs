@@ -1,0 +1,52 @@
+//! What validation produces and the write consumes: [`Item`]s in a [`Payload`], and the
+//! write's [`Outcome`].
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One validated thing to write: an event, a contact update, an identity link, or several.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Item {
+    /// The user id (external id), if given.
+    pub user_id: Option<String>,
+    /// The anonymous id, if given.
+    pub anonymous_id: Option<String>,
+    /// Fold the anonymous id's contact into the user id's (identify, alias).
+    pub merge: bool,
+    /// The event to store, if any (identify and alias store none).
+    pub event: Option<String>,
+    /// The event's properties.
+    pub properties: Map<String, Value>,
+    /// When it happened: already skew-corrected and clamped to the receive time.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The idempotency key of the event.
+    pub message_id: Option<String>,
+    /// Lower-cased and trimmed.
+    pub email: Option<String>,
+    /// A shallow patch of the contact's properties; `null` removes a key.
+    pub contact: Map<String, Value>,
+}
+
+/// A validated request.
+#[derive(Debug, Default)]
+pub struct Payload {
+    /// The items, in request order.
+    pub items: Vec<Item>,
+    /// Items of a kind hogsend accepts and ignores (Segment `group`).
+    pub ignored: usize,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    /// Items accepted (including duplicates and ignored ones).
+    pub accepted: usize,
+    /// Events stored.
+    pub stored: u64,
+    /// Events not stored because their message id was already known.
+    pub duplicates: u64,
+    /// Contact keys whose data changed: the real-time pass re-evaluates them.
+    #[serde(skip)]
+    pub keys: Vec<String>,
+}

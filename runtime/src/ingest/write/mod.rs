@@ -1,0 +1,75 @@
+//! Steps 2 to 4 of an ingest: the set-based write of a validated [`Payload`], in one
+//! transaction and a handful of statements whatever the request's size.
+//!
+//! 1. [`replays`]: items whose message id is known (or repeated in the request) are
+//!    dropped whole, contact patch included;
+//! 2. [`identities`]: identify/alias merges in request order, then the key of every item
+//!    (its user id, else what its anonymous id resolves to);
+//! 3. [`contacts`]: unknown contacts created, then the patches applied;
+//! 4. [`events`]: the events inserted in one statement.
+//!
+//! The keys whose data changed come back in [`Outcome::keys`] for the real-time pass.
+
+mod contacts;
+mod events;
+mod identities;
+mod replays;
+
+use super::{Item, Outcome, Payload};
+use crate::db::schema_ident;
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// Writes validated items in one transaction. Retried on a deadlock or serialization
+/// failure (concurrent requests creating the same contacts), and on a message-id collision
+/// with a concurrent request: the retry's duplicate check then sees the other request's
+/// events and skips them, so a replay racing its original still stores each event once.
+pub async fn write(
+    pool: &PgPool,
+    schema: &str,
+    payload: &Payload,
+    received: DateTime<Utc>,
+) -> Result<Outcome> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write_once(pool, schema, payload, received).await {
+            Err(Error::Database(sqlx::Error::Database(db)))
+                if attempt < 4
+                    && (matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+                        || db.constraint() == Some("events_message_id_key")) =>
+            {
+                tracing::debug!(attempt, "ingest transaction retried: {}", db.message());
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt: the four steps in one transaction.
+async fn write_once(
+    pool: &PgPool,
+    schema: &str,
+    payload: &Payload,
+    received: DateTime<Utc>,
+) -> Result<Outcome> {
+    let s = schema_ident(schema);
+    let mut tx = pool.begin().await?;
+    let live: Vec<&Item> = replays::live_items(&mut tx, &s, &payload.items).await?;
+    let mut touched = identities::merge(&mut tx, &s, &live).await?;
+    let keys = identities::resolve(&mut tx, &s, &live).await?;
+    touched.extend(contacts::apply(&mut tx, &s, &live, &keys, received).await?);
+    let stored = events::insert(&mut tx, &s, &live, &keys, received).await?;
+    touched.extend(stored.keys);
+    tx.commit().await?;
+    touched.sort();
+    touched.dedup();
+    let events_in_request = payload.items.iter().filter(|i| i.event.is_some()).count() as u64;
+    Ok(Outcome {
+        accepted: payload.items.len() + payload.ignored,
+        stored: stored.count,
+        duplicates: events_in_request.saturating_sub(stored.count),
+        keys: touched,
+    })
+}
