@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use hogsend_compiler::config::Config;
 use hogsend_compiler::emit::GeneratedFile;
-use sqlx::{Connection, PgConnection};
+use hogsend_schema::SchemaName;
+use sqlx::PgConnection;
 
 use crate::commands::compile::compile_project;
 use crate::output::Output;
@@ -74,9 +75,10 @@ impl DatabaseArgs {
     }
 }
 
-/// Connects to `url`, with a readable error that never prints the password.
-pub async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url)
+/// Connects to `url` for `schema` (the runtime's connection: its `search_path` is the
+/// schema), with a readable error that never prints the password.
+pub async fn connect(url: &str, schema: &SchemaName) -> Result<PgConnection> {
+    hogsend_runtime::db::connect_one(url, schema)
         .await
         .with_context(|| format!("could not connect to {}", redact(url)))
 }

@@ -48,6 +48,9 @@ pub enum Error {
     /// The project has not been migrated into this database yet.
     #[error("the schema `{0}` has no hogsend objects yet; run `hogsend migrate` first")]
     NotMigrated(String),
+    /// The database holds something hogsend never writes (e.g. an invalid bucket id).
+    #[error("unexpected database content: {0}")]
+    Corrupt(String),
     /// A tick was asked for an instant before the last tick.
     #[error("{0}")]
     TickRefused(String),

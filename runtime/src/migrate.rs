@@ -7,7 +7,7 @@
 //! every migrate so that the database always runs this binary's engine code.
 
 use crate::{Error, Result};
-use hogsend_schema::{apply_order, base, lock_key, GeneratedFile, SchemaName};
+use hogsend_schema::{apply_order, base, lock_key, BucketId, GeneratedFile, SchemaName};
 use serde::Serialize;
 use sqlx::{Connection, Executor, PgConnection, Row};
 
@@ -26,17 +26,20 @@ pub struct MigrateReport {
     pub removed: Vec<String>,
 }
 
-/// The highest base-schema migration the connected database holds (0 when none).
-pub async fn base_version(conn: &mut PgConnection, schema: &SchemaName) -> Result<i32> {
-    let exists: bool = sqlx::query_scalar("select to_regclass($1) is not null")
-        .bind(format!("{schema}.schema_migrations"))
+/// The highest base-schema migration the database holds (0 when none). `conn` is a
+/// runtime connection for the schema (`db::connect`, `db::connect_one`).
+pub async fn base_version(conn: &mut PgConnection) -> Result<i32> {
+    let exists: bool = sqlx::query_scalar("select to_regclass('schema_migrations') is not null")
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
         return Ok(0);
     }
-    let sql = format!("select coalesce(max(version), 0) from {schema}.schema_migrations");
-    Ok(sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?)
+    Ok(
+        sqlx::query_scalar("select coalesce(max(version), 0) from schema_migrations")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// The highest base-schema migration this build knows: a database below it needs `migrate`.
@@ -71,7 +74,9 @@ pub async fn plan(
     let migration = apply(&mut tx, schema, generated).await?;
     let mut buckets = Vec::new();
     for id in migration.added.iter().chain(&migration.changed) {
-        let matching = crate::db::count_matching(&mut tx, schema, id).await?;
+        // Ids come back from `_sync_project`, which stores only the compiler's valid ids.
+        let bucket = BucketId::new(id).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let matching = crate::db::count_matching(&mut tx, schema, &bucket).await?;
         let members = crate::db::count_members(&mut tx, schema, id).await?;
         buckets.push(BucketPlan {
             id: id.clone(),
@@ -160,6 +165,11 @@ async fn apply(
     (&mut *tx)
         .execute(sqlx::raw_sql(&base::bootstrap(schema)))
         .await?;
+    // The statements below (and `plan`'s) are static: they run on the schema whatever the
+    // connection's own `search_path`, which is back after the transaction.
+    (&mut *tx)
+        .execute(base::set_local_search_path(schema).as_str())
+        .await?;
     let has_checksums: bool = sqlx::query_scalar(
         "select exists (select 1 from information_schema.columns
           where table_schema = $1 and table_name = 'schema_migrations' and column_name = 'checksum')",
@@ -170,39 +180,37 @@ async fn apply(
     if !has_checksums {
         return Err(Error::UnversionedSchema(schema.to_string()));
     }
-    let applied: Vec<Applied> = sqlx::query(&format!(
-        "select version, name, checksum from {schema}.schema_migrations order by version"
-    ))
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(Applied {
-            version: row.try_get(0)?,
-            name: row.try_get(1)?,
-            checksum: row.try_get(2)?,
-        })
-    })
-    .collect::<std::result::Result<_, sqlx::Error>>()?;
+    let applied: Vec<Applied> =
+        sqlx::query("select version, name, checksum from schema_migrations order by version")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Applied {
+                    version: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    checksum: row.try_get(2)?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
     let migrations = base::migrations(schema);
     verify(schema, &applied, &migrations)?;
     let base_from = applied.iter().map(|a| a.version).max().unwrap_or(0);
-    let record = format!(
-        "insert into {schema}.schema_migrations (version, name, checksum, hogsend_version)
-         values ($1, $2, $3, $4)"
-    );
     for migration in migrations
         .iter()
         .filter(|m| applied.iter().all(|a| a.version != m.version))
     {
         (&mut *tx).execute(sqlx::raw_sql(&migration.sql)).await?;
-        sqlx::query(&record)
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(&migration.checksum)
-            .bind(VERSION)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "insert into schema_migrations (version, name, checksum, hogsend_version)
+             values ($1, $2, $3, $4)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(&migration.checksum)
+        .bind(VERSION)
+        .execute(&mut *tx)
+        .await?;
     }
     for file in base::engine(schema) {
         (&mut *tx).execute(sqlx::raw_sql(&file.sql)).await?;

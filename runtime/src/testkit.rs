@@ -93,9 +93,20 @@ impl TestDatabase {
         &self.url
     }
 
-    /// A new connection to this test's database.
+    /// A new runtime connection to this test's database for the schema `hogsend` (its
+    /// `search_path`, like the daemon's connections; see `db::connect_options`).
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
+        self.connect_to(&hogsend_schema::SchemaName::default())
+            .await
+    }
+
+    /// A new runtime connection to this test's database for `schema`. Its application
+    /// name is `hogsend-test`, so tests can tell the daemon's connections (`hogsend`) apart.
+    pub async fn connect_to(&self, schema: &hogsend_schema::SchemaName) -> PgConnection {
+        let options = crate::db::connect_options(&self.url, schema)
+            .unwrap_or_else(|e| panic!("bad test database URL {}: {e}", self.url))
+            .application_name("hogsend-test");
+        PgConnection::connect_with(&options)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url))
     }

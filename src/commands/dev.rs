@@ -75,7 +75,7 @@ fn dev_key(dev: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String
     let files = config.generated.clone();
     let saved = fs::read_to_string(&path).ok().map(|s| s.trim().to_owned());
     database::runtime()?.block_on(async {
-        let mut conn = database::connect(&url).await?;
+        let mut conn = database::connect(&url, &schema).await?;
         hogsend_runtime::migrate::migrate(&mut conn, &schema, &files).await?;
         if let Some(saved) = saved {
             if keys::verify(&mut conn, &schema, &saved).await?.is_some() {

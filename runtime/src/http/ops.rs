@@ -31,7 +31,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     let mut problems: Vec<Value> = Vec::new();
     let database = tokio::time::timeout(Duration::from_secs(2), async {
         let mut conn = state.pool.acquire().await?;
-        migrate::base_version(&mut conn, schema).await
+        migrate::base_version(&mut conn).await
     })
     .await;
     let supported = migrate::supported_version();
