@@ -7,7 +7,6 @@
 mod commands;
 mod database;
 mod output;
-mod project;
 
 use std::process::ExitCode;
 

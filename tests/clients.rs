@@ -1,9 +1,13 @@
-//! Real clients against a running daemon: the stock Segment Python SDK and a recorded
-//! PostHog webhook payload replayed with `requests` (scripts in `tests/clients/`).
+//! Real clients against a running daemon: the stock Segment Python SDK, the PostHog Python
+//! SDK, rudder-sdk-python, the JavaScript SDKs (`@rudderstack/rudder-sdk-node` with its
+//! default settings, `posthog-node`, `@segment/analytics-node`) and a recorded PostHog
+//! webhook payload replayed with `requests` (scripts in `tests/clients/`).
 //!
-//! Nothing is skipped: without `python3` or the packages (`.ci/run` installs them with
-//! `pip install segment-analytics-python==2.4.0`) these tests fail and say what to install.
+//! Nothing is skipped: without `python3`/`node` or the packages (`.ci/run` installs them:
+//! pip for the Python SDKs, `npm install --prefix tests/clients` for the JavaScript ones)
+//! these tests fail and say what to install.
 
+use hogsend_runtime::keys;
 use hogsend_runtime::testkit::{TestDaemon, TestDatabase};
 use hogsend_schema::GeneratedFile;
 use serde_json::{json, Value};
@@ -65,6 +69,45 @@ async fn run_client(script: &str, d: &TestDaemon) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `script` (under `tests/clients/`) with `interpreter` against the daemon, with the
+/// host and key arguments and `extra`; panics with its output when it fails.
+async fn run_script(interpreter: &str, script: &str, d: &TestDaemon, key: &str, extra: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let out = tokio::process::Command::new(interpreter)
+        .arg(&path)
+        .args(["--host", &format!("http://{}", d.addr), "--key", key])
+        .args(extra)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `{interpreter} {}` ({e}); .ci/run installs what it needs",
+                path.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A key that existed and was revoked.
+async fn revoked_key(tdb: &TestDatabase) -> String {
+    let mut conn = tdb.connect().await;
+    let (info, key) = keys::create(&mut conn, "hogsend", keys::Scope::Ingest, Some("revoked"))
+        .await
+        .unwrap();
+    assert!(keys::revoke(&mut conn, "hogsend", &info.prefix)
+        .await
+        .unwrap());
+    key
 }
 
 async fn rows(conn: &mut PgConnection, sql: &str) -> Value {
@@ -196,6 +239,137 @@ async fn a_recorded_posthog_webhook_feeds_the_daemon() {
     );
     wait_member(&d, "pro", "ph-user-1").await;
     wait_member(&d, "signed_up", "ph-user-2").await;
+    d.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_posthog_python_sdk_feeds_the_daemon() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
+    let revoked = revoked_key(&tdb).await;
+    run_script(
+        &python(),
+        "posthog_client.py",
+        &d,
+        &d.ingest_key,
+        &["--revoked", &revoked],
+    )
+    .await;
+    let mut conn = tdb.connect().await;
+    // $identify folded the anonymous visitor in; alias folded the device id in; $set patched
+    // the contact and $set_once only added what it did not have.
+    let contacts = rows(
+        &mut conn,
+        "select user_key, anonymous_id, email, properties - 'email' as properties
+           from hogsend.contacts order by user_key",
+    )
+    .await;
+    assert_eq!(
+        contacts,
+        json!([{"user_key": "ph-user", "anonymous_id": "ph-anon", "email": "ph.user@example.com",
+                "properties": {"plan": "pro", "first_seen": "python"}}])
+    );
+    let events = rows(
+        &mut conn,
+        "select event, user_key, message_id is not null as has_uuid from hogsend.events
+          where event not like 'bucket:%' order by id",
+    )
+    .await;
+    assert_eq!(
+        events,
+        json!([
+            {"event": "signed_up", "user_key": "ph-user", "has_uuid": true},
+            {"event": "$pageview", "user_key": "ph-user", "has_uuid": true},
+            {"event": "$identify", "user_key": "ph-user", "has_uuid": true},
+            {"event": "$set", "user_key": "ph-user", "has_uuid": true},
+            {"event": "$set_once", "user_key": "ph-user", "has_uuid": true},
+            {"event": "app_opened", "user_key": "ph-user", "has_uuid": true},
+            {"event": "invoice.paid", "user_key": "ph-user", "has_uuid": true}
+        ]),
+        "the replayed uuid is stored once; $create_alias merges and stores no event"
+    );
+    // The SDK's timestamp, corrected by its sent_at (a clock in sync: within a second).
+    let at = rows(
+        &mut conn,
+        "select abs(extract(epoch from occurred_at - '2026-01-05T09:30:00Z'::timestamptz)) < 2 as ok
+           from hogsend.events where event = 'app_opened'",
+    )
+    .await;
+    assert_eq!(at, json!([{"ok": true}]));
+    wait_member(&d, "pro", "ph-user").await;
+    wait_member(&d, "signed_up", "ph-user").await;
+    d.stop().await.unwrap();
+}
+
+/// The path to `node`, for the JavaScript SDK scripts.
+fn node() -> String {
+    std::env::var("HOGSEND_TEST_NODE").unwrap_or_else(|_| "node".to_owned())
+}
+
+#[tokio::test]
+async fn the_rudderstack_node_sdk_with_default_settings_feeds_the_daemon() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
+    run_script(&node(), "rudder_node.js", &d, &d.ingest_key, &[]).await;
+    let mut conn = tdb.connect().await;
+    let contacts = rows(
+        &mut conn,
+        "select user_key, anonymous_id, email, properties->>'plan' as plan from hogsend.contacts",
+    )
+    .await;
+    assert_eq!(
+        contacts,
+        json!([{"user_key": "rn-user", "anonymous_id": "rn-anon", "email": "rn@example.com",
+                "plan": "pro"}])
+    );
+    let events = rows(
+        &mut conn,
+        "select event, user_key from hogsend.events where event not like 'bucket:%' order by id",
+    )
+    .await;
+    assert_eq!(
+        events,
+        json!([
+            {"event": "signed_up", "user_key": "rn-user"},
+            {"event": "$pageview", "user_key": "rn-user"},
+            {"event": "app_opened", "user_key": "rn-user"}
+        ])
+    );
+    // originalTimestamp (the SDK sends no timestamp) with sentAt correction: close to now.
+    let skew = rows(
+        &mut conn,
+        "select count(*) as n from hogsend.events
+          where occurred_at > now() or occurred_at < now() - interval '1 minute'",
+    )
+    .await;
+    assert_eq!(skew, json!([{"n": 0}]));
+    wait_member(&d, "pro", "rn-user").await;
+    d.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rudder_sdk_python_takes_a_revoked_key_401_as_final() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
+    let revoked = revoked_key(&tdb).await;
+    run_script(
+        &python(),
+        "rudder_client.py",
+        &d,
+        &d.ingest_key,
+        &["--revoked", &revoked],
+    )
+    .await;
+    let mut conn = tdb.connect().await;
+    let events = rows(
+        &mut conn,
+        "select event, user_key from hogsend.events where event not like 'bucket:%' order by id",
+    )
+    .await;
+    assert_eq!(
+        events,
+        json!([{"event": "signed_up", "user_key": "rp-user"}])
+    );
     d.stop().await.unwrap();
 }
 

@@ -3,10 +3,11 @@
 //!
 //! For each live contact (read in pages of 1,000 with their properties and current
 //! memberships — generous to the baseline: the reference reads them one by one), for each
-//! bucket, the criteria is evaluated in the process with short-circuiting (property tests
-//! first); every event atom needed costs one query (`exists` for `did`, `count(*)` for
-//! `count`, the matching events' properties when the atom has a filter, which is then
-//! applied in the process), as does every `opened` / `clicked` atom. Each changed membership
+//! bucket, the criteria is evaluated in the process by the compiler's reference evaluator
+//! (`hogsend_compiler::eval`) with short-circuiting (property tests first); every event
+//! atom it needs costs one query (`exists` for `did`, `count(*)` for `count`, the matching
+//! events when the atom has a filter, which the evaluator then applies), as does every
+//! `opened` / `clicked` atom. Each changed membership
 //! is one write (an upsert on join, an update on leave) into `bench.baseline_members`, in
 //! autocommit. Policies (entry, dwell) are not applied: this is a lower bound of the
 //! reference engine's cost.
@@ -18,12 +19,12 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use hogsend_compiler::ir::{Bucket, EventTest, Window};
+use chrono::{DateTime, TimeZone, Utc};
+use hogsend_compiler::eval::{self, Atom, Micros};
+use hogsend_compiler::ir::{Bucket, EventTest};
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection, Row};
 
-use crate::eval::{evaluate, event_pred_holds, Needs, QueryAtom};
 use crate::measure::{Samples, Stopwatch};
 
 const PAGE: i64 = 1000;
@@ -95,33 +96,42 @@ impl Baseline {
 }
 
 /// An atom's identity within one evaluation (its address in the program).
-fn atom_id(atom: QueryAtom<'_>) -> (u8, usize) {
+fn atom_id(atom: Atom<'_>) -> (u8, usize) {
     match atom {
-        QueryAtom::Event(a) => (0, a as *const _ as usize),
-        QueryAtom::Opened(t) => (1, t.as_ptr() as usize),
-        QueryAtom::Clicked(t) => (2, t.as_ptr() as usize),
+        Atom::Event(a) => (0, a as *const _ as usize),
+        Atom::Opened(t) => (1, t.as_ptr() as usize),
+        Atom::Clicked(t) => (2, t.as_ptr() as usize),
     }
 }
 
-fn since(now: DateTime<Utc>, window: Window) -> DateTime<Utc> {
-    match window {
-        Window::Within(s) => now - Duration::seconds(s),
-        // All time: before anything the dataset holds.
-        Window::Ever | Window::SinceEntry => Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).unwrap(),
-    }
+/// An instant as the evaluator's microseconds.
+fn micros(t: DateTime<Utc>) -> Micros {
+    t.timestamp_micros()
 }
 
-/// One query for one atom of one contact.
+fn instant(us: Micros) -> DateTime<Utc> {
+    Utc.timestamp_micros(us)
+        .single()
+        .expect("an instant of the dataset")
+}
+
+/// One query for one atom of one contact: the events inside the atom's window (as the
+/// evaluator defines it) counted by Postgres, or fetched for the evaluator when the atom
+/// has a filter.
 async fn fetch_atom(
     conn: &mut PgConnection,
     key: &str,
-    atom: QueryAtom<'_>,
+    atom: Atom<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     Ok(match atom {
-        QueryAtom::Event(a) => {
-            let from = since(now, a.window);
-            let count: i64 = match &a.filter {
+        Atom::Event(a) => {
+            // All time: before anything the dataset holds.
+            let from = eval::window_start(a.window, micros(now), None).map_or_else(
+                || Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).unwrap(),
+                instant,
+            );
+            match &a.filter {
                 None if a.test == EventTest::Exists => sqlx::query_scalar::<_, bool>(
                     "select exists (select 1 from hogsend.events where user_key = $1 and event = $2
                                        and occurred_at <= $3 and occurred_at >= $4)",
@@ -131,9 +141,9 @@ async fn fetch_atom(
                 .bind(now)
                 .bind(from)
                 .fetch_one(&mut *conn)
-                .await? as i64,
+                .await?,
                 None => {
-                    sqlx::query_scalar(
+                    let count: i64 = sqlx::query_scalar(
                         "select count(*) from hogsend.events where user_key = $1 and event = $2
                         and occurred_at <= $3 and occurred_at >= $4",
                     )
@@ -142,11 +152,13 @@ async fn fetch_atom(
                     .bind(now)
                     .bind(from)
                     .fetch_one(&mut *conn)
-                    .await?
+                    .await?;
+                    eval::count_holds(a.test, count)
                 }
-                Some(filter) => {
-                    let rows: Vec<Value> = sqlx::query_scalar(
-                        "select properties from hogsend.events where user_key = $1 and event = $2
+                Some(_) => {
+                    let rows: Vec<(Value, DateTime<Utc>)> = sqlx::query_as(
+                        "select properties, occurred_at from hogsend.events
+                          where user_key = $1 and event = $2
                             and occurred_at <= $3 and occurred_at >= $4",
                     )
                     .bind(key)
@@ -155,26 +167,20 @@ async fn fetch_atom(
                     .bind(from)
                     .fetch_all(&mut *conn)
                     .await?;
-                    rows.iter().filter(|p| event_pred_holds(p, filter)).count() as i64
-                }
-            };
-            match a.test {
-                EventTest::Exists => count > 0,
-                EventTest::Count(op, n) => {
-                    use hogsend_compiler::ir::CmpOp::*;
-                    match op {
-                        Eq => count == n,
-                        Ne => count != n,
-                        Gt => count > n,
-                        Ge => count >= n,
-                        Lt => count < n,
-                        Le => count <= n,
-                    }
+                    let events: Vec<eval::Event<'_>> = rows
+                        .iter()
+                        .map(|(properties, at)| eval::Event {
+                            name: &a.event,
+                            properties,
+                            occurred_at: micros(*at),
+                        })
+                        .collect();
+                    eval::event_atom_holds(a, &events, micros(now), None)
                 }
             }
         }
-        QueryAtom::Opened(t) | QueryAtom::Clicked(t) => {
-            let column = if matches!(atom, QueryAtom::Opened(_)) {
+        Atom::Opened(t) | Atom::Clicked(t) => {
+            let column = if matches!(atom, Atom::Opened(_)) {
                 "opened_at"
             } else {
                 "clicked_at"
@@ -202,10 +208,10 @@ async fn matches<'a>(
 ) -> Result<bool> {
     let mut known: HashMap<(u8, usize), bool> = HashMap::new();
     loop {
-        let lookup = |a: QueryAtom<'a>| known.get(&atom_id(a)).copied();
-        match evaluate(&bucket.criteria, props, &lookup) {
+        let mut facts = |a: Atom<'a>| known.get(&atom_id(a)).copied();
+        match eval::evaluate(&bucket.criteria, props, &mut facts) {
             Ok(v) => return Ok(v),
-            Err(Needs(atom)) => {
+            Err(atom) => {
                 let value = fetch_atom(conn, key, atom, now).await?;
                 pass.queries += 1;
                 known.insert(atom_id(atom), value);

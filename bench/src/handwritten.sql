@@ -1,7 +1,7 @@
--- Hand-written set-based SQL for the standard project's 20 buckets (hogsend bench): what a
+-- Hand-written set-based SQL for the standard project's 20 buckets (hogsend-bench engine): what a
 -- careful engineer would write for each criteria by hand, knowing the data and the indexes.
 -- Each query returns the live contacts that match at $1 (the instant) with the backfill
--- dwell anchor of LANGUAGE.md §3 (the latest event <= $1 among the names of the criteria's
+-- dwell anchor (docs/language.md: the latest event <= $1 among the names of the criteria's
 -- windowed atoms, with their filters; NULL when none or when no atom is windowed). The
 -- benchmark checks that every query yields exactly the compiled backfill's members and
 -- anchors. Sections start with a line `-- bucket: <id>`.

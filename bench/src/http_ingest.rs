@@ -32,7 +32,7 @@ use crate::project::SCHEMA;
 use crate::rows::{self, NewEvent};
 use hogsend_compiler::emit::GeneratedFile;
 
-/// Events per request, as issue 4 and 5 ask.
+/// Events per request (the batch size BENCHMARKS.md states).
 pub const BATCH: usize = 500;
 /// Concurrent client connections.
 pub const WORKERS: usize = 4;

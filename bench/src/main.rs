@@ -14,7 +14,6 @@
 mod baseline;
 mod check_bench;
 mod dataset;
-mod eval;
 mod floor;
 mod handwritten;
 mod http_ingest;

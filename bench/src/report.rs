@@ -1,5 +1,5 @@
 //! The benchmark report: the measured rows, the baseline / floor / hand-written comparison
-//! and the targets of issue 4, as aligned text tables and as JSON.
+//! and the performance targets (BENCHMARKS.md), as aligned text tables and as JSON.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -57,7 +57,7 @@ pub struct Inputs {
     pub t0: DateTime<Utc>,
 }
 
-/// One target of issue 4.
+/// One performance target (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: &'static str,
@@ -194,7 +194,7 @@ impl Report {
             },
             Target {
                 name: "http_ingest_vs_copy",
-                goal: "POST /v1/events >= 60% of COPY throughput (issue 5)",
+                goal: "POST /v1/events >= 60% of COPY throughput",
                 value: format!(
                     "{:.0}% ({} events/s)",
                     vs_copy * 100.0,
@@ -204,7 +204,7 @@ impl Report {
             },
             Target {
                 name: "http_p99_half_rate",
-                goal: "HTTP p99 < 100 ms at half the rate (issue 5)",
+                goal: "HTTP p99 < 100 ms at half the rate",
                 value: format!("{paced_p99:.1} ms"),
                 met: paced_p99 < 100.0,
             },
@@ -395,7 +395,7 @@ impl Report {
         }
 
         out += &format!(
-            "\ntargets (issue 4; stated for 1M contacts{})\n",
+            "\ntargets (stated for 1M contacts{})\n",
             if i.contacts == 1_000_000 {
                 ""
             } else {

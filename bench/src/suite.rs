@@ -8,8 +8,9 @@
 //! bench database and the rows measured so far). The phases' work lives in the modules:
 //! `project` (what is compiled), `dataset` (+ `dataset.sql`), `rows` (new events for the
 //! incremental phases), `ticks` (the tick phases), `floor`, `handwritten`
-//! (+ `handwritten.sql`), `baseline` (+ `eval`), `http_ingest`, `measure` (statistics,
-//! RSS), `server` (database, machine), `report` (table, JSON, targets).
+//! (+ `handwritten.sql`), `baseline` (the per-contact loop, over `hogsend_compiler::eval`),
+//! `http_ingest`, `measure` (statistics, RSS), `server` (database, machine), `report`
+//! (table, JSON, targets).
 
 use std::time::Instant;
 

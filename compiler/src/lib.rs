@@ -5,7 +5,9 @@
 //!       │  parse::parse_file      (hogsend_dsl::parse on each file; E01xx)
 //!       ▼
 //!   ast::SourceFile + parse diagnostics
-//!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx)
+//!       │  check::check_parsed    (names, references, semantics; E02xx, E03xx, W01xx;
+//!       │                          the empty-contact rule through eval, the reference
+//!       │                          evaluator of the IR)
 //!       ▼                         config::load (hogsend.toml; E04xx)
 //!   Checked { program: Option<ir::Program>, diagnostics, config }
 //!       │  plan::plan             (criteria → typed SQL statements, fingerprints, registry)
@@ -16,16 +18,20 @@
 //!   Vec<GeneratedFile>  →  generated/*.sql (written by the binary)
 //! ```
 //!
-//! **Invariant:** this crate does no IO and reads no clock: the binary reads files into a
-//! [`source::SourceSet`] and prints what [`diagnostics`] renders into strings.
+//! **Invariant:** this crate reads no clock, and does no IO outside [`project::load`], which
+//! reads a project directory into a [`source::SourceSet`]; checking, planning and emitting
+//! take values and return values, and the binary prints what [`diagnostics`] renders into
+//! strings.
 
 pub mod check;
 pub mod config;
 pub mod diagnostics;
 pub mod emit;
+pub mod eval;
 pub mod ir;
 pub mod parse;
 pub mod plan;
+pub mod project;
 pub mod source;
 pub use hogsend_schema::sql_keywords;
 

@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Diagnostic, Label};
 use crate::source::SourceFile;
 
 /// The registry code of a parse error kind.
-pub fn code_of(kind: &ParseErrorKind) -> Code {
+pub(crate) fn code_of(kind: &ParseErrorKind) -> Code {
     match kind {
         ParseErrorKind::Unexpected { .. } => Code::E0101,
         ParseErrorKind::UnterminatedString => Code::E0102,
@@ -27,7 +27,7 @@ pub fn code_of(kind: &ParseErrorKind) -> Code {
 }
 
 /// A parse error of the file at `path` as a diagnostic.
-pub fn diagnostic(path: &str, error: &ParseError) -> Diagnostic {
+pub(crate) fn diagnostic(path: &str, error: &ParseError) -> Diagnostic {
     let mut d = Diagnostic::new(
         code_of(&error.kind),
         error.message(),
@@ -43,7 +43,7 @@ pub fn diagnostic(path: &str, error: &ParseError) -> Diagnostic {
 }
 
 /// Parses one file into its tree and its parse errors as diagnostics.
-pub fn parse_file(file: &SourceFile) -> ParsedFile {
+pub(crate) fn parse_file(file: &SourceFile) -> ParsedFile {
     let result = hogsend_dsl::parse(&file.text);
     ParsedFile {
         ast: result.file,

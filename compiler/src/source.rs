@@ -1,7 +1,8 @@
 //! The compiler's input: every file of a project, already read into memory by the caller.
 //!
-//! The compiler does no IO; the binary's project loader (`src/project.rs`) walks the
-//! project directory and fills a [`SourceSet`]. Tests build one by hand.
+//! Checking, planning and emitting do no IO: the project loader
+//! ([`crate::project::load`]) walks the project directory and fills a [`SourceSet`]. Tests
+//! build one by hand or load a fixture directory.
 
 /// One text file of the project.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,11 +92,11 @@ fn atom(i: &str) -> PResult<'_, Expr> {
         return paren(i);
     }
     match peek_word(i) {
-        Some("all") | Some("any") => block(i),
+        Some("all" | "any") => block(i),
         Some("did") => did(i),
         Some("count") => count(i),
-        Some("opened") | Some("clicked") => engagement(i),
-        Some("contact") | Some("event") => path_atom(i),
+        Some("opened" | "clicked") => engagement(i),
+        Some("contact" | "event") => path_atom(i),
         _ => expected(i, &[A_CONDITION]),
     }
 }
@@ -389,7 +389,7 @@ mod tests {
 
     /// Parses `input` as one condition and renders it back in a compact prefix form.
     fn check(input: &str, expected_tree: &str) {
-        let ((rest, tree), errors) = crate::state::with_source(input, || match expr(input) {
+        let ((rest, tree), errors) = state::with_source(input, || match expr(input) {
             Ok((rest, e)) => (rest.to_string(), sexp(&e)),
             Err(e) => (
                 String::new(),
@@ -480,7 +480,7 @@ mod tests {
 
     /// Parses `input` as a condition and returns the errors (hard and soft).
     fn errors(input: &str) -> Vec<crate::error::ParseError> {
-        let (hard, mut soft) = crate::state::with_source(input, || {
+        let (hard, mut soft) = state::with_source(input, || {
             expr(input).err().map(crate::nom_error::into_parse_error)
         });
         soft.extend(hard);
@@ -578,7 +578,7 @@ mod tests {
     #[test]
     fn spans_cover_the_whole_atom() {
         let src = "did a within 7d and contact.x exists";
-        let (e, _) = crate::state::with_source(src, || expr(src).map(|(_, e)| e).ok());
+        let (e, _) = state::with_source(src, || expr(src).map(|(_, e)| e).ok());
         let e = e.expect("parses");
         assert_eq!(e.span, Span::new(0, src.len()));
         let ExprKind::And(parts) = &e.kind else {

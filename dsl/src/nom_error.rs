@@ -36,7 +36,7 @@ impl Expected {
     /// The descriptions, as in [`ParseErrorKind::Unexpected`].
     fn descriptions(&self) -> Vec<String> {
         match self {
-            Expected::List(list) => list.iter().map(|s| s.to_string()).collect(),
+            Expected::List(list) => list.iter().map(ToString::to_string).collect(),
             Expected::One(s) => vec![s.to_string()],
             Expected::Token(t) => vec![format!("`{t}`")],
             Expected::Merged(list) => list.clone(),
@@ -107,7 +107,7 @@ pub(crate) fn unexpected(i: &str, expected: &[&str]) -> ParseError {
             let end = state::offset(rest);
             ParseError::new(
                 ParseErrorKind::Unexpected {
-                    expected: expected.iter().map(|e| e.to_string()).collect(),
+                    expected: expected.iter().map(ToString::to_string).collect(),
                     found: "end of file".to_string(),
                 },
                 Span::new(end, end),
@@ -118,7 +118,7 @@ pub(crate) fn unexpected(i: &str, expected: &[&str]) -> ParseError {
             let kind = match tok.kind {
                 TokenKind::Invalid(ch) => ParseErrorKind::UnexpectedCharacter { ch },
                 _ => ParseErrorKind::Unexpected {
-                    expected: expected.iter().map(|e| e.to_string()).collect(),
+                    expected: expected.iter().map(ToString::to_string).collect(),
                     found: tok.describe(),
                 },
             };

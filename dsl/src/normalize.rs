@@ -154,7 +154,7 @@ impl VisitSpans for Expr {
         self.span.visit_spans(visit);
         match &mut self.kind {
             ExprKind::Or(es) | ExprKind::And(es) | ExprKind::All(es) | ExprKind::Any(es) => {
-                es.visit_spans(visit)
+                es.visit_spans(visit);
             }
             ExprKind::Not(e) | ExprKind::Paren(e) => e.visit_spans(visit),
             ExprKind::Did {
@@ -212,12 +212,12 @@ impl VisitSpans for BucketMember {
                 f.span.visit_spans(visit);
                 match &mut f.kind {
                     BucketFieldKind::Name(s) | BucketFieldKind::Description(s) => {
-                        s.visit_spans(visit)
+                        s.visit_spans(visit);
                     }
                     BucketFieldKind::Criteria(e) => e.visit_spans(visit),
                     BucketFieldKind::Entry(p) => p.visit_spans(visit),
                     BucketFieldKind::MinDwell(d) | BucketFieldKind::MaxDwell(d) => {
-                        d.visit_spans(visit)
+                        d.visit_spans(visit);
                     }
                     BucketFieldKind::Enabled(b) => b.visit_spans(visit),
                 }
@@ -247,7 +247,7 @@ impl VisitSpans for JourneyMember {
                 h.span.visit_spans(visit);
                 match &mut h.kind {
                     JourneyHeaderKind::Name(s) | JourneyHeaderKind::Description(s) => {
-                        s.visit_spans(visit)
+                        s.visit_spans(visit);
                     }
                     JourneyHeaderKind::Trigger(t) => match t {
                         Trigger::Event { event, filter } => {

@@ -36,22 +36,22 @@ pub(crate) struct Token<'a> {
 
 impl<'a> Token<'a> {
     /// The input right after this token.
-    pub fn rest(&self) -> &'a str {
+    pub(crate) fn rest(&self) -> &'a str {
         &self.at[self.text.len()..]
     }
 
     /// True for the word `w`.
-    pub fn is_word(&self, w: &str) -> bool {
+    pub(crate) fn is_word(&self, w: &str) -> bool {
         self.kind == TokenKind::Word && self.text == w
     }
 
     /// True for the punctuation `p`.
-    pub fn is_punct(&self, p: &str) -> bool {
+    pub(crate) fn is_punct(&self, p: &str) -> bool {
         self.kind == TokenKind::Punct && self.text == p
     }
 
     /// How an error message names this token: "`{`", "identifier `foo`", "a string".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.kind {
             TokenKind::Word if is_keyword(self.text) => format!("`{}`", self.text),
             TokenKind::Word => format!("identifier `{}`", shorten(self.text)),
@@ -236,7 +236,7 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     /// Tokens from `i` on.
-    pub fn new(i: &'a str) -> Self {
+    pub(crate) fn new(i: &'a str) -> Self {
         Tokens { rest: i }
     }
 }

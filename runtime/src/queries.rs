@@ -1,4 +1,5 @@
-//! Reads behind the query API, each one statement returning JSON built by Postgres.
+//! Reads behind the query API, each one statement returning typed rows: the rows are the
+//! API's response items as they are serialized and described in the OpenAPI document.
 //!
 //! Pagination is keyset everywhere (`after` a key or id, ascending), so pages stay stable
 //! while members join and leave: a page never repeats a row and never skips one that was
@@ -6,19 +7,44 @@
 
 use crate::db::schema_ident;
 use crate::Result;
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
-const CONTACT_JSON: &str =
-    "jsonb_build_object('key', c.user_key, 'id', c.id, 'external_id', c.external_id,
-  'anonymous_id', c.anonymous_id, 'email', c.email, 'properties', c.properties,
-  'created_at', c.created_at, 'updated_at', c.updated_at)";
+/// A live contact.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Contact {
+    /// The contact's key: its external id, else its anonymous id, else its id.
+    pub key: String,
+    /// The contact's internal id.
+    #[schema(format = "uuid")]
+    pub id: String,
+    /// The user id it was given, if any.
+    pub external_id: Option<String>,
+    /// The anonymous id it was first seen with, if any.
+    pub anonymous_id: Option<String>,
+    /// Lower-cased and trimmed.
+    pub email: Option<String>,
+    /// Its properties (a JSON object).
+    #[schema(value_type = Object)]
+    pub properties: Json<Map<String, Value>>,
+    /// When it was first seen.
+    pub created_at: DateTime<Utc>,
+    /// When its data last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+const CONTACT_COLUMNS: &str = "c.user_key as key, c.id::text as id, c.external_id,
+  c.anonymous_id, c.email, c.properties, c.created_at, c.updated_at";
 
 /// The live contact with key `key`.
-pub async fn contact(pool: &PgPool, schema: &str, key: &str) -> Result<Option<Value>> {
+pub async fn contact(pool: &PgPool, schema: &str, key: &str) -> Result<Option<Contact>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select {CONTACT_JSON} from {s}.contacts c where c.user_key = $1 and c.deleted_at is null"
+    Ok(sqlx::query_as(&format!(
+        "select {CONTACT_COLUMNS} from {s}.contacts c where c.user_key = $1 and c.deleted_at is null"
     ))
     .bind(key)
     .fetch_optional(pool)
@@ -50,17 +76,49 @@ pub async fn delete_contact(pool: &PgPool, schema: &str, key: &str) -> Result<bo
     )
 }
 
+/// One of a contact's current memberships.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct ContactMembership {
+    /// The bucket.
+    pub bucket_id: String,
+    /// When the contact entered it this time.
+    pub entered_at: DateTime<Utc>,
+    /// How many times the contact has entered it (this entry included).
+    pub entry_count: i32,
+}
+
 /// The buckets a live contact is in now.
-pub async fn contact_buckets(pool: &PgPool, schema: &str, key: &str) -> Result<Value> {
+pub async fn contact_buckets(
+    pool: &PgPool,
+    schema: &str,
+    key: &str,
+) -> Result<Vec<ContactMembership>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select coalesce(jsonb_agg(jsonb_build_object('bucket_id', m.bucket_id,
-                  'entered_at', m.entered_at, 'entry_count', m.entry_count) order by m.bucket_id), '[]')
-           from {s}.memberships m where m.user_key = $1 and m.active"
+    Ok(sqlx::query_as(&format!(
+        "select m.bucket_id, m.entered_at, m.entry_count
+           from {s}.memberships m where m.user_key = $1 and m.active order by m.bucket_id"
     ))
     .bind(key)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?)
+}
+
+/// A stored event.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct StoredEvent {
+    /// Its id: increasing in insertion order, the cursor of the event list.
+    pub id: i64,
+    /// Its name.
+    pub event: String,
+    /// Its properties (a JSON object).
+    #[schema(value_type = Object)]
+    pub properties: Json<Value>,
+    /// When it happened (sender's clock corrected, never after `received_at`).
+    pub occurred_at: DateTime<Utc>,
+    /// When hogsend received it.
+    pub received_at: DateTime<Utc>,
+    /// Its idempotency key, if it had one.
+    pub message_id: Option<String>,
 }
 
 /// A page of a contact's events, oldest first, after event id `after`.
@@ -70,50 +128,77 @@ pub async fn contact_events(
     key: &str,
     after: i64,
     limit: i64,
-) -> Result<Value> {
+) -> Result<Vec<StoredEvent>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'event', e.event,
-                  'properties', e.properties, 'occurred_at', e.occurred_at,
-                  'received_at', e.received_at, 'message_id', e.message_id) order by e.id), '[]')
-           from (select * from {s}.events where user_key = $1 and id > $2 order by id limit $3) e"
+    Ok(sqlx::query_as(&format!(
+        "select e.id, e.event, e.properties, e.occurred_at, e.received_at, e.message_id
+           from {s}.events e where e.user_key = $1 and e.id > $2 order by e.id limit $3"
     ))
     .bind(key)
     .bind(after)
     .bind(limit)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?)
 }
 
-const BUCKET_JSON: &str = "jsonb_build_object('id', b.id, 'name', b.definition->'name',
-  'description', b.definition->'description', 'criteria', b.definition->'criteria',
-  'enabled', b.enabled, 'entry', b.definition->'entry', 'min_dwell', b.definition->'min_dwell',
-  'max_dwell', b.definition->'max_dwell', 'dwell', b.definition->'dwell',
-  'source', b.definition->'source', 'settled', b.settled_fingerprint is not distinct from b.fingerprint,
-  'deployed_at', b.deployed_at,
-  'members', (select count(*) from {s}.memberships m where m.bucket_id = b.id and m.active))";
+/// A deployed bucket: its definition as written and its live member count.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Bucket {
+    /// The bucket's id.
+    pub id: String,
+    /// Its display name, if it has one.
+    pub name: Option<String>,
+    /// Its description, if it has one.
+    pub description: Option<String>,
+    /// Its criteria, printed in `.hog` syntax.
+    pub criteria: Option<String>,
+    /// Whether it is evaluated.
+    pub enabled: bool,
+    /// Its entry policy (`unlimited`, `once`, `once per 30d`).
+    pub entry: Option<String>,
+    /// Its minimum dwell, if any (`3d`).
+    pub min_dwell: Option<String>,
+    /// Its maximum dwell, if any.
+    pub max_dwell: Option<String>,
+    /// The labels of its dwell reactions.
+    #[schema(value_type = Vec<String>)]
+    pub dwell: Json<Vec<String>>,
+    /// Where it is defined (`file:line`).
+    pub source: Option<String>,
+    /// Whether its backfill after the last deploy of a changed definition is done.
+    pub settled: bool,
+    /// When its current definition was deployed.
+    pub deployed_at: DateTime<Utc>,
+    /// Its live member count.
+    pub members: i64,
+}
+
+const BUCKET_SELECT: &str = "select b.id, b.definition->>'name' as name,
+  b.definition->>'description' as description, b.definition->>'criteria' as criteria,
+  b.enabled, b.definition->>'entry' as entry, b.definition->>'min_dwell' as min_dwell,
+  b.definition->>'max_dwell' as max_dwell,
+  coalesce(b.definition->'dwell', '[]') as dwell, b.definition->>'source' as source,
+  b.settled_fingerprint is not distinct from b.fingerprint as settled, b.deployed_at,
+  (select count(*) from {s}.memberships m where m.bucket_id = b.id and m.active) as members
+  from {s}.buckets b";
 
 /// Every deployed bucket with its live member count.
-pub async fn buckets(pool: &PgPool, schema: &str) -> Result<Value> {
+pub async fn buckets(pool: &PgPool, schema: &str) -> Result<Vec<Bucket>> {
     let s = schema_ident(schema);
-    let json = BUCKET_JSON.replace("{s}", &s);
-    Ok(sqlx::query_scalar(&format!(
-        "select coalesce(jsonb_agg({json} order by b.id), '[]') from {s}.buckets b"
-    ))
-    .fetch_one(pool)
-    .await?)
+    let select = BUCKET_SELECT.replace("{s}", &s);
+    Ok(sqlx::query_as(&format!("{select} order by b.id"))
+        .fetch_all(pool)
+        .await?)
 }
 
 /// One bucket, if deployed.
-pub async fn bucket(pool: &PgPool, schema: &str, id: &str) -> Result<Option<Value>> {
+pub async fn bucket(pool: &PgPool, schema: &str, id: &str) -> Result<Option<Bucket>> {
     let s = schema_ident(schema);
-    let json = BUCKET_JSON.replace("{s}", &s);
-    Ok(
-        sqlx::query_scalar(&format!("select {json} from {s}.buckets b where b.id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
+    let select = BUCKET_SELECT.replace("{s}", &s);
+    Ok(sqlx::query_as(&format!("{select} where b.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// Whether bucket `id` is deployed.
@@ -127,6 +212,17 @@ pub async fn bucket_exists(pool: &PgPool, schema: &str, id: &str) -> Result<bool
     .await?)
 }
 
+/// An active member of a bucket.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Member {
+    /// The contact's key: the cursor of the member list.
+    pub key: String,
+    /// When it entered this time.
+    pub entered_at: DateTime<Utc>,
+    /// How many times it has entered (this entry included).
+    pub entry_count: i32,
+}
+
 /// A page of a bucket's active members by key, after key `after`.
 pub async fn members(
     pool: &PgPool,
@@ -134,34 +230,75 @@ pub async fn members(
     bucket: &str,
     after: &str,
     limit: i64,
-) -> Result<Value> {
+) -> Result<Vec<Member>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select coalesce(jsonb_agg(jsonb_build_object('key', m.user_key, 'entered_at', m.entered_at,
-                  'entry_count', m.entry_count) order by m.user_key), '[]')
-           from (select * from {s}.memberships
-                  where bucket_id = $1 and active and user_key > $2
-                  order by user_key limit $3) m"
+    Ok(sqlx::query_as(&format!(
+        "select m.user_key as key, m.entered_at, m.entry_count
+           from {s}.memberships m
+          where m.bucket_id = $1 and m.active and m.user_key > $2
+          order by m.user_key limit $3"
     ))
     .bind(bucket)
     .bind(after)
     .bind(limit)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?)
 }
 
 /// A contact's active membership of a bucket.
-pub async fn member(pool: &PgPool, schema: &str, bucket: &str, key: &str) -> Result<Option<Value>> {
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Membership {
+    /// The bucket.
+    pub bucket_id: String,
+    /// The contact's key.
+    pub key: String,
+    /// When it entered this time.
+    pub entered_at: DateTime<Utc>,
+    /// How many times it has entered (this entry included).
+    pub entry_count: i32,
+    /// What made it enter: `tick`, `realtime`, `backfill`, …
+    pub source: String,
+}
+
+/// A contact's active membership of a bucket.
+pub async fn member(
+    pool: &PgPool,
+    schema: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Membership>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select jsonb_build_object('bucket_id', m.bucket_id, 'key', m.user_key,
-                'entered_at', m.entered_at, 'entry_count', m.entry_count, 'source', m.source)
+    Ok(sqlx::query_as(&format!(
+        "select m.bucket_id, m.user_key as key, m.entered_at, m.entry_count, m.source
            from {s}.memberships m where m.bucket_id = $1 and m.user_key = $2 and m.active"
     ))
     .bind(bucket)
     .bind(key)
     .fetch_optional(pool)
     .await?)
+}
+
+/// One entry of a bucket's transition feed.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Transition {
+    /// Its id: increasing in commit order, the cursor of the feed.
+    pub id: i64,
+    /// The contact's key.
+    pub key: String,
+    /// `entered`, `left` or `dwell`.
+    pub kind: String,
+    /// Why a contact left (`criteria`, `max_dwell`, `deleted`, …); null otherwise.
+    pub reason: Option<String>,
+    /// The dwell reaction's label (`dwell` only).
+    pub label: Option<String>,
+    /// Which firing of an `every` dwell reaction (`dwell` only).
+    pub ordinal: Option<i64>,
+    /// The entry it belongs to.
+    pub entry_count: i32,
+    /// What caused it: `tick`, `realtime`, `backfill`, …
+    pub source: String,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
 }
 
 /// A page of a bucket's transitions by id, after id `after`.
@@ -176,20 +313,18 @@ pub async fn transitions(
     bucket: &str,
     after: i64,
     limit: i64,
-) -> Result<Value> {
+) -> Result<Vec<Transition>> {
     let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select coalesce(jsonb_agg(jsonb_build_object('id', t.id, 'key', t.user_key, 'kind', t.kind,
-                  'reason', t.reason, 'label', t.label, 'ordinal', t.ordinal,
-                  'entry_count', t.entry_count, 'source', t.source, 'occurred_at', t.occurred_at)
-                  order by t.id), '[]')
-           from (select * from {s}.bucket_transitions
-                  where bucket_id = $1 and id > $2 order by id limit $3) t"
+    Ok(sqlx::query_as(&format!(
+        "select t.id, t.user_key as key, t.kind, t.reason, t.label, t.ordinal, t.entry_count,
+                t.source, t.occurred_at
+           from {s}.bucket_transitions t
+          where t.bucket_id = $1 and t.id > $2 order by t.id limit $3"
     ))
     .bind(bucket)
     .bind(after)
     .bind(limit)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?)
 }
 
@@ -205,10 +340,7 @@ pub async fn member_counts(pool: &PgPool, schema: &str) -> Result<Vec<(String, i
 }
 
 /// When the last tick (by any daemon) ran, if ever.
-pub async fn last_tick_at(
-    pool: &PgPool,
-    schema: &str,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+pub async fn last_tick_at(pool: &PgPool, schema: &str) -> Result<Option<DateTime<Utc>>> {
     let s = schema_ident(schema);
     Ok(
         sqlx::query_scalar(&format!("select last_tick_at from {s}.tick_state"))

@@ -150,11 +150,22 @@ mod tests {
 
     /// Migrations hold tables, indexes, types and sequences; engine files hold functions,
     /// triggers and views, each replaceable. A statement in the wrong kind of file would be
-    /// applied once (and go stale) or fail on the second `migrate`.
+    /// applied once (and go stale) or fail on the second `migrate`. The one exception: a
+    /// function a table needs (a column default) is created by the migration and re-created
+    /// by an engine file, so that the engine's copy is the one that runs.
     #[test]
     fn each_kind_of_object_is_in_its_kind_of_file() {
+        let engine_text: String = ENGINE.iter().map(|e| e.1).collect();
         for &(_, name, text) in MIGRATIONS {
             for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("create function ") {
+                    let function = rest.split('(').next().unwrap_or(rest);
+                    assert!(
+                        engine_text.contains(&format!("create or replace function {function}(")),
+                        "migration {name}: {function} is not re-created by an engine file"
+                    );
+                    continue;
+                }
                 for object in ["function", "trigger", "view", "procedure"] {
                     assert!(
                         !line.contains(&format!("create {object}"))

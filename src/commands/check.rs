@@ -11,7 +11,7 @@ use anyhow::Result;
 use hogsend_compiler::diagnostics::{self, Summary};
 
 use crate::output::{plural, Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend check`.
 #[derive(Debug, clap::Args)]

@@ -18,7 +18,7 @@ use hogsend_compiler::Compiled;
 use serde_json::json;
 
 use crate::output::{plural, Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend compile`.
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,7 @@ use hogsend_compiler::parse::format_file;
 use serde_json::json;
 
 use crate::output::{plural, Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend fmt`.
 #[derive(Debug, clap::Args)]

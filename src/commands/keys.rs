@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::database::{self, DatabaseArgs};
 use crate::output::{Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend keys`.
 #[derive(Debug, clap::Args)]

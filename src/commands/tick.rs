@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::database::{self, DatabaseArgs};
 use crate::output::{Format, Output};
-use crate::project;
+use hogsend_compiler::project;
 
 /// Arguments of `hogsend tick`.
 #[derive(Debug, clap::Args)]

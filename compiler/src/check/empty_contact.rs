@@ -1,38 +1,14 @@
-//! The empty-contact rule (LANGUAGE.md §2): a bucket's criteria must be false for a contact
-//! with no properties and no events, else the bucket would hold every contact ever seen.
+//! The empty-contact rule's diagnostic (`docs/language.md`): a bucket's criteria must be
+//! false for a contact with no properties, no events and no messages, else the bucket would
+//! hold every contact ever seen.
 //!
-//! The criteria are evaluated on that contact with the semantics table of §2: `did` is
-//! false, `count E CMP n` compares 0 with `n`, `==`/ordering/`exists`/`contains`/`in` are
-//! false on a missing property, `!=` is true, `opened`/`clicked` are false.
+//! Whether the criteria hold for that contact is decided on the lowered IR by the reference
+//! evaluator ([`crate::eval::holds_for_empty_contact`]), the same semantics the property
+//! tests hold the generated SQL to. This module builds what the diagnostic says about the
+//! source: the label under the criteria and the `help:` suggestion, which need the AST's
+//! spans and the file's text.
 
-use hogsend_dsl::ast::{CmpOp, Expr, ExprKind};
-
-/// The value of `expr` for the empty contact.
-pub(crate) fn holds_for_empty_contact(expr: &Expr) -> bool {
-    match &expr.kind {
-        ExprKind::Or(xs) | ExprKind::Any(xs) => xs.iter().any(holds_for_empty_contact),
-        ExprKind::And(xs) | ExprKind::All(xs) => xs.iter().all(holds_for_empty_contact),
-        ExprKind::Not(x) => !holds_for_empty_contact(x),
-        ExprKind::Paren(x) => holds_for_empty_contact(x),
-        ExprKind::Did { .. } => false,
-        ExprKind::Count { op, value, .. } => compare_count(0, *op, value.value),
-        ExprKind::Compare { op, .. } => *op == CmpOp::Ne,
-        ExprKind::Exists(_) | ExprKind::Contains(..) | ExprKind::In(..) => false,
-        ExprKind::Opened(_) | ExprKind::Clicked(_) => false,
-    }
-}
-
-/// `count CMP n` for a known count.
-pub(crate) fn compare_count(count: i64, op: CmpOp, n: i64) -> bool {
-    match op {
-        CmpOp::Eq => count == n,
-        CmpOp::Ne => count != n,
-        CmpOp::Gt => count > n,
-        CmpOp::Ge => count >= n,
-        CmpOp::Lt => count < n,
-        CmpOp::Le => count <= n,
-    }
-}
+use hogsend_dsl::ast::{Expr, ExprKind};
 
 /// What kinds of atom an expression reads.
 #[derive(Default)]
@@ -47,7 +23,7 @@ struct Reads<'e> {
 fn reads<'e>(expr: &'e Expr, r: &mut Reads<'e>) {
     match &expr.kind {
         ExprKind::Or(xs) | ExprKind::Any(xs) | ExprKind::And(xs) | ExprKind::All(xs) => {
-            xs.iter().for_each(|x| reads(x, r))
+            xs.iter().for_each(|x| reads(x, r));
         }
         ExprKind::Not(x) | ExprKind::Paren(x) => reads(x, r),
         ExprKind::Did { .. } | ExprKind::Count { .. } => {

@@ -26,7 +26,7 @@ pub(crate) enum DefKind {
 }
 
 impl DefKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DefKind::Bucket => "bucket",
             DefKind::Journey => "journey",
@@ -163,7 +163,7 @@ fn did_you_mean(suggestion: &Option<String>) -> Option<String> {
 
 impl CheckError {
     /// The one rendering of each problem.
-    pub fn to_diagnostic(&self) -> Diagnostic {
+    pub(crate) fn to_diagnostic(&self) -> Diagnostic {
         use CheckError::*;
         match self {
             DuplicateDefinition { kind, id, at, first } => {

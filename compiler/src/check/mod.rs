@@ -347,7 +347,7 @@ impl<'a> Checker<'a> {
                 BucketFieldKind::Criteria(e) => {
                     has_criteria = true;
                     out.criteria = self.pred(e, CondCtx::Criteria);
-                    if empty_contact::holds_for_empty_contact(e) {
+                    if crate::eval::holds_for_empty_contact(&out.criteria) {
                         self.report(CheckError::EmptyContact {
                             at: self.loc(e.span),
                             label: empty_contact::label(e),

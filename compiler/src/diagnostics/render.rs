@@ -53,7 +53,7 @@ impl<'a> Files<'a> {
     }
 
     fn text(&self, id: usize) -> &'a str {
-        self.files.get(id).map(|f| *f.source()).unwrap_or("")
+        self.files.get(id).map_or("", |f| *f.source())
     }
 
     /// The file id and a span clamped to the text and to char boundaries, so that no
@@ -146,7 +146,7 @@ fn label_json(label: &Label, primary: bool, sources: &SourceSet) -> Value {
 
 /// One diagnostic as a JSON object: code, severity, message, the primary location
 /// (file, 1-based line/column, byte span), every label, help and notes.
-pub fn diagnostic_json(d: &Diagnostic, sources: &SourceSet) -> Value {
+pub(super) fn diagnostic_json(d: &Diagnostic, sources: &SourceSet) -> Value {
     let text = sources.text_of(&d.primary.file).unwrap_or("");
     let (line, column) = line_column(text, d.primary.span.start);
     let mut labels = vec![label_json(&d.primary, true, sources)];

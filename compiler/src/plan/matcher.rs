@@ -17,22 +17,22 @@ use crate::plan::sql::{Expr, JoinKind, Op, Select, Source};
 /// Durations are saturated to this many seconds (1000 years) so that `now - window` and
 /// `entered_at + max_dwell` can never leave Postgres' timestamp range. Windows longer than
 /// recorded history are equivalent anyway.
-pub const MAX_SECONDS: i64 = 1000 * 365 * 86_400;
+pub(crate) const MAX_SECONDS: i64 = 1000 * 365 * 86_400;
 
 /// The SQL a bucket's criteria compile to.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MatcherSql {
+pub(crate) struct MatcherSql {
     /// `SELECT user_key, anchor` for the contacts in `_hs_cand` that match at `p_now`.
-    pub match_candidates: Select,
+    pub(crate) match_candidates: Select,
     /// `SELECT user_key, anchor` for every live contact that matches at `p_now`, with the
     /// backfill dwell anchor.
-    pub match_all: Select,
+    pub(crate) match_all: Select,
     /// `SELECT user_key` of the contacts whose truth may have changed between the previous
     /// tick `p_t0` and `p_now`: changed keys, window edges, newly visible events, due timers.
-    pub candidates: Select,
+    pub(crate) candidates: Select,
     /// `SELECT DISTINCT user_key` of the drained changes (`_hs_changed`) this criteria can
     /// see: the first part of `candidates`, alone (the daemon's real-time pass).
-    pub changed: Select,
+    pub(crate) changed: Select,
 }
 
 /// One distinct event atom of a criteria (same event, filter and window ⇒ same column).

@@ -3,9 +3,9 @@
 //! `plan` cannot fail on a checked program. It reads no clock and does no IO; the only
 //! inputs are the program and the target schema name.
 
-pub mod matcher;
+pub(crate) mod matcher;
 pub mod normalize;
-pub mod sql;
+pub(crate) mod sql;
 pub mod text;
 
 use crate::ir::{self, DwellKind, EntryPolicy, Program};
@@ -48,7 +48,7 @@ pub struct BucketPlan {
     /// The criteria in `.hog` syntax, normalized.
     pub criteria_text: String,
     pub origin: ir::Origin,
-    pub matcher: MatcherSql,
+    pub(crate) matcher: MatcherSql,
 }
 
 /// The advisory-lock key for a schema: stable across processes, machines and versions.

@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// Bumped whenever generated matching SQL changes meaning, so deployed buckets re-backfill.
-pub const EVAL_VERSION: u32 = 1;
+pub(crate) const EVAL_VERSION: u32 = 1;
 
 /// The canonical JSON text of a number literal written as `-?[0-9]+(\.[0-9]+)?`:
 /// no leading zeros, no trailing fractional zeros, no `-0`.
-pub fn canonical_number(raw: &str) -> String {
+pub(crate) fn canonical_number(raw: &str) -> String {
     let (negative, digits) = match raw.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, raw),
@@ -35,7 +35,7 @@ pub fn canonical_number(raw: &str) -> String {
 }
 
 /// A normalized copy of `pred` (see the module docs).
-pub fn normalize(pred: &Pred) -> Pred {
+pub(crate) fn normalize(pred: &Pred) -> Pred {
     match pred {
         Pred::And(children) => rebuild(children.iter().map(normalize), Pred::And, |p| match p {
             Pred::And(inner) => Ok(inner),
@@ -251,7 +251,7 @@ fn write_prop(out: &mut String, root: &str, prop: &Prop) {
 }
 
 /// A scalar as JSON text (strings quoted and escaped, numbers canonical).
-pub fn scalar_text(value: &Scalar) -> String {
+pub(crate) fn scalar_text(value: &Scalar) -> String {
     match value {
         Scalar::String(s) => json_string(s),
         Scalar::Number(raw) => canonical_number(raw),

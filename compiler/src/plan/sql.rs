@@ -370,7 +370,7 @@ struct Join {
 
 /// A SELECT statement (with the UNIONs that follow it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Select {
+pub(crate) struct Select {
     distinct: bool,
     items: Vec<(Expr, Option<String>)>,
     from: Source,
@@ -437,7 +437,7 @@ impl Select {
 
     /// The statement as text; continuation lines are indented by `indent` spaces (the first
     /// line is not: it continues the caller's line).
-    pub fn render(&self, indent: usize) -> String {
+    pub(crate) fn render(&self, indent: usize) -> String {
         let mut out = String::new();
         self.write(&mut out, indent);
         out

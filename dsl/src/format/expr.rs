@@ -33,7 +33,7 @@ pub(crate) struct BlockFrag {
 
 impl Frag {
     /// Text standing for source that ends at `end`.
-    pub fn text(text: impl Into<String>, end: usize) -> Frag {
+    pub(super) fn text(text: impl Into<String>, end: usize) -> Frag {
         Frag::Text {
             text: text.into(),
             end,
@@ -41,7 +41,7 @@ impl Frag {
     }
 
     /// Text standing for no particular source.
-    pub fn glue(text: impl Into<String>) -> Frag {
+    pub(super) fn glue(text: impl Into<String>) -> Frag {
         Frag::text(text, 0)
     }
 }

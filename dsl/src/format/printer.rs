@@ -59,7 +59,7 @@ pub(crate) struct Printer<'a> {
 
 impl<'a> Printer<'a> {
     /// A printer for a file with this source information.
-    pub fn new(src: SourceInfo<'a>) -> Self {
+    pub(super) fn new(src: SourceInfo<'a>) -> Self {
         Printer {
             src,
             next_comment: 0,
@@ -71,13 +71,20 @@ impl<'a> Printer<'a> {
     }
 
     /// Puts a blank line before the next thing printed (between definitions).
-    pub fn force_blank_line(&mut self) {
+    pub(super) fn force_blank_line(&mut self) {
         self.force_blank = true;
     }
 
     /// Prints one line of `text` at `indent` levels, whose content spans `start..end` in the
     /// source, with the comments that belong before and after it.
-    pub fn line(&mut self, indent: usize, text: &str, start: usize, end: usize, kind: LineKind) {
+    pub(super) fn line(
+        &mut self,
+        indent: usize,
+        text: &str,
+        start: usize,
+        end: usize,
+        kind: LineKind,
+    ) {
         while let Some(comment) = self.src.comments.get(self.next_comment) {
             if comment.span.start >= end {
                 break;
@@ -108,7 +115,13 @@ impl<'a> Printer<'a> {
 
     /// Prints a logical line made of fragments, starting at source offset `start`: on one
     /// line when its blocks fit, otherwise breaking the blocks that do not.
-    pub fn logical_line(&mut self, indent: usize, frags: &[Frag], start: usize, kind: LineKind) {
+    pub(super) fn logical_line(
+        &mut self,
+        indent: usize,
+        frags: &[Frag],
+        start: usize,
+        kind: LineKind,
+    ) {
         let mut current = String::new();
         let mut current_start = start;
         let mut current_end = start;
@@ -149,7 +162,7 @@ impl<'a> Printer<'a> {
     }
 
     /// The output so far, with the comments left at the end of the file.
-    pub fn finish(mut self) -> String {
+    pub(super) fn finish(mut self) -> String {
         while let Some(comment) = self.src.comments.get(self.next_comment) {
             self.blank_line_if(true, comment.span.start);
             let comment_text = format!("//{}", comment.text.trim_end());

@@ -14,14 +14,14 @@ pub(crate) struct SourceInfo<'a> {
 
 impl SourceInfo<'_> {
     /// True when a comment starts in `start..end`.
-    pub fn has_comment_between(&self, start: usize, end: usize) -> bool {
+    pub(super) fn has_comment_between(&self, start: usize, end: usize) -> bool {
         let first = self.comments.partition_point(|c| c.span.start < start);
         self.comments.get(first).is_some_and(|c| c.span.start < end)
     }
 
     /// The offset just after the first `{` at or after `from` (skipping trivia), or `from`
     /// when there is none.
-    pub fn open_brace_end(&self, from: usize) -> usize {
+    pub(super) fn open_brace_end(&self, from: usize) -> usize {
         let Some(after) = self.text.get(from..) else {
             return from;
         };
@@ -34,14 +34,14 @@ impl SourceInfo<'_> {
     }
 
     /// The number of line breaks in `start..end` (0 when the range is empty or reversed).
-    pub fn newlines_between(&self, start: usize, end: usize) -> usize {
+    pub(super) fn newlines_between(&self, start: usize, end: usize) -> usize {
         self.text
             .get(start..end)
             .map_or(0, |gap| gap.bytes().filter(|&b| b == b'\n').count())
     }
 
     /// True when `start..end` holds nothing but spaces and tabs (same line, no tokens).
-    pub fn only_spaces_between(&self, start: usize, end: usize) -> bool {
+    pub(super) fn only_spaces_between(&self, start: usize, end: usize) -> bool {
         start <= end
             && self
                 .text

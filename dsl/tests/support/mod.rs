@@ -8,7 +8,7 @@ use hogsend_dsl::{parse, ParseError};
 /// Parses `input`, asserts it has no errors, and compares the dump of its tree with
 /// `expected` (whitespace-insensitive: runs of whitespace compare equal).
 #[track_caller]
-pub fn check(input: &str, expected: &str) {
+pub(crate) fn check(input: &str, expected: &str) {
     let parsed = parse(input);
     assert!(
         parsed.errors.is_empty(),
@@ -23,7 +23,7 @@ pub fn check(input: &str, expected: &str) {
 }
 
 /// Parses `input` and returns the messages of its errors, as `start..end: message`.
-pub fn errors(input: &str) -> Vec<String> {
+pub(crate) fn errors(input: &str) -> Vec<String> {
     let parsed = parse(input);
     parsed
         .errors
@@ -33,7 +33,7 @@ pub fn errors(input: &str) -> Vec<String> {
 }
 
 /// The errors of `input` with the text they point at.
-pub fn show_errors(input: &str, errors: &[ParseError]) -> String {
+pub(crate) fn show_errors(input: &str, errors: &[ParseError]) -> String {
     errors
         .iter()
         .map(|e| {
@@ -45,12 +45,12 @@ pub fn show_errors(input: &str, errors: &[ParseError]) -> String {
 }
 
 /// Collapses runs of whitespace to one space and trims.
-pub fn squash(s: &str) -> String {
+pub(crate) fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The whole file as s-expressions, one definition per line.
-pub fn dump(file: &SourceFile) -> String {
+pub(crate) fn dump(file: &SourceFile) -> String {
     file.items
         .iter()
         .map(|item| match item {
@@ -138,7 +138,7 @@ fn block(b: &Block) -> String {
     format!("{{{}}}", steps.join(" "))
 }
 
-pub fn step(s: &Step) -> String {
+pub(crate) fn step(s: &Step) -> String {
     match &s.kind {
         StepKind::Send(t) => format!("(send {})", t.name),
         StepKind::Wait(d) => format!("(wait {})", duration(d)),
@@ -192,7 +192,7 @@ fn entry(p: &EntryPolicy) -> String {
     }
 }
 
-pub fn duration(d: &Duration) -> String {
+pub(crate) fn duration(d: &Duration) -> String {
     let parts: Vec<_> = d
         .parts
         .iter()
@@ -232,7 +232,7 @@ fn window_of(w: &Option<Window>) -> String {
     }
 }
 
-pub fn expr(e: &Expr) -> String {
+pub(crate) fn expr(e: &Expr) -> String {
     let list = |name: &str, es: &[Expr]| {
         let inner: Vec<_> = es.iter().map(expr).collect();
         format!("({name} {})", inner.join(" "))

@@ -1,12 +1,13 @@
 //! Helpers shared by the bucket-engine tests: IR builders, deploying a hand-built program,
-//! a naive evaluator of LANGUAGE.md §2 written straight from the semantics table, and
-//! readers of the SQL surface (`bucket_members`, `bucket_transitions`, `bucket:*` events).
+//! an in-memory model of the data evaluated by the compiler's reference evaluator
+//! (`hogsend_compiler::eval`, which the generated SQL must agree with), and readers of the SQL surface (`bucket_members`, `bucket_transitions`, `bucket:*` events).
 //!
 //! Instants are integers: microseconds since [`base`] (2026-03-01T00:00:00Z), so that
 //! window edges like `T - D - 1µs` are exact on both sides.
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
+use hogsend_compiler::eval;
 use hogsend_compiler::ir::{
     Bucket, CmpOp, DwellKind, DwellRule, EntryPolicy, EventAtom, EventPred, EventTest, Origin,
     Pred, Program, Prop, PropTest, Scalar, Seconds, Window,
@@ -227,7 +228,7 @@ pub fn hog_bucket(b: &Bucket) -> String {
 }
 
 // ------------------------------------------------------------------------------------------
-// The naive evaluator (LANGUAGE.md §2), over an in-memory model of the data
+// The reference evaluator over an in-memory model of the data
 // ------------------------------------------------------------------------------------------
 
 /// A contact as the model sees it.
@@ -259,127 +260,50 @@ pub struct Message {
     pub clicked_at: Option<Us>,
 }
 
-/// What one contact looks like to the evaluator.
+/// What one contact looks like to the evaluator: its data, event properties parsed.
 pub struct View<'a> {
     pub props: &'a Value,
     pub events: Vec<(&'a Event, Value)>,
     pub messages: Vec<&'a Message>,
 }
 
-/// The empty contact: no properties, no events, no messages.
-pub fn eval_empty(p: &Pred) -> bool {
-    let props = Value::Object(Default::default());
-    let view = View {
-        props: &props,
-        events: vec![],
-        messages: vec![],
-    };
-    eval(p, &view, 0)
-}
-
-/// Is `p` true for this contact at `t`? (LANGUAGE.md §2, two-valued.)
-pub fn eval(p: &Pred, v: &View, t: Us) -> bool {
-    match p {
-        Pred::And(c) => c.iter().all(|p| eval(p, v, t)),
-        Pred::Or(c) => c.iter().any(|p| eval(p, v, t)),
-        Pred::Not(x) => !eval(x, v, t),
-        Pred::Event(atom) => {
-            let n = v
+impl View<'_> {
+    /// The contact as the reference evaluator reads it.
+    pub fn contact(&self) -> eval::Contact<'_> {
+        eval::Contact {
+            properties: self.props,
+            events: self
                 .events
                 .iter()
-                .filter(|(e, props)| {
-                    e.name == atom.event
-                        // events after T have not happened yet
-                        && e.at <= t
-                        // windows are inclusive at both ends
-                        && match atom.window {
-                            Window::Ever => true,
-                            Window::Within(d) => t - secs(d) <= e.at,
-                            Window::SinceEntry => panic!("since entry in a bucket"),
-                        }
-                        && atom.filter.as_ref().is_none_or(|f| eval_event(f, props))
+                .map(|(e, props)| eval::Event {
+                    name: &e.name,
+                    properties: props,
+                    occurred_at: e.at,
                 })
-                .count() as i64;
-            match atom.test {
-                EventTest::Exists => n > 0,
-                EventTest::Count(op, k) => compare(op, n.cmp(&k)),
-            }
+                .collect(),
+            messages: self
+                .messages
+                .iter()
+                .map(|m| eval::Message {
+                    template: &m.template,
+                    opened: m.opened_at.is_some(),
+                    clicked: m.clicked_at.is_some(),
+                })
+                .collect(),
+            entered_at: None,
         }
-        Pred::Prop(prop) => prop_holds(v.props, prop),
-        // Decision (ARCHITECTURE.md): an open/click counts once recorded, whatever the instant.
-        Pred::Opened(tpl) => v
-            .messages
-            .iter()
-            .any(|m| &m.template == tpl && m.opened_at.is_some()),
-        Pred::Clicked(tpl) => v
-            .messages
-            .iter()
-            .any(|m| &m.template == tpl && m.clicked_at.is_some()),
     }
 }
 
-fn eval_event(p: &EventPred, props: &Value) -> bool {
-    match p {
-        EventPred::And(c) => c.iter().all(|p| eval_event(p, props)),
-        EventPred::Or(c) => c.iter().any(|p| eval_event(p, props)),
-        EventPred::Not(x) => !eval_event(x, props),
-        EventPred::Prop(prop) => prop_holds(props, prop),
-    }
+/// Is `p` true for the empty contact (no properties, no events, no messages)?
+pub fn eval_empty(p: &Pred) -> bool {
+    eval::holds_for_empty_contact(p)
 }
 
-fn compare(op: CmpOp, ord: std::cmp::Ordering) -> bool {
-    use std::cmp::Ordering::*;
-    match op {
-        CmpOp::Eq => ord == Equal,
-        CmpOp::Ne => ord != Equal,
-        CmpOp::Gt => ord == Greater,
-        CmpOp::Ge => ord != Less,
-        CmpOp::Lt => ord == Less,
-        CmpOp::Le => ord != Greater,
-    }
-}
-
-/// The value at `path`; missing as soon as a step is not an object holding that key.
-pub fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter()
-        .try_fold(root, |v, key| v.as_object().and_then(|o| o.get(key)))
-}
-
-/// A JSON number's value. The test domains use short decimals, which f64 holds exactly
-/// enough that equal decimals parse to equal doubles and order is preserved.
-fn number(text: &str) -> f64 {
-    text.parse::<f64>()
-        .unwrap_or_else(|_| panic!("bad number {text}"))
-}
-
-/// `contact.p == v`: present, same JSON type, numbers by value.
-fn json_eq(v: &Value, lit: &Scalar) -> bool {
-    match (v, lit) {
-        (Value::String(a), Scalar::String(b)) => a == b,
-        (Value::Number(a), Scalar::Number(b)) => number(&a.to_string()) == number(b),
-        (Value::Bool(a), Scalar::Bool(b)) => a == b,
-        _ => false,
-    }
-}
-
-pub fn prop_holds(root: &Value, prop: &Prop) -> bool {
-    let v = lookup(root, &prop.path);
-    match &prop.test {
-        PropTest::Compare(CmpOp::Eq, lit) => v.is_some_and(|v| json_eq(v, lit)),
-        PropTest::Compare(CmpOp::Ne, lit) => !v.is_some_and(|v| json_eq(v, lit)),
-        PropTest::Compare(op, lit) => match (v, lit) {
-            (Some(Value::Number(a)), Scalar::Number(b)) => {
-                let (a, b) = (number(&a.to_string()), number(b));
-                compare(*op, a.partial_cmp(&b).expect("no NaN in JSON"))
-            }
-            _ => false,
-        },
-        PropTest::Exists => v.is_some_and(|v| !v.is_null()),
-        PropTest::Contains(needle) => {
-            matches!(v, Some(Value::String(x)) if x.contains(needle.as_str()))
-        }
-        PropTest::In(values) => values.iter().any(|l| v.is_some_and(|v| json_eq(v, l))),
-    }
+/// Is `p` true for this contact at `t`? (The reference evaluator, `hogsend_compiler::eval`:
+/// instants are test microseconds, the same epoch for every input.)
+pub fn eval(p: &Pred, v: &View, t: Us) -> bool {
+    eval::holds(p, &v.contact(), t)
 }
 
 /// The whole dataset, as the test believes the database holds it.
@@ -754,7 +678,7 @@ pub fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> Strin
     format!("missing (should be members): {missing:?}; extra (should not be): {extra:?}")
 }
 
-/// The backfill dwell anchor of LANGUAGE.md §3: the latest `occurred_at <= t` among the
+/// The backfill dwell anchor (docs/language.md): the latest `occurred_at <= t` among the
 /// events the criteria's windowed atoms name (with their filters, ignoring the window),
 /// `None` when the criteria has no windowed atom or the contact no such event.
 pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
@@ -773,7 +697,10 @@ pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
         .filter(|(e, props)| {
             e.at <= t
                 && atoms.iter().any(|a| {
-                    a.event == e.name && a.filter.as_ref().is_none_or(|f| eval_event(f, props))
+                    a.event == e.name
+                        && a.filter
+                            .as_ref()
+                            .is_none_or(|f| eval::event_pred_holds(props, f))
                 })
         })
         .map(|(e, _)| e.at)

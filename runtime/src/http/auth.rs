@@ -5,8 +5,8 @@ use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::keys::{self, Caller, Scope};
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use base64::Engine;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -41,10 +41,9 @@ impl Required for Admin {
 pub struct Auth<R>(pub Caller, PhantomData<R>);
 
 /// The key presented in `Authorization`: `Bearer <key>` or `Basic base64(<key>:)`.
-fn presented(parts: &Parts) -> Result<String, ApiError> {
+fn presented(headers: &HeaderMap) -> Result<String, ApiError> {
     let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message.to_owned());
-    let value = parts
-        .headers
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("missing API key: send `Authorization: Bearer <key>`"))?
         .to_str()
@@ -71,32 +70,49 @@ impl<R: Required> FromRequestParts<AppState> for Auth<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = presented(parts)?;
-        let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
-        let caller = keys::verify(&mut conn, &state.config.schema, &key)
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "invalid or revoked API key"))?;
-        if !caller.scope.allows(R::SCOPE) {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "this key has scope `{}`; this route needs `{}` (or `admin`)",
-                    caller.scope,
-                    R::SCOPE
-                ),
-            ));
-        }
-        if let Err(wait) = state.limiter.check(caller.key_id) {
-            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut err = ApiError::new(ErrorCode::RateLimited, format!(
-                    "too many requests for this key; retry in {wait} s (`[api] rate_limit_per_second`)"
-                ),
-            );
-            err.retry_after = Some(wait);
-            return Err(err);
-        }
+        let key = presented(&parts.headers)?;
+        let caller = authorize(state, &key, R::SCOPE).await?;
         Ok(Auth(caller, PhantomData))
     }
+}
+
+/// The key in `Authorization`, if the request sends that header (PostHog's capture API
+/// may carry its key in the body instead).
+pub fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        presented(headers).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Verifies `key`, checks it allows `scope` and takes a token from its rate limit.
+pub async fn authorize(state: &AppState, key: &str, scope: Scope) -> Result<Caller, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(crate::Error::from)?;
+    let caller = keys::verify(&mut conn, &state.config.schema, key)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "invalid or revoked API key"))?;
+    if !caller.scope.allows(scope) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this key has scope `{}`; this route needs `{scope}` (or `admin`)",
+                caller.scope,
+            ),
+        ));
+    }
+    if let Err(wait) = state.limiter.check(caller.key_id) {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut err = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many requests for this key; retry in {wait} s (`[api] rate_limit_per_second`)"
+            ),
+        );
+        err.retry_after = Some(wait);
+        return Err(err);
+    }
+    Ok(caller)
 }
 
 /// Token buckets per key id: `per_second` tokens refill each second up to `burst`; a

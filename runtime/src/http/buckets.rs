@@ -2,16 +2,16 @@
 //! membership, and the transition feed.
 
 use super::auth::{Auth, Read};
-use super::contacts::next_id;
-use super::error::{ApiError, ErrorCode};
+use super::contacts::{next_cursor, IdPage};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiPath, ApiQuery};
 use super::{page_limit, AppState};
-use crate::queries;
+use crate::queries::{self, Bucket, Member, Membership, Transition};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -38,37 +38,79 @@ async fn known(state: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn list(State(state): State<AppState>, _auth: Auth<Read>) -> Result<Json<Value>, ApiError> {
-    let buckets = queries::buckets(&state.pool, &state.config.schema).await?;
-    Ok(Json(json!({ "buckets": buckets })))
+/// Every deployed bucket.
+#[derive(Serialize, ToSchema)]
+pub(super) struct BucketList {
+    /// By id.
+    buckets: Vec<Bucket>,
 }
 
-async fn one(
+/// Every deployed bucket with its live member count.
+#[utoipa::path(get, path = "/v1/buckets", tag = "buckets",
+    responses((status = 200, description = "The buckets", body = BucketList)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    _auth: Auth<Read>,
+) -> Result<Json<BucketList>, ApiError> {
+    let buckets = queries::buckets(&state.pool, &state.config.schema).await?;
+    Ok(Json(BucketList { buckets }))
+}
+
+/// One deployed bucket.
+#[utoipa::path(get, path = "/v1/buckets/{id}", tag = "buckets",
+    params(("id" = String, Path, description = "The bucket's id")),
+    responses((status = 200, description = "The bucket", body = Bucket),
+        (status = 404, description = "`bucket_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn one(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Bucket>, ApiError> {
     queries::bucket(&state.pool, &state.config.schema, &id)
         .await?
         .map(Json)
         .ok_or_else(|| unknown_bucket(&id))
 }
 
-#[derive(Deserialize)]
-struct MembersPage {
+/// The query of a key-ordered page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct KeyPage {
+    /// Members with a key greater than this (default: from the start).
     after: Option<String>,
+    /// Rows per page, 1 to 1000 (default 100).
     limit: Option<i64>,
 }
 
-async fn members(
+/// A page of a bucket's members.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MemberPage {
+    /// The bucket.
+    bucket_id: String,
+    /// Its active members, by key.
+    members: Vec<Member>,
+    /// The `after` of the next page; null when this page is the last.
+    next: Option<String>,
+}
+
+/// A bucket's active members (keyset pages by key).
+#[utoipa::path(get, path = "/v1/buckets/{id}/members", tag = "buckets",
+    params(("id" = String, Path, description = "The bucket's id"), KeyPage),
+    responses((status = 200, description = "A page of members", body = MemberPage),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 404, description = "`bucket_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn members(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(page): ApiQuery<MembersPage>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(page): ApiQuery<KeyPage>,
+) -> Result<Json<MemberPage>, ApiError> {
     let limit = page_limit(page.limit)?;
     known(&state, &id).await?;
-    let rows = queries::members(
+    let members = queries::members(
         &state.pool,
         &state.config.schema,
         &id,
@@ -76,24 +118,26 @@ async fn members(
         limit,
     )
     .await?;
-    let next = match rows.as_array() {
-        Some(list) if list.len() as i64 == limit => list
-            .last()
-            .and_then(|r| r.get("key"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    Ok(Json(
-        json!({ "bucket_id": id, "members": rows, "next": next }),
-    ))
+    let next = next_cursor(&members, limit, |m| m.key.clone());
+    Ok(Json(MemberPage {
+        bucket_id: id,
+        members,
+        next,
+    }))
 }
 
-async fn member(
+/// A contact's active membership of a bucket.
+#[utoipa::path(get, path = "/v1/buckets/{id}/members/{key}", tag = "buckets",
+    params(("id" = String, Path, description = "The bucket's id"),
+        ("key" = String, Path, description = "The contact's key")),
+    responses((status = 200, description = "The membership", body = Membership),
+        (status = 404, description = "`bucket_not_found`, `not_a_member`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn member(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath((id, key)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Membership>, ApiError> {
     known(&state, &id).await?;
     queries::member(&state.pool, &state.config.schema, &id, &key)
         .await?
@@ -106,31 +150,45 @@ async fn member(
         })
 }
 
-#[derive(Deserialize)]
-struct FeedPage {
-    after: Option<i64>,
-    limit: Option<i64>,
+/// A page of a bucket's transition feed.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TransitionPage {
+    /// The bucket.
+    bucket_id: String,
+    /// Transitions in commit order.
+    transitions: Vec<Transition>,
+    /// The `after` to poll from next: the last id served, or the one given when nothing
+    /// is new.
+    next: i64,
+    /// Whether a full page was served (more may be waiting).
+    more: bool,
 }
 
-async fn transitions(
+/// A bucket's transition feed: entries, leaves and dwell firings in commit order; a
+/// consumer that polls from the last id it saw never misses or repeats one.
+#[utoipa::path(get, path = "/v1/buckets/{id}/transitions", tag = "buckets",
+    params(("id" = String, Path, description = "The bucket's id"), IdPage),
+    responses((status = 200, description = "A page of the feed", body = TransitionPage),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 404, description = "`bucket_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn transitions(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(page): ApiQuery<FeedPage>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(page): ApiQuery<IdPage>,
+) -> Result<Json<TransitionPage>, ApiError> {
     let limit = page_limit(page.limit)?;
     known(&state, &id).await?;
     let after = page.after.unwrap_or(0);
-    let rows = queries::transitions(&state.pool, &state.config.schema, &id, after, limit).await?;
-    // The cursor to poll from next: the last id served, or the one given when nothing new.
-    let cursor = rows
-        .as_array()
-        .and_then(|l| l.last())
-        .and_then(|r| r.get("id"))
-        .cloned()
-        .unwrap_or(json!(after));
-    let more = !next_id(&rows, limit).is_null();
-    Ok(Json(
-        json!({ "bucket_id": id, "transitions": rows, "next": cursor, "more": more }),
-    ))
+    let transitions =
+        queries::transitions(&state.pool, &state.config.schema, &id, after, limit).await?;
+    let next = transitions.last().map_or(after, |t| t.id);
+    let more = next_cursor(&transitions, limit, |t| t.id).is_some();
+    Ok(Json(TransitionPage {
+        bucket_id: id,
+        transitions,
+        next,
+        more,
+    }))
 }

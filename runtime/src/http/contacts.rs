@@ -2,18 +2,19 @@
 //! the contact's buckets and events.
 
 use super::auth::{Admin, Auth, Ingest, Read};
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiPath, ApiQuery, JsonBody};
 use super::{page_limit, AppState};
 use crate::ingest::{self, FieldError, Item, Payload};
-use crate::queries;
+use crate::queries::{self, Contact, ContactMembership, StoredEvent};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -33,11 +34,17 @@ fn no_contact(key: &str) -> ApiError {
     )
 }
 
-async fn get_contact(
+/// A live contact.
+#[utoipa::path(get, path = "/v1/contacts/{key}", tag = "contacts",
+    params(("key" = String, Path, description = "The contact's key")),
+    responses((status = 200, description = "The contact", body = Contact),
+        (status = 404, description = "`contact_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn get_contact(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(key): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Contact>, ApiError> {
     queries::contact(&state.pool, &state.config.schema, &key)
         .await?
         .map(Json)
@@ -85,12 +92,30 @@ fn parse_put(body: &Value) -> Result<Item, Vec<FieldError>> {
     }
 }
 
-async fn put_contact(
+/// The body of `PUT /v1/contacts/{key}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the body read by `parse_put`
+pub(super) struct ContactUpdate {
+    /// Trimmed and lower-cased; `null` leaves it.
+    email: Option<String>,
+    /// Merged shallowly into the stored properties; a `null` value removes the key.
+    #[schema(value_type = Option<Object>)]
+    properties: Option<Value>,
+}
+
+/// Creates or updates a contact (the key as its external id); brings a deleted one back.
+#[utoipa::path(put, path = "/v1/contacts/{key}", tag = "contacts",
+    params(("key" = String, Path, description = "The contact's key (1 to 255 characters)")),
+    request_body = ContactUpdate,
+    responses((status = 200, description = "The contact after the update", body = Contact),
+        (status = 400, description = "`invalid_request`, `invalid_parameter`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn put_contact(
     State(state): State<AppState>,
     _auth: Auth<Ingest>,
     ApiPath(key): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Contact>, ApiError> {
     let mut item = parse_put(&body).map_err(|p| ApiError::invalid(&p))?;
     let key = key.trim().to_owned();
     if key.is_empty() || key.chars().count() > 255 {
@@ -111,13 +136,21 @@ async fn put_contact(
     if revived {
         state.pending.touch([key.clone()]);
     }
-    queries::contact(&state.pool, schema, &key)
+    // An id another contact absorbed (identify/alias) reaches that contact.
+    let reached = ingest::resolve_key(&state.pool, schema, &key).await?;
+    queries::contact(&state.pool, schema, &reached)
         .await?
         .map(Json)
         .ok_or_else(|| no_contact(&key))
 }
 
-async fn delete_contact(
+/// Soft-deletes a contact: it leaves every bucket at once, silently.
+#[utoipa::path(delete, path = "/v1/contacts/{key}", tag = "contacts",
+    params(("key" = String, Path, description = "The contact's key")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "`contact_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn delete_contact(
     State(state): State<AppState>,
     _auth: Auth<Admin>,
     ApiPath(key): ApiPath<String>,
@@ -129,31 +162,68 @@ async fn delete_contact(
     }
 }
 
-async fn contact_buckets(
+/// The buckets a contact is in now.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ContactBuckets {
+    /// The contact's key.
+    key: String,
+    /// Its current memberships, by bucket id.
+    buckets: Vec<ContactMembership>,
+}
+
+/// The buckets a contact is in now.
+#[utoipa::path(get, path = "/v1/contacts/{key}/buckets", tag = "contacts",
+    params(("key" = String, Path, description = "The contact's key")),
+    responses((status = 200, description = "Its memberships", body = ContactBuckets),
+        (status = 404, description = "`contact_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn contact_buckets(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(key): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ContactBuckets>, ApiError> {
     let schema = &state.config.schema;
     if queries::contact(&state.pool, schema, &key).await?.is_none() {
         return Err(no_contact(&key));
     }
     let buckets = queries::contact_buckets(&state.pool, schema, &key).await?;
-    Ok(Json(json!({ "key": key, "buckets": buckets })))
+    Ok(Json(ContactBuckets { key, buckets }))
 }
 
-#[derive(Deserialize)]
-struct EventsPage {
-    after: Option<i64>,
-    limit: Option<i64>,
+/// The query of an id-keyed page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct IdPage {
+    /// Rows with an id greater than this (default 0: from the start).
+    pub(super) after: Option<i64>,
+    /// Rows per page, 1 to 1000 (default 100).
+    pub(super) limit: Option<i64>,
 }
 
-async fn contact_events(
+/// A page of a contact's events.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ContactEvents {
+    /// The contact's key.
+    key: String,
+    /// Its events, oldest first.
+    events: Vec<StoredEvent>,
+    /// The `after` of the next page; null when this page is the last.
+    next: Option<i64>,
+}
+
+/// A contact's events, oldest first (keyset pages by event id).
+#[utoipa::path(get, path = "/v1/contacts/{key}/events", tag = "contacts",
+    params(("key" = String, Path, description = "The contact's key"), IdPage),
+    responses((status = 200, description = "A page of events", body = ContactEvents),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 404, description = "`contact_not_found`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn contact_events(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(key): ApiPath<String>,
-    ApiQuery(page): ApiQuery<EventsPage>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(page): ApiQuery<IdPage>,
+) -> Result<Json<ContactEvents>, ApiError> {
     let schema = &state.config.schema;
     let limit = page_limit(page.limit)?;
     if queries::contact(&state.pool, schema, &key).await?.is_none() {
@@ -161,18 +231,15 @@ async fn contact_events(
     }
     let events =
         queries::contact_events(&state.pool, schema, &key, page.after.unwrap_or(0), limit).await?;
-    let next = next_id(&events, limit);
-    Ok(Json(json!({ "key": key, "events": events, "next": next })))
+    let next = next_cursor(&events, limit, |e| e.id);
+    Ok(Json(ContactEvents { key, events, next }))
 }
 
-/// The cursor for the next page: the last id of a full page, else null.
-pub fn next_id(rows: &Value, limit: i64) -> Value {
-    match rows.as_array() {
-        Some(list) if list.len() as i64 == limit => list
-            .last()
-            .and_then(|r| r.get("id"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        _ => Value::Null,
+/// The cursor for the next page: the last row's of a full page, else none.
+pub fn next_cursor<T, C>(rows: &[T], limit: i64, cursor: impl Fn(&T) -> C) -> Option<C> {
+    if rows.len() as i64 == limit {
+        rows.last().map(cursor)
+    } else {
+        None
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/events`: hogsend's own ingest route (and the reference engine's body).
 
 use super::auth::{Auth, Ingest};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::AppState;
 use crate::ingest::{self, validate, FieldError, Outcome, Payload};
@@ -10,21 +10,78 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/events", post(post_events))
 }
 
-async fn post_events(
+/// One event of `POST /v1/events` (the reference engine's names `userId`, `anonymousId`,
+/// `name`, `eventProperties`, `idempotencyKey`, `messageId`, `contactProperties` are
+/// accepted too; unknown fields are refused).
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // describes the body read by `ingest::parse_events`
+pub(super) struct EventIn {
+    /// The contact's user id (1 to 255 characters); this or `anonymous_id` is required.
+    user_id: Option<String>,
+    /// The anonymous id (1 to 255 characters).
+    anonymous_id: Option<String>,
+    /// The event name (1 to 200 characters, not starting with `bucket:` or `hogsend:`).
+    event: String,
+    /// The event's properties.
+    #[schema(value_type = Option<Object>)]
+    properties: Option<Value>,
+    /// When it happened (RFC 3339; later than now is clamped to now). Default: now.
+    #[schema(format = DateTime)]
+    timestamp: Option<String>,
+    /// The idempotency key: an event whose message id is known is not stored again.
+    message_id: Option<String>,
+    /// The contact's email (trimmed, lower-cased).
+    email: Option<String>,
+    /// A shallow patch of the contact's properties; a `null` value removes the key.
+    #[schema(value_type = Option<Object>)]
+    contact: Option<Value>,
+}
+
+/// Up to 1,000 events, written all or none.
+#[derive(serde::Deserialize, ToSchema)]
+#[allow(dead_code)] // describes the body read by `ingest::parse_events`
+pub(super) struct EventBatch {
+    /// 1 to 1,000 events.
+    events: Vec<EventIn>,
+}
+
+/// The body of `POST /v1/events`: one event or a batch.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes the body read by `ingest::parse_events`
+pub(super) enum EventsBody {
+    /// One event.
+    One(Box<EventIn>),
+    /// A batch.
+    Batch(EventBatch),
+}
+
+/// Stores events (all or none) and updates their contacts.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "The message id of a single event; `<key>:<index>` of a batch item without its own")),
+    request_body = EventsBody,
+    responses((status = 202, description = "Stored (replays counted as duplicates)", body = Outcome),
+        (status = 400, description = "`invalid_request`, `malformed_json`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn post_events(
     State(state): State<AppState>,
     _auth: Auth<Ingest>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Outcome>), ApiError> {
     let started = Instant::now();
     let received = Utc::now();
     let idempotency = headers
@@ -41,7 +98,7 @@ async fn post_events(
     }
     let parsed = ingest::parse_events(&body, idempotency, received);
     let outcome = accept(&state, parsed, received, started).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(outcome))))
+    Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 
 /// The end of every ingest route: refuses an invalid payload whole, writes a valid one

@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod openapi;
 pub mod ops;
 pub mod posthog;
 pub mod segment;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::router())
         .merge(buckets::router())
         .merge(ops::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -1,7 +1,7 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (database reachable, schema
 //! migrated, scheduler ticking) and `/metrics` (Prometheus text). No key needed.
 
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::AppState;
 use crate::scheduler::RoundResult;
 use crate::{migrate, queries};
@@ -10,9 +10,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -22,11 +24,34 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `/healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `/readyz`'s answer when ready.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// Always `ready`.
+    status: &'static str,
+    /// When the last tick (by any daemon) ran; null without a scheduler or before the first.
+    last_tick_at: Option<DateTime<Utc>>,
+}
+
+/// The database answers, the schema is migrated and (with a scheduler) ticks run.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "`not_ready`: `details` lists the failed checks", body = ErrorBody)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let schema = &state.config.schema;
     let mut problems: Vec<Value> = Vec::new();
     let database = tokio::time::timeout(Duration::from_secs(2), async {
@@ -68,13 +93,20 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         }
     }
     if problems.is_empty() {
-        Ok(Json(json!({"status": "ready", "last_tick_at": last_tick})))
+        Ok(Json(Ready {
+            status: "ready",
+            last_tick_at: last_tick,
+        }))
     } else {
         Err(ApiError::new(ErrorCode::NotReady, "not ready").with_details(problems))
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String,
+        content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let members = queries::member_counts(&state.pool, &state.config.schema)
         .await
         .unwrap_or_default();

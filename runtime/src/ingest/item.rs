@@ -26,6 +26,9 @@ pub struct Item {
     pub email: Option<String>,
     /// A shallow patch of the contact's properties; `null` removes a key.
     pub contact: Map<String, Value>,
+    /// Contact properties to set only where the contact has none yet (PostHog's
+    /// `$set_once`); `contact` wins over them.
+    pub contact_once: Map<String, Value>,
 }
 
 /// A validated request.
@@ -38,7 +41,7 @@ pub struct Payload {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// Items accepted (including duplicates and ignored ones).
     pub accepted: usize,

@@ -22,10 +22,10 @@ mod write;
 
 pub use item::{Item, Outcome, Payload};
 pub use payload::hogsend::parse_events;
-pub use payload::posthog::parse_posthog;
+pub use payload::posthog::{capture_key, parse_capture, parse_posthog};
 pub use payload::segment::parse_segment;
 pub use validate::{normalize_email, FieldError, RESERVED_PREFIXES};
-pub use write::write;
+pub use write::{resolve_key, write};
 
 /// The most items one request may carry.
 pub const MAX_BATCH: usize = 1000;

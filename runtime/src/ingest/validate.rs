@@ -23,7 +23,7 @@ pub const RESERVED_PREFIXES: [&str; 2] = ["bucket:", "hogsend:"];
 
 /// One problem with a request: the item (`None` for the request as a whole), the field and
 /// what is wrong.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// The item's position in the request (`None`: the request as a whole).

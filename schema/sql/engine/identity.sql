@@ -4,9 +4,9 @@
 -- which is what makes the transition feed gap-free when read by id (see ARCHITECTURE.md,
 -- "The transition feed"). Re-applied by every `migrate`.
 
--- The key events carrying only an anonymous id are stored under: the live contact whose key
--- it is, else the contact it was merged into, else a live contact holding it as its
--- anonymous id, else the anonymous id itself (a new contact).
+-- The key events carrying only an anonymous id are stored under: the contact whose key
+-- it is, else the contact it was merged into, else a contact holding it as its anonymous id
+-- (a live one first), else the anonymous id itself (a new contact).
 create or replace function {{ s }}.resolve_anonymous(p_ids text[]) returns table (anonymous_id text, user_key text)
 language sql stable as $hs$
   select a.id,
@@ -14,9 +14,11 @@ language sql stable as $hs$
            (select c.user_key from {{ s }}.contacts c where c.user_key = a.id),
            (select c.user_key from {{ s }}.contact_aliases x
               join {{ s }}.contacts c on c.id = x.contact_id where x.alias = a.id),
+           -- [identity invariant: a deleted holder still holds the id (deletion is
+           -- sticky); re-creating a contact for it would split the person on revival]
            (select c.user_key from {{ s }}.contacts c
-             where c.anonymous_id = a.id and c.deleted_at is null
-             order by c.created_at, c.id limit 1),
+             where c.anonymous_id = a.id
+             order by c.deleted_at is not null, c.created_at, c.id limit 1),
            a.id)
     from (select distinct u as id from unnest(p_ids) as u where u is not null) a;
 $hs$;
@@ -46,7 +48,16 @@ begin
   end if;
   select * into a from {{ s }}.contacts where user_key = p_anon and deleted_at is null;
   if a.id is null then
-    -- Nothing to fold: remember the anonymous id on (or as an alias of) the user.
+    -- Nothing to fold: remember the anonymous id on (or as an alias of) the user — unless a
+    -- (deleted) contact is keyed by it: deletion is sticky, and an id must never be both a
+    -- contact's key and another contact's absorbed id (the identity invariant).
+    -- [identity invariant: begin]
+    if exists (select 1 from {{ s }}.contacts where user_key = p_anon) then
+      insert into {{ s }}.contacts (external_id) values (p_user)
+      on conflict (user_key) do nothing;
+      return p_user;
+    end if;
+    -- [identity invariant: end]
     insert into {{ s }}.contacts as c (external_id, anonymous_id)
     values (p_user, p_anon)
     on conflict (user_key) do update

@@ -26,12 +26,21 @@ begin
   end if;
 end $hs$;
 
+-- The change queue's current slot: the parity of `queue_epoch` (see migration 1). Also
+-- created by migration 1, which needs it for `changed_keys.slot`'s default.
+create or replace function {{ s }}._queue_slot() returns smallint
+language sql volatile as $hs$
+  select (last_value % 2)::smallint from {{ s }}.queue_epoch
+$hs$;
+
 -- Serialize passes on this schema; returns the previous tick instant (or p_now on the first).
+-- Drains the change queue by slot switch and truncate (see `changed_keys` in migration 1).
 create or replace function {{ s }}._tick_begin(p_now timestamptz) returns timestamptz
 language plpgsql as $hs$
 declare
-  t0 timestamptz;
-  n  bigint;
+  t0   timestamptz;
+  n    bigint;
+  v_slot smallint;
 begin
   if p_now is null then
     raise exception 'hogsend: tick needs a non-null now' using errcode = '22004';
@@ -44,9 +53,22 @@ begin
   end if;
   perform {{ s }}._work_tables();
   delete from _hs_changed;
-  with drained as (delete from {{ s }}.changed_keys returning user_key, kind, event)
-  insert into _hs_changed (user_key, kind, event) select distinct user_key, kind, event from drained;
-  get diagnostics n = row_count;
+  -- Switch: from here on writers fill the other slot.
+  v_slot := {{ s }}._queue_slot();
+  perform nextval('{{ s }}.queue_epoch');
+  if v_slot = 0 then
+    lock table {{ s }}.changed_keys_0 in access exclusive mode;
+    insert into _hs_changed (user_key, kind, event)
+    select distinct user_key, kind, event from {{ s }}.changed_keys_0;
+    get diagnostics n = row_count;
+    truncate {{ s }}.changed_keys_0;
+  else
+    lock table {{ s }}.changed_keys_1 in access exclusive mode;
+    insert into _hs_changed (user_key, kind, event)
+    select distinct user_key, kind, event from {{ s }}.changed_keys_1;
+    get diagnostics n = row_count;
+    truncate {{ s }}.changed_keys_1;
+  end if;
   if n > 0 then
     analyze _hs_changed;
   end if;

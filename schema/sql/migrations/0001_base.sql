@@ -74,11 +74,36 @@ create index messages_user_template on {{ s }}.messages (user_key, template);
 -- (buckets whose criteria name it); 'p' the contact's properties changed (buckets that read
 -- properties); 'm' a message was opened or clicked (buckets with opened/clicked); 'x' the
 -- contact appeared, disappeared, was (un)deleted or re-keyed (every bucket).
+--
+-- The queue does not bloat: it is partitioned in two *slots*. Writers (the triggers,
+-- `merge_contacts`) insert through the parent, and a row's slot defaults to the current
+-- one: the parity of the sequence `queue_epoch`, which is not
+-- transactional, so a tick's switch is seen by every writer at once. A tick switches the
+-- slot, then drains the previous one whole — copy, then `truncate` (no dead tuples, the
+-- file starts empty) — under an ACCESS EXCLUSIVE lock that waits for the writers already
+-- inside it. New writers go to the new slot and never wait; only a writer that read the slot
+-- just before the switch and inserts after it waits for the tick, and its rows stay in the
+-- old slot for the tick after next (never lost: every tick drains the slot it left, and
+-- entries left behind in the other one are drained when it is left in turn). The real-time
+-- pass deletes its keys' entries from both slots (dead tuples bounded by one tick period:
+-- the next drain of that slot truncates them).
+create sequence {{ s }}.queue_epoch minvalue 0 start with 0;
+-- Called once, so that every later nextval moves last_value (and so the slot).
+select nextval('{{ s }}.queue_epoch');
+-- The slot a new row goes to; needed here by the column default (the engine file pass.sql
+-- re-creates it with every migrate, like every function).
+create function {{ s }}._queue_slot() returns smallint
+language sql volatile as $hs$
+  select (last_value % 2)::smallint from {{ s }}.queue_epoch
+$hs$;
 create table {{ s }}.changed_keys (
   user_key text not null,
   kind     "char" not null,
-  event    text
-);
+  event    text,
+  slot     smallint not null default {{ s }}._queue_slot()
+) partition by list (slot);
+create table {{ s }}.changed_keys_0 partition of {{ s }}.changed_keys for values in (0);
+create table {{ s }}.changed_keys_1 partition of {{ s }}.changed_keys for values in (1);
 
 ------------------------------------------------------------------------------------------
 -- Buckets, memberships, transitions.

@@ -11,7 +11,9 @@ pub use registry::ErrorCode;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// An error answer.
 #[derive(Debug)]
@@ -108,10 +110,36 @@ impl From<crate::Error> for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorObject,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// The stable code (see the registry in `runtime/src/http/error/registry.rs`).
+    pub code: ErrorCode,
+    /// For people; may change between releases.
+    pub message: String,
+    /// One object per problem: `index`, `field`, `message` for invalid items; `field`,
+    /// `message` for a parameter; `line`, `column`, `message` for malformed JSON; `check`,
+    /// `message` for `/readyz`.
+    #[schema(value_type = Vec<Object>)]
+    pub details: Vec<Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "code": self.code, "message": self.message, "details": self.details}});
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

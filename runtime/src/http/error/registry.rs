@@ -48,6 +48,20 @@ impl serde::Serialize for ErrorCode {
     }
 }
 
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A stable, machine-readable error code; its HTTP status never changes.",
+            ))
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
 registry! {
     // ---- 400: the request is wrong; sending it again fails again ----
     /// A body that parsed but does not validate.

@@ -188,5 +188,6 @@ fn event_item(
         message_id,
         email,
         contact,
+        contact_once: Map::new(),
     })
 }

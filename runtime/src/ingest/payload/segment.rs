@@ -218,6 +218,7 @@ fn call(
         message_id,
         email,
         contact,
+        contact_once: Map::new(),
     });
 }
 

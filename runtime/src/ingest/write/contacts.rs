@@ -15,11 +15,18 @@ struct ContactPatch {
     email: Option<String>,
     set: Map<String, Value>,
     remove: Vec<String>,
+    /// Set only where the stored contact has no such key (the first value given wins).
+    once: Map<String, Value>,
 }
 
 impl ContactPatch {
     /// Folds one item's email and properties in.
     fn fold(&mut self, item: &Item) {
+        for (k, v) in &item.contact_once {
+            if !v.is_null() && !self.once.contains_key(k) {
+                self.once.insert(k.clone(), v.clone());
+            }
+        }
         if item.email.is_some() {
             self.email.clone_from(&item.email);
         }
@@ -37,7 +44,10 @@ impl ContactPatch {
     }
 
     fn is_empty(&self) -> bool {
-        self.email.is_none() && self.set.is_empty() && self.remove.is_empty()
+        self.email.is_none()
+            && self.set.is_empty()
+            && self.remove.is_empty()
+            && self.once.is_empty()
     }
 }
 
@@ -70,7 +80,8 @@ fn fold(live: &[&Item], keys: &[Option<String>]) -> BTreeMap<String, ContactPatc
         let plain = item.user_id.is_some()
             && item.event.is_some()
             && item.email.is_none()
-            && item.contact.is_empty();
+            && item.contact.is_empty()
+            && item.contact_once.is_empty();
         if plain && !patches.contains_key(key) {
             continue;
         }
@@ -97,7 +108,12 @@ async fn create(
         ks.push(k.as_str());
         anon.push(p.anonymous);
         emails.push(p.email.as_deref());
-        sets.push(Value::Object(p.set.clone()));
+        let mut initial = p.once.clone();
+        initial.extend(p.set.clone());
+        for k in &p.remove {
+            initial.remove(k);
+        }
+        sets.push(Value::Object(initial));
     }
     let created: Vec<String> = sqlx::query_scalar(&format!(
         "insert into {s}.contacts (external_id, anonymous_id, email, properties)
@@ -125,7 +141,7 @@ async fn update(
     created: &HashSet<String>,
     received: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    let (mut uk, mut ue, mut us, mut ur) = (vec![], vec![], vec![], vec![]);
+    let (mut uk, mut ue, mut us, mut ur, mut uo) = (vec![], vec![], vec![], vec![], vec![]);
     for (k, p) in patches {
         if created.contains(k) || p.is_empty() {
             continue;
@@ -134,6 +150,7 @@ async fn update(
         ue.push(p.email.as_deref());
         us.push(Value::Object(p.set.clone()));
         ur.push(Value::from(p.remove.clone()));
+        uo.push(Value::Object(p.once.clone()));
     }
     if uk.is_empty() {
         return Ok(Vec::new());
@@ -141,8 +158,9 @@ async fn update(
     Ok(sqlx::query_scalar(&format!(
         "with t as (
            select t.k, t.e,
-                  (c.properties || t.p) - array(select jsonb_array_elements_text(t.r)) as props
-             from unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[]) as t(k, e, p, r)
+                  (t.o || c.properties || t.p) - array(select jsonb_array_elements_text(t.r)) as props
+             from unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $6::jsonb[])
+                  as t(k, e, p, r, o)
              join {s}.contacts c on c.user_key = t.k
             where c.deleted_at is null)
          update {s}.contacts c
@@ -158,6 +176,7 @@ async fn update(
     .bind(&us)
     .bind(&ur)
     .bind(received)
+    .bind(&uo)
     .fetch_all(&mut *conn)
     .await?)
 }

@@ -1,5 +1,6 @@
 //! Loading a project directory into a [`SourceSet`]: the only place that reads `.hog`
-//! files, templates and `hogsend.toml` from disk.
+//! files, templates and `hogsend.toml` from disk (the rest of the compiler takes the
+//! `SourceSet` and does no IO). The binary and the compiler's own tests use it.
 //!
 //! Every `*.hog` file under the root is read, recursively, in sorted path order, skipping
 //! dot-directories anywhere and the root's `generated/` and `target/`. Templates are the
@@ -8,13 +9,36 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use hogsend_compiler::source::{SourceFile, SourceSet, TemplateSource};
+use crate::source::{SourceFile, SourceSet, TemplateSource};
+
+/// Why a project directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The root is missing or not a directory.
+    #[error("`{}` is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// A directory could not be listed.
+    #[error("could not read directory `{}`", .path.display())]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read (or is not UTF-8).
+    #[error("could not read `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, LoadError>;
 
 /// Reads the project rooted at `root`.
 pub fn load(root: &Path) -> Result<SourceSet> {
     if !root.is_dir() {
-        bail!("`{}` is not a directory", root.display());
+        return Err(LoadError::NotADirectory(root.to_owned()));
     }
     let mut hog_paths = Vec::new();
     walk(root, root, &mut hog_paths)?;
@@ -33,7 +57,10 @@ pub fn load(root: &Path) -> Result<SourceSet> {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    fs::read_to_string(path).with_context(|| format!("could not read `{}`", path.display()))
+    fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The path of `path` relative to `root`, with `/` separators.
@@ -45,12 +72,20 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// The entries of `dir`.
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let error = |source| LoadError::ReadDir {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::read_dir(dir)
+        .map_err(error)?
+        .map(|e| e.map(|e| e.path()).map_err(error))
+        .collect()
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("could not read directory `{}`", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("could not read directory `{}`", dir.display()))?;
+    let mut entries = list(dir)?;
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -72,10 +107,7 @@ fn load_templates(root: &Path) -> Result<Vec<TemplateSource>> {
         return Ok(Vec::new());
     }
     let mut templates: Vec<TemplateSource> = Vec::new();
-    let mut entries: Vec<PathBuf> = fs::read_dir(&dir)
-        .with_context(|| format!("could not read directory `{}`", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+    let mut entries = list(&dir)?;
     entries.sort();
     for path in entries {
         let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {

@@ -105,7 +105,7 @@ proptest! {
         // A checked program exists exactly when there is no error.
         prop_assert_eq!(
             checked.program.is_some(),
-            !checked.diagnostics.iter().any(|d| d.is_error())
+            !checked.diagnostics.iter().any(hogsend_compiler::diagnostics::Diagnostic::is_error)
         );
     }
 }

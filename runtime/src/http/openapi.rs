@@ -1,0 +1,85 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' and response types'
+//! annotations (utoipa), served at `GET /v1/openapi.json` without a key: it describes the
+//! routes and shapes, nothing about the data, and clients generate code from it.
+
+use super::error::{ErrorBody, ErrorCode, ErrorObject};
+use super::{buckets, contacts, events, ops, posthog, segment, AppState};
+use crate::ingest::{FieldError, Outcome};
+use crate::queries::{
+    Bucket, Contact, ContactMembership, Member, Membership, StoredEvent, Transition,
+};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/openapi.json", get(serve))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hogsend",
+        description = "Ingest events, read contacts, buckets, members and the transition \
+            feed. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
+            with a code from one registry. Authenticate with `Authorization: Bearer <key>` \
+            (or HTTP basic auth with the key as user name); a key's scope is `ingest`, \
+            `read` or `admin`."
+    ),
+    paths(
+        events::post_events,
+        segment::batch, segment::import, segment::track, segment::identify, segment::alias,
+        segment::page, segment::screen, segment::group,
+        posthog::webhook, posthog::capture,
+        contacts::get_contact, contacts::put_contact, contacts::delete_contact,
+        contacts::contact_buckets, contacts::contact_events,
+        buckets::list, buckets::one, buckets::members, buckets::member, buckets::transitions,
+        ops::healthz, ops::readyz, ops::metrics,
+        serve,
+    ),
+    components(schemas(
+        ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
+        StoredEvent, Bucket, Member, Membership, Transition,
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "ingest", description = "hogsend's own ingest route and PostHog's webhook destination"),
+        (name = "posthog", description = "PostHog's capture API, for PostHog SDKs (also at /capture/, /e/, /i/v0/e/, /i/v1/analytics/events)"),
+        (name = "segment", description = "The Segment HTTP tracking API, for Segment and RudderStack SDKs"),
+        (name = "contacts", description = "Contacts: upsert, read, delete, their buckets and events"),
+        (name = "buckets", description = "Buckets, their members and their transition feed"),
+        (name = "operations", description = "Liveness, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the two ways to present a key.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document (OpenAPI 3.1); no key needed.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
