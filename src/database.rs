@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use hogsend_compiler::config::Config;
 use hogsend_compiler::emit::GeneratedFile;
-use sqlx::{Connection, PgConnection};
+use hogsend_schema::SchemaName;
+use sqlx::PgConnection;
 
 use crate::commands::compile::compile_project;
 use crate::output::Output;
@@ -25,7 +26,7 @@ pub struct ProjectArgs {
 /// A compiled project and the database it goes to: what `migrate` and `plan` start from.
 pub struct ProjectDatabase {
     /// The configured schema (`[database] schema`).
-    pub schema: String,
+    pub schema: hogsend_schema::SchemaName,
     /// The resolved database URL.
     pub url: String,
     /// The generated SQL.
@@ -40,7 +41,7 @@ pub fn compile_for_database(args: &ProjectArgs, out: &Output) -> Result<Option<P
     };
     let config = &compiled.checked.config;
     Ok(Some(ProjectDatabase {
-        schema: config.database.schema.as_str().to_owned(),
+        schema: config.database.schema.clone(),
         url: args.db.resolve(config)?,
         files: compiled.files.unwrap_or_default(),
     }))
@@ -74,16 +75,17 @@ impl DatabaseArgs {
     }
 }
 
-/// Connects to `url`, with a readable error that never prints the password.
-pub async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url)
+/// Connects to `url` for `schema` (the runtime's connection: its `search_path` is the
+/// schema), with a readable error that never prints the password.
+pub async fn connect(url: &str, schema: &SchemaName) -> Result<PgConnection> {
+    hogsend_runtime::db::connect_one(url, schema)
         .await
         .with_context(|| format!("could not connect to {}", redact(url)))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 pub fn redact(url: &str) -> String {
-    hogsend_compiler::config::RedactedUrl::new(url).redacted()
+    hogsend_schema::settings::RedactedUrl::new(url).redacted()
 }
 
 /// A Tokio runtime for a command's database work.

@@ -8,7 +8,8 @@
 //! these tests fail and say what to install.
 
 use hogsend_runtime::keys;
-use hogsend_runtime::testkit::{compile, TestDaemon, TestDatabase};
+use hogsend_runtime::testkit::{TestDaemon, TestDatabase};
+use hogsend_schema::GeneratedFile;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use std::path::Path;
@@ -418,4 +419,19 @@ async fn posthog_node_and_segment_analytics_node_feed_the_daemon() {
     wait_member(&d, "pro", "pn-user").await;
     wait_member(&d, "pro", "sn-user").await;
     d.stop().await.unwrap();
+}
+
+/// Compiles one `.hog` file into the generated SQL the daemon is launched with.
+fn compile(hog: &str) -> Vec<GeneratedFile> {
+    let set = hogsend_compiler::source::SourceSet {
+        files: vec![hogsend_compiler::source::SourceFile::new("test.hog", hog)],
+        ..Default::default()
+    };
+    let compiled = hogsend_compiler::compile(&set);
+    compiled.files.unwrap_or_else(|| {
+        panic!(
+            "test project has errors: {:#?}",
+            compiled.checked.diagnostics
+        )
+    })
 }

@@ -79,13 +79,18 @@ async fn ensure_meta(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// A digest of the base schema this build installs: a kept database whose base schema was
-/// created by a different build is loaded afresh (the base migration is edited in place
-/// during development, and `migrate` only applies versions a database lacks).
+/// created by a different build is loaded afresh (its migrations may differ, which
+/// `migrate` would refuse; its engine code would be re-applied anyway).
 fn base_schema_digest() -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for m in hogsend_compiler::emit::base_migrations(crate::project::SCHEMA) {
+    let schema = hogsend_schema::SchemaName::new(crate::project::SCHEMA)
+        .unwrap_or_else(|e| panic!("the bench schema name: {e}"));
+    for m in hogsend_schema::base::migrations(&schema) {
         m.sql.hash(&mut hasher);
+    }
+    for e in hogsend_schema::base::engine(&schema) {
+        e.sql.hash(&mut hasher);
     }
     format!("{:016x}", hasher.finish())
 }

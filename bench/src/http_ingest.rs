@@ -272,13 +272,14 @@ pub async fn measure(
         Some("bench"),
     )
     .await?;
-    let mut config = hogsend_runtime::RuntimeConfig::from_project(
-        &hogsend_compiler::config::Config::default(),
-        url,
-        files,
-        |_| None,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let (schema, api, schedule) = Default::default();
+    let settings = hogsend_runtime::config::Settings {
+        schema: &schema,
+        api: &api,
+        schedule: &schedule,
+    };
+    let mut config = hogsend_runtime::RuntimeConfig::from_settings(settings, url, files, |_| None)
+        .map_err(|e| anyhow!("{e}"))?;
     config.scheduler = false;
     config.rate_limit_per_second = 0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::{Executor, PgConnection, Row};
 
 /// Whether database `name` exists on the server `admin` is connected to.
 pub async fn database_exists(admin: &mut PgConnection, name: &str) -> Result<bool> {
@@ -35,14 +35,18 @@ pub async fn drop_database(admin: &mut PgConnection, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Connects to `url` (a readable error that never prints the password).
+/// Connects to `url` as the runtime does for the bench's schema (its `search_path`), with a
+/// readable error that never prints the password.
 pub async fn connect(url: &str) -> Result<PgConnection> {
-    PgConnection::connect(url).await.with_context(|| {
-        format!(
-            "could not connect to {}",
-            hogsend_compiler::config::RedactedUrl::new(url).redacted()
-        )
-    })
+    let schema = hogsend_schema::SchemaName::new(crate::project::SCHEMA)?;
+    hogsend_runtime::db::connect_one(url, &schema)
+        .await
+        .with_context(|| {
+            format!(
+                "could not connect to {}",
+                hogsend_compiler::config::RedactedUrl::new(url).redacted()
+            )
+        })
 }
 
 /// The Postgres settings that matter for these figures, as the server reports them.

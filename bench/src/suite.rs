@@ -176,8 +176,9 @@ impl<'o> Session<'o> {
     async fn migrate(&mut self, standard: &CompiledProject) -> Result<()> {
         self.progress.say("migrating the standard project");
         let start = Instant::now();
+        let schema = hogsend_schema::SchemaName::new(SCHEMA)?;
         let migrated =
-            hogsend_runtime::migrate::migrate(&mut self.conn, SCHEMA, &standard.files).await?;
+            hogsend_runtime::migrate::migrate(&mut self.conn, &schema, &standard.files).await?;
         let mut migrate = Samples::default();
         migrate.push(start.elapsed());
         self.rows.push(

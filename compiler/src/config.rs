@@ -5,14 +5,17 @@
 //! (`DATABASE_URL`, `HOGSEND_LISTEN`, …) are applied by the binary, not here: this module
 //! only reads the text it is given.
 
-use std::fmt;
-use std::net::SocketAddr;
-
 use hogsend_dsl::text::DurationError;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::diagnostics::{Code, Diagnostic, Label, Span};
 use crate::source::{SourceFile, SourceSet};
+
+// The daemon's sections and the shared value types live in `hogsend-schema` (the runtime
+// takes them from there, without the compiler); this module composes the whole file.
+pub use hogsend_schema::settings::{ApiConfig, RedactedUrl, ScheduleConfig, TickEvery};
+pub use hogsend_schema::SchemaName;
+use hogsend_schema::SCHEMA_ERROR_PREFIX;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -45,67 +48,13 @@ impl Default for ProjectConfig {
 }
 
 /// `[database]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// The Postgres URL. Its password is redacted in `Debug`.
     pub url: Option<RedactedUrl>,
-    /// The schema hogsend owns. Default `hogsend`.
+    /// The schema hogsend owns. Default `hogsend` (`SchemaName::default`).
     pub schema: SchemaName,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            url: None,
-            schema: SchemaName("hogsend".into()),
-        }
-    }
-}
-
-/// `[schedule]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScheduleConfig {
-    /// How often the scheduler ticks. Default 30 seconds.
-    pub tick_every: TickEvery,
-    /// How often the daemon runs the real-time pass over the contacts touched by ingest
-    /// since the previous run, in milliseconds. Default 250.
-    pub realtime_flush_ms: u64,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            tick_every: TickEvery { seconds: 30 },
-            realtime_flush_ms: 250,
-        }
-    }
-}
-
-/// `[api]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// The address the HTTP API listens on. Default `127.0.0.1:8080`.
-    pub listen: SocketAddr,
-    /// The largest request body accepted, in bytes. Default 1 MiB.
-    pub max_body_bytes: u64,
-    /// Requests per second allowed per API key (token bucket refill). Default 100.
-    pub rate_limit_per_second: u32,
-    /// Burst size of the per-key token bucket. Default 200.
-    pub rate_limit_burst: u32,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_body_bytes: 1024 * 1024,
-            rate_limit_per_second: 100,
-            rate_limit_burst: 200,
-        }
-    }
 }
 
 /// `[email]`
@@ -132,135 +81,10 @@ pub enum EmailProvider {
     Http,
 }
 
-/// A URL that may carry credentials. `Debug` and `Display` replace the password (and
-/// `password=`/`token=`/`key=`/`secret=` query values) with `***`; `expose()` gives the
-/// real text.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct RedactedUrl(String);
-
-impl RedactedUrl {
-    /// Wraps a URL.
-    pub fn new(url: impl Into<String>) -> Self {
-        RedactedUrl(url.into())
-    }
-
-    /// The URL with its secrets, for actually connecting.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with secrets replaced by `***`.
-    pub fn redacted(&self) -> String {
-        redact_url(&self.0)
-    }
-}
-
-impl fmt::Debug for RedactedUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-impl fmt::Display for RedactedUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    // scheme://user:password@host → scheme://user:***@host
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = &out[authority_start..authority_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let pw_start = authority_start + colon + 1;
-                out.replace_range(pw_start..authority_start + at, "***");
-            }
-        }
-    }
-    // ?password=… &token=… → ***
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _))
-                    if ["password", "token", "key", "secret", "api_key", "apikey"]
-                        .contains(&k.to_ascii_lowercase().as_str()) =>
-                {
-                    format!("{k}=***")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", redacted.join("&"));
-    }
-    out
-}
-
-/// A Postgres schema name: `[a-z_][a-z0-9_]*`, at most 63 bytes, never needing quotes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaName(String);
-
-impl SchemaName {
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Validates `name`.
-    pub fn new(name: &str) -> Result<Self, String> {
-        let mut chars = name.chars();
-        let ok_first = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-        let ok_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if crate::sql_keywords::is_reserved(name) {
-            Err(format!(
-                "{SCHEMA_ERROR_PREFIX} `{name}`: a reserved SQL key word; choose another name"
-            ))
-        } else if ok_first && ok_rest && name.len() <= 63 && !name.starts_with("pg_") {
-            Ok(SchemaName(name.to_string()))
-        } else {
-            Err(format!(
-                "{SCHEMA_ERROR_PREFIX} `{name}`: expected [a-z_][a-z0-9_]*, at most 63 characters, not starting with `pg_`"
-            ))
-        }
-    }
-}
-
-const SCHEMA_ERROR_PREFIX: &str = "invalid schema name";
-
-impl<'de> Deserialize<'de> for SchemaName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        SchemaName::new(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// `[schedule] tick_every`: a duration string (`"30s"`, `"1m"`, `"1m30s"`), positive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TickEvery {
-    pub seconds: u64,
-}
-
-impl<'de> Deserialize<'de> for TickEvery {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s)
-            .map(|seconds| TickEvery { seconds })
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`) with the
-/// language's own rules ([`hogsend_dsl::text::parse_duration`]).
+/// language's own rules ([`hogsend_dsl::text::parse_duration`]). The settings types of
+/// `hogsend-schema` (which cannot depend on the language front end) carry their own copy,
+/// held to the same rule by a test below.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     hogsend_dsl::text::parse_duration(text).map_err(|e| match e {
         DurationError::NotPositive => format!("invalid duration `{text}`: must be positive"),
@@ -462,13 +286,40 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
         }
     }
 
+    /// `[schedule] tick_every` and `HOGSEND_TICK_EVERY` are read by `hogsend-schema`'s
+    /// parser: it must accept exactly what the language does, with the same messages.
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(30));
-        assert_eq!(parse_duration("1h30m"), Ok(5400));
-        assert!(parse_duration("30m1h").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999999999999999w").is_err());
+    fn settings_durations_follow_the_language() {
+        for text in [
+            "30s",
+            "1m",
+            "1h30m",
+            "2w",
+            "1w2d3h4m5s",
+            "0s",
+            "0m0s",
+            "",
+            "s",
+            "30",
+            "30x",
+            "30m1h",
+            "1h1h",
+            "1m 30s",
+            " 1m",
+            "-1s",
+            "1.5h",
+            "007s",
+            "99999999999999999999w",
+            "18446744073709551615s",
+            "9223372036854775807s",
+            "9223372036854775808s",
+            "30S",
+        ] {
+            assert_eq!(
+                hogsend_schema::settings::parse_duration(text),
+                parse_duration(text),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -328,7 +328,9 @@ async fn main() {
     let t = Instant::now();
     hogsend(&a, &url, &["tick"]);
     eprintln!("catch-up tick {:.1} s", t.elapsed().as_secs_f64());
-    let mut conn = PgConnection::connect(&url).await.expect("db");
+    let mut conn = hogsend_runtime::db::connect_one(&url, &Default::default())
+        .await
+        .expect("db");
     let (_, key) = keys::create(&mut conn, "hogsend", Scope::Admin, Some("load"))
         .await
         .expect("key");

@@ -1,11 +1,14 @@
 //! The daemon's configuration: `hogsend.toml`'s values, then environment overrides.
 //!
-//! The binary resolves the database URL (`--database-url`, `DATABASE_URL`, `hogsend.toml`)
-//! and compiles the project; this module adds the daemon's own knobs. Secrets (the database
+//! The binary resolves the database URL (`--database-url`, `DATABASE_URL`, `hogsend.toml`),
+//! compiles the project and hands over the daemon's sections of `hogsend.toml` (`[api]`,
+//! `[schedule]`, the schema): plain data types from `hogsend-schema`, validated by the
+//! compiler, which also reports their diagnostics. This module adds the environment
+//! overrides and the daemon's own knobs. Secrets (the database
 //! URL's password) are redacted in `Debug`, so the config can be logged as is.
 
-use hogsend_compiler::config::{parse_duration, Config, RedactedUrl};
-use hogsend_compiler::emit::GeneratedFile;
+use hogsend_schema::settings::{parse_duration, ApiConfig, RedactedUrl, ScheduleConfig};
+use hogsend_schema::{GeneratedFile, SchemaName};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,7 +19,7 @@ pub struct RuntimeConfig {
     /// Where Postgres is (password redacted in `Debug`).
     pub database_url: RedactedUrl,
     /// The schema hogsend owns.
-    pub schema: String,
+    pub schema: SchemaName,
     /// The address to listen on (used by the binary to bind; tests bind port 0 themselves).
     pub listen: SocketAddr,
     /// How often the scheduler ticks.
@@ -48,6 +51,17 @@ pub struct RuntimeConfig {
     pub generated: Vec<GeneratedFile>,
 }
 
+/// The sections of `hogsend.toml` the daemon reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// `[database] schema`.
+    pub schema: &'a SchemaName,
+    /// `[api]`.
+    pub api: &'a ApiConfig,
+    /// `[schedule]`.
+    pub schedule: &'a ScheduleConfig,
+}
+
 /// A bad environment override.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?}: {problem}")]
@@ -61,27 +75,32 @@ pub struct ConfigError {
 }
 
 impl RuntimeConfig {
-    /// The configuration from `hogsend.toml` (already checked), the resolved database URL,
-    /// the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
+    /// The daemon's settings from `hogsend.toml` (already checked), the resolved database
+    /// URL, the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
     /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
     /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`, and the durations
     /// `HOGSEND_HEADER_TIMEOUT`, `HOGSEND_BODY_TIMEOUT`, `HOGSEND_REQUEST_TIMEOUT`,
     /// `HOGSEND_SHUTDOWN_GRACE`, e.g. `30s`).
-    pub fn from_project(
-        config: &Config,
+    pub fn from_settings(
+        settings: Settings<'_>,
         database_url: &str,
         generated: Vec<GeneratedFile>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<RuntimeConfig, ConfigError> {
+        let Settings {
+            schema,
+            api,
+            schedule,
+        } = settings;
         let mut rc = RuntimeConfig {
             database_url: RedactedUrl::new(database_url),
-            schema: config.database.schema.as_str().to_owned(),
-            listen: config.api.listen,
-            tick_every: Duration::from_secs(config.schedule.tick_every.seconds),
-            realtime_flush: Duration::from_millis(config.schedule.realtime_flush_ms.max(1)),
-            max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
-            rate_limit_per_second: config.api.rate_limit_per_second,
-            rate_limit_burst: config.api.rate_limit_burst,
+            schema: schema.clone(),
+            listen: api.listen,
+            tick_every: Duration::from_secs(schedule.tick_every.seconds),
+            realtime_flush: Duration::from_millis(schedule.realtime_flush_ms.max(1)),
+            max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
+            rate_limit_per_second: api.rate_limit_per_second,
+            rate_limit_burst: api.rate_limit_burst,
             pool_size: 10,
             scheduler: true,
             header_timeout: Duration::from_secs(30),
@@ -197,7 +216,12 @@ mod tests {
 
     #[test]
     fn env_overrides_and_redaction() {
-        let config = Config::default();
+        let (schema, api, schedule) = Default::default();
+        let config = Settings {
+            schema: &schema,
+            api: &api,
+            schedule: &schedule,
+        };
         let env = |name: &str| match name {
             "HOGSEND_LISTEN" => Some("0.0.0.0:9999".to_owned()),
             "HOGSEND_TICK_EVERY" => Some("5s".to_owned()),
@@ -205,13 +229,13 @@ mod tests {
             _ => None,
         };
         let rc =
-            RuntimeConfig::from_project(&config, "postgres://u:hunter2@h/db", vec![], env).unwrap();
+            RuntimeConfig::from_settings(config, "postgres://u:hunter2@h/db", vec![], env).unwrap();
         assert_eq!(rc.listen.to_string(), "0.0.0.0:9999");
         assert_eq!(rc.tick_every, Duration::from_secs(5));
         assert_eq!(rc.realtime_flush, Duration::from_millis(100));
         let debug = format!("{rc:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
-        let bad = RuntimeConfig::from_project(&config, "x", vec![], |n: &str| {
+        let bad = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| {
             (n == "HOGSEND_TICK_EVERY").then(|| "soon".to_owned())
         });
         assert!(bad.unwrap_err().to_string().contains("HOGSEND_TICK_EVERY"));

@@ -1,9 +1,18 @@
 //! Calls into the SQL surface: the one place that names generated functions and tables.
+//!
+//! Runtime statements are static text (`&'static str`), so sqlx prepares each once per
+//! connection and reuses it. They name objects unqualified: every connection the runtime
+//! uses is opened by [`connect`] or [`connect_one`], which set the connection's
+//! `search_path` to the hogsend schema (and `migrate` sets it for its own transaction).
+//! Generated and engine SQL qualify every name with the schema, so they do not depend on
+//! the `search_path` at all. A statement run on a connection opened otherwise finds no
+//! hogsend objects and fails as [`Error::NotMigrated`].
 
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
+use hogsend_schema::{BucketId, SchemaName};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -26,14 +35,38 @@ pub fn with_database(url: &str, db: &str) -> String {
     out
 }
 
-/// Connects a pool to `url`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)?.application_name("hogsend");
+/// The options of a runtime connection to `url`: `search_path` is `schema` (a validated
+/// name, never quoted), so the runtime's static statements find the schema's objects.
+pub fn connect_options(url: &str, schema: &SchemaName) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name("hogsend")
+        .options([("search_path", schema.as_str())]))
+}
+
+/// One connection to `url` for `schema` (see [`connect_options`]).
+pub async fn connect_one(url: &str, schema: &SchemaName) -> Result<PgConnection> {
+    Ok(PgConnection::connect_with(&connect_options(url, schema)?).await?)
+}
+
+/// Connects a pool to `url` for `schema` (see [`connect_options`]).
+pub async fn connect(url: &str, schema: &SchemaName, max_connections: u32) -> Result<PgPool> {
+    let options = connect_options(url, schema)?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?)
+}
+
+/// A missing table or function of the schema (`42P01`, `42883`): the schema is not
+/// migrated (or the connection's `search_path` is not the schema).
+pub(crate) fn not_migrated(schema: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |err| match &err {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42883")) => {
+            Error::NotMigrated(schema.to_owned())
+        }
+        _ => err.into(),
+    }
 }
 
 /// Quotes a validated schema name as an identifier.
@@ -47,8 +80,7 @@ pub async fn tick(
     schema: &str,
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let sql = format!("select {}.tick(coalesce($1, now()))", schema_ident(schema));
-    let result = sqlx::query_scalar::<_, serde_json::Value>(&sql)
+    let result = sqlx::query_scalar::<_, serde_json::Value>("select tick(coalesce($1, now()))")
         .bind(now)
         .fetch_one(&mut *conn)
         .await;
@@ -72,7 +104,14 @@ pub async fn apply_keys(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(conn, schema, "apply_keys", keys, now).await
+    call_pass(
+        conn,
+        schema,
+        "select apply_keys($1, coalesce($2, now()))",
+        keys,
+        now,
+    )
+    .await
 }
 
 /// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
@@ -88,27 +127,31 @@ pub async fn apply_changes(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(conn, schema, "apply_changes", keys, now).await
+    call_pass(
+        conn,
+        schema,
+        "select apply_changes($1, coalesce($2, now()))",
+        keys,
+        now,
+    )
+    .await
 }
 
-/// `select <schema>.<function>(keys, coalesce(now, now()))`; `function` is one of the two
-/// fixed names above.
+/// `select <function>(keys, coalesce(now, now()))`; `sql` is one of the two fixed calls
+/// above.
 async fn call_pass(
     conn: &mut PgConnection,
     schema: &str,
-    function: &'static str,
+    sql: &'static str,
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let sql = format!(
-        "select {}.{function}($1, coalesce($2, now()))",
-        schema_ident(schema)
-    );
-    Ok(sqlx::query_scalar::<_, serde_json::Value>(&sql)
+    sqlx::query_scalar::<_, serde_json::Value>(sql)
         .bind(keys)
         .bind(now)
         .fetch_one(&mut *conn)
-        .await?)
+        .await
+        .map_err(not_migrated(schema))
 }
 
 /// Refreshes the planner's statistics of `memberships`. The passes' plans depend on how
@@ -116,9 +159,9 @@ async fn call_pass(
 /// yet, and a pass planned for an empty bucket can take 100× longer (measured: 34 s instead
 /// of 0.4 s for 10,000 contacts of a bucket that had grown from 0 to 180,000 members).
 pub async fn analyze_memberships(conn: &mut PgConnection, schema: &str) -> Result<()> {
-    let s = schema_ident(schema);
-    conn.execute(format!("analyze {s}.memberships").as_str())
-        .await?;
+    conn.execute("analyze memberships")
+        .await
+        .map_err(not_migrated(schema))?;
     Ok(())
 }
 
@@ -126,26 +169,28 @@ pub async fn analyze_memberships(conn: &mut PgConnection, schema: &str) -> Resul
 /// (a backfill): VACUUM cannot run inside the tick's transaction, so the caller runs this
 /// after commit.
 pub async fn vacuum_state(conn: &mut PgConnection, schema: &str) -> Result<()> {
-    let s = schema_ident(schema);
-    for table in ["memberships", "transitions"] {
-        conn.execute(format!("vacuum (analyze) {s}.{table}").as_str())
-            .await?;
+    for sql in [
+        "vacuum (analyze) memberships",
+        "vacuum (analyze) transitions",
+    ] {
+        conn.execute(sql).await.map_err(not_migrated(schema))?;
     }
     Ok(())
 }
 
 /// How many live contacts match bucket `id`'s criteria at the database's `now()` (runs the
 /// generated backfill matcher; meant for `hogsend plan`, inside a transaction).
-pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &str) -> Result<i64> {
-    let s = schema_ident(schema);
-    let matcher = schema_ident(&format!("b_{id}_match_all"));
-    sqlx::query(&format!("select {s}._work_tables()"))
+pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &BucketId) -> Result<i64> {
+    sqlx::query("select _work_tables()")
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(not_migrated(schema))?;
     sqlx::query("delete from _hs_match")
         .execute(&mut *conn)
         .await?;
-    sqlx::query(&format!("select {s}.{matcher}(now())"))
+    // The one statement naming a bucket's function: the id is a validated `BucketId`,
+    // written bare like the compiler writes it.
+    sqlx::query(&format!("select b_{id}_match_all(now())"))
         .execute(&mut *conn)
         .await?;
     Ok(sqlx::query_scalar("select count(*) from _hs_match")
@@ -206,13 +251,11 @@ pub async fn why(
 
 /// How many active members bucket `id` has.
 pub async fn count_members(conn: &mut PgConnection, schema: &str, id: &str) -> Result<i64> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select count(*) from {s}.memberships where bucket_id = $1 and active"
-    ))
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?)
+    sqlx::query_scalar("select count(*) from memberships where bucket_id = $1 and active")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(not_migrated(schema))
 }
 
 #[cfg(test)]

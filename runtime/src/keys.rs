@@ -4,7 +4,7 @@
 //! `hogsend keys list` and finds its row), the 48-hex-digit secret holds at least 180 random bits. Only
 //! the hash of the whole text is stored, so a database dump holds no usable key.
 
-use crate::db::schema_ident;
+use crate::db::not_migrated;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -116,18 +116,17 @@ pub async fn create(
 ) -> Result<(KeyInfo, String)> {
     let prefix = random_hex(12);
     let key = format!("hs_{prefix}_{}", random_hex(48));
-    let sql = format!(
-        "insert into {}.api_keys (prefix, hash, name, scope) values ($1, $2, $3, $4)
+    let (id, created_at): (i64, DateTime<Utc>) = sqlx::query_as(
+        "insert into api_keys (prefix, hash, name, scope) values ($1, $2, $3, $4)
          returning id, created_at",
-        schema_ident(schema)
-    );
-    let (id, created_at): (i64, DateTime<Utc>) = sqlx::query_as(&sql)
-        .bind(&prefix)
-        .bind(hash(&key))
-        .bind(name)
-        .bind(scope.as_str())
-        .fetch_one(&mut *executor)
-        .await?;
+    )
+    .bind(&prefix)
+    .bind(hash(&key))
+    .bind(name)
+    .bind(scope.as_str())
+    .fetch_one(&mut *executor)
+    .await
+    .map_err(not_migrated(schema))?;
     let info = KeyInfo {
         id,
         prefix,
@@ -151,11 +150,12 @@ type KeyRow = (
 
 /// Every key, oldest first.
 pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyInfo>> {
-    let sql = format!(
-        "select id, prefix, name, scope, created_at, revoked_at from {}.api_keys order by id",
-        schema_ident(schema)
-    );
-    let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&mut *executor).await?;
+    let rows: Vec<KeyRow> = sqlx::query_as(
+        "select id, prefix, name, scope, created_at, revoked_at from api_keys order by id",
+    )
+    .fetch_all(&mut *executor)
+    .await
+    .map_err(not_migrated(schema))?;
     Ok(rows
         .into_iter()
         .map(
@@ -173,15 +173,14 @@ pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyIn
 
 /// Revokes the key with this id or prefix; false when there is no such live key.
 pub async fn revoke(executor: &mut PgConnection, schema: &str, which: &str) -> Result<bool> {
-    let sql = format!(
-        "update {}.api_keys set revoked_at = now()
+    let done = sqlx::query(
+        "update api_keys set revoked_at = now()
           where (prefix = $1 or id::text = $1) and revoked_at is null",
-        schema_ident(schema)
-    );
-    let done = sqlx::query(&sql)
-        .bind(which)
-        .execute(&mut *executor)
-        .await?;
+    )
+    .bind(which)
+    .execute(&mut *executor)
+    .await
+    .map_err(not_migrated(schema))?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -203,14 +202,13 @@ pub async fn verify(
     else {
         return Ok(None);
     };
-    let sql = format!(
-        "select id, hash, scope from {}.api_keys where prefix = $1 and revoked_at is null",
-        schema_ident(schema)
-    );
-    let row: Option<(i64, String, String)> = sqlx::query_as(&sql)
-        .bind(prefix)
-        .fetch_optional(&mut *executor)
-        .await?;
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "select id, hash, scope from api_keys where prefix = $1 and revoked_at is null",
+    )
+    .bind(prefix)
+    .fetch_optional(&mut *executor)
+    .await
+    .map_err(not_migrated(schema))?;
     Ok(row.and_then(|(id, stored, scope)| {
         let matches: bool = hash(presented).as_bytes().ct_eq(stored.as_bytes()).into();
         matches.then(|| Caller {

@@ -47,7 +47,7 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let schema = config.schema.clone();
-    let pool = db::connect(config.database_url.expose(), config.pool_size).await?;
+    let pool = db::connect(config.database_url.expose(), &schema, config.pool_size).await?;
     {
         let mut conn = pool.acquire().await?;
         let report = migrate::migrate(&mut conn, &schema, &config.generated).await?;

@@ -1,11 +1,18 @@
-//! `hogsend migrate`: the base schema, then the compiled project, in one transaction.
+//! `hogsend migrate`: the base schema, its engine code and the compiled project, in one
+//! transaction.
+//!
+//! The base schema has two parts with two lifecycles (ARCHITECTURE.md, "Schema lifecycle";
+//! `hogsend_schema::base`): numbered migrations (tables, indexes), applied once each and
+//! recorded with their checksum, and engine files (functions, triggers, views), re-applied by
+//! every migrate so that the database always runs this binary's engine code.
 
-use crate::db::schema_ident;
 use crate::{Error, Result};
-use hogsend_compiler::emit::{apply_order, base_migrations, GeneratedFile, VERSION};
-use hogsend_compiler::plan::lock_key;
+use hogsend_schema::{apply_order, base, lock_key, BucketId, GeneratedFile, SchemaName};
 use serde::Serialize;
 use sqlx::{Connection, Executor, PgConnection, Row};
+
+/// The hogsend version recorded with each applied migration.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a migration did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,28 +26,34 @@ pub struct MigrateReport {
     pub removed: Vec<String>,
 }
 
-/// The base schema version the connected database holds (0 when none).
-pub async fn base_version(conn: &mut PgConnection, schema: &str) -> Result<i32> {
-    let exists: bool = sqlx::query_scalar("select to_regclass($1) is not null")
-        .bind(format!("{}.schema_migrations", schema_ident(schema)))
+/// The highest base-schema migration the database holds (0 when none). `conn` is a
+/// runtime connection for the schema (`db::connect`, `db::connect_one`).
+pub async fn base_version(conn: &mut PgConnection) -> Result<i32> {
+    let exists: bool = sqlx::query_scalar("select to_regclass('schema_migrations') is not null")
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
         return Ok(0);
     }
-    let sql = format!(
-        "select coalesce(max(version), 0) from {}.schema_migrations",
-        schema_ident(schema)
-    );
-    Ok(sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?)
+    Ok(
+        sqlx::query_scalar("select coalesce(max(version), 0) from schema_migrations")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
-/// Applies the base schema migrations the database lacks and then every generated file, in
-/// one transaction, serialized with ticks. Idempotent. Refuses a database whose base schema
-/// is newer than this build's.
+/// The highest base-schema migration this build knows: a database below it needs `migrate`.
+pub fn supported_version() -> i32 {
+    base::latest_version()
+}
+
+/// Applies the base schema migrations the database lacks, every engine file and then every
+/// generated file, in one transaction, serialized with ticks. Idempotent. Refuses a
+/// database holding a migration this build does not know (a downgrade) or one whose
+/// recorded checksum differs from this build's.
 pub async fn migrate(
     conn: &mut PgConnection,
-    schema: &str,
+    schema: &SchemaName,
     generated: &[GeneratedFile],
 ) -> Result<MigrateReport> {
     let mut tx = conn.begin().await?;
@@ -54,14 +67,16 @@ pub async fn migrate(
 /// contacts match it now and how many are members today.
 pub async fn plan(
     conn: &mut PgConnection,
-    schema: &str,
+    schema: &SchemaName,
     generated: &[GeneratedFile],
 ) -> Result<PlanReport> {
     let mut tx = conn.begin().await?;
     let migration = apply(&mut tx, schema, generated).await?;
     let mut buckets = Vec::new();
     for id in migration.added.iter().chain(&migration.changed) {
-        let matching = crate::db::count_matching(&mut tx, schema, id).await?;
+        // Ids come back from `_sync_project`, which stores only the compiler's valid ids.
+        let bucket = BucketId::new(id).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let matching = crate::db::count_matching(&mut tx, schema, &bucket).await?;
         let members = crate::db::count_members(&mut tx, schema, id).await?;
         buckets.push(BucketPlan {
             id: id.clone(),
@@ -91,52 +106,114 @@ pub struct BucketPlan {
     pub members_now: i64,
 }
 
+/// One row of `schema_migrations`.
+struct Applied {
+    version: i32,
+    name: String,
+    checksum: String,
+}
+
+/// Compares the database's applied migrations with this build's: every applied one must be
+/// known, with the same checksum.
+fn verify(schema: &SchemaName, applied: &[Applied], known: &[base::Migration]) -> Result<()> {
+    let supported = known.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newest) = applied.iter().map(|a| a.version).max() {
+        if newest > supported {
+            return Err(Error::NewerSchema {
+                schema: schema.to_string(),
+                found: newest,
+                supported,
+            });
+        }
+    }
+    for a in applied {
+        match known.iter().find(|m| m.version == a.version) {
+            Some(m) if m.checksum == a.checksum => {}
+            Some(m) => {
+                return Err(Error::MigrationChecksum {
+                    schema: schema.to_string(),
+                    version: a.version,
+                    name: a.name.clone(),
+                    found: a.checksum.clone(),
+                    expected: m.checksum.clone(),
+                })
+            }
+            // Versions are consecutive from 1, so a version at most `supported` is known.
+            None => {
+                return Err(Error::NewerSchema {
+                    schema: schema.to_string(),
+                    found: a.version,
+                    supported,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn apply(
     tx: &mut PgConnection,
-    schema: &str,
+    schema: &SchemaName,
     generated: &[GeneratedFile],
 ) -> Result<MigrateReport> {
-    let s = schema_ident(schema);
     sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(lock_key(schema))
+        .bind(lock_key(schema.as_str()))
         .execute(&mut *tx)
         .await?;
-    let bootstrap = format!(
-        "create schema if not exists {s};
-         create table if not exists {s}.schema_migrations (
-           version         integer primary key,
-           name            text not null,
-           hogsend_version text not null,
-           applied_at      timestamptz not null default now()
-         );"
-    );
-    (&mut *tx).execute(sqlx::raw_sql(&bootstrap)).await?;
-    let base_from = base_version(&mut *tx, schema).await?;
-    let migrations = base_migrations(schema);
-    let supported = migrations.iter().map(|m| m.version).max().unwrap_or(0);
-    if base_from > supported {
-        return Err(Error::NewerSchema {
-            schema: schema.to_owned(),
-            found: base_from,
-            supported,
-        });
-    }
-    let pending: Vec<_> = migrations
-        .into_iter()
-        .filter(|m| m.version > base_from)
-        .collect();
     // `Executor::execute(raw_sql)` rather than `raw_sql().execute()`: the latter makes the
     // future not provably `Send` (sqlx higher-ranked lifetimes), and the daemon spawns it.
-    for migration in pending {
+    (&mut *tx)
+        .execute(sqlx::raw_sql(&base::bootstrap(schema)))
+        .await?;
+    // The statements below (and `plan`'s) are static: they run on the schema whatever the
+    // connection's own `search_path`, which is back after the transaction.
+    (&mut *tx)
+        .execute(base::set_local_search_path(schema).as_str())
+        .await?;
+    let has_checksums: bool = sqlx::query_scalar(
+        "select exists (select 1 from information_schema.columns
+          where table_schema = $1 and table_name = 'schema_migrations' and column_name = 'checksum')",
+    )
+    .bind(schema.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if !has_checksums {
+        return Err(Error::UnversionedSchema(schema.to_string()));
+    }
+    let applied: Vec<Applied> =
+        sqlx::query("select version, name, checksum from schema_migrations order by version")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Applied {
+                    version: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    checksum: row.try_get(2)?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
+    let migrations = base::migrations(schema);
+    verify(schema, &applied, &migrations)?;
+    let base_from = applied.iter().map(|a| a.version).max().unwrap_or(0);
+    for migration in migrations
+        .iter()
+        .filter(|m| applied.iter().all(|a| a.version != m.version))
+    {
         (&mut *tx).execute(sqlx::raw_sql(&migration.sql)).await?;
-        sqlx::query(&format!(
-            "insert into {s}.schema_migrations (version, name, hogsend_version) values ($1, $2, $3)"
-        ))
+        sqlx::query(
+            "insert into schema_migrations (version, name, checksum, hogsend_version)
+             values ($1, $2, $3, $4)",
+        )
         .bind(migration.version)
         .bind(migration.name)
+        .bind(&migration.checksum)
         .bind(VERSION)
         .execute(&mut *tx)
         .await?;
+    }
+    for file in base::engine(schema) {
+        (&mut *tx).execute(sqlx::raw_sql(&file.sql)).await?;
     }
     let mut sync = serde_json::Value::Null;
     let ordered: Vec<(String, String)> = apply_order(generated)
@@ -163,9 +240,42 @@ async fn apply(
     };
     Ok(MigrateReport {
         base_from,
-        base_to: base_from.max(supported),
+        base_to: base_from.max(supported_version()),
         added: list("added"),
         changed: list("changed"),
         removed: list("removed"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(version: i32, checksum: &str) -> Applied {
+        Applied {
+            version,
+            name: "base".to_owned(),
+            checksum: checksum.to_owned(),
+        }
+    }
+
+    #[test]
+    fn verify_refuses_unknown_and_edited_migrations() {
+        let schema = SchemaName::default();
+        let known = base::migrations(&schema);
+        let good = known[0].checksum.clone();
+        assert!(verify(&schema, &[], &known).is_ok());
+        assert!(verify(&schema, &[applied(1, &good)], &known).is_ok());
+        let err = verify(&schema, &[applied(1, "0000")], &known).unwrap_err();
+        assert!(
+            matches!(err, Error::MigrationChecksum { version: 1, .. }),
+            "{err}"
+        );
+        let newer = supported_version() + 1;
+        let err = verify(&schema, &[applied(1, &good), applied(newer, "x")], &known).unwrap_err();
+        assert!(
+            matches!(err, Error::NewerSchema { found, .. } if found == newer),
+            "{err}"
+        );
+    }
 }

@@ -19,6 +19,7 @@
 
 use crate::db;
 use crate::metrics::Metrics;
+use hogsend_schema::SchemaName;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,7 +117,7 @@ pub const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
 /// from ingest.
 pub async fn run(
     pool: PgPool,
-    schema: String,
+    schema: SchemaName,
     every: Duration,
     pending: Arc<Pending>,
     metrics: Arc<Metrics>,

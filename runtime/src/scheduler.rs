@@ -10,6 +10,7 @@
 use crate::db;
 use crate::metrics::Metrics;
 use chrono::{DateTime, Utc};
+use hogsend_schema::SchemaName;
 use sqlx::{Connection, PgPool};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -37,12 +38,14 @@ pub enum RoundResult {
 }
 
 /// The scheduler lock of `schema`: distinct from the pass lock `tick` takes.
-pub fn scheduler_lock_key(schema: &str) -> i64 {
-    hogsend_compiler::plan::lock_key(&format!("{schema}/scheduler"))
-}
+pub use hogsend_schema::scheduler_lock_key;
 
 /// One round: tick if no other daemon is ticking.
-pub async fn round(pool: &PgPool, schema: &str, metrics: &Metrics) -> crate::Result<RoundResult> {
+pub async fn round(
+    pool: &PgPool,
+    schema: &SchemaName,
+    metrics: &Metrics,
+) -> crate::Result<RoundResult> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let leader: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
@@ -79,7 +82,7 @@ pub async fn round(pool: &PgPool, schema: &str, metrics: &Metrics) -> crate::Res
 /// (or, if the database connection is cut, rolled back by Postgres) before this returns.
 pub async fn run(
     pool: PgPool,
-    schema: String,
+    schema: SchemaName,
     every: Duration,
     metrics: Arc<Metrics>,
     health: Arc<Mutex<TickHealth>>,

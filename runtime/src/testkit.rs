@@ -93,9 +93,20 @@ impl TestDatabase {
         &self.url
     }
 
-    /// A new connection to this test's database.
+    /// A new runtime connection to this test's database for the schema `hogsend` (its
+    /// `search_path`, like the daemon's connections; see `db::connect_options`).
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
+        self.connect_to(&hogsend_schema::SchemaName::default())
+            .await
+    }
+
+    /// A new runtime connection to this test's database for `schema`. Its application
+    /// name is `hogsend-test`, so tests can tell the daemon's connections (`hogsend`) apart.
+    pub async fn connect_to(&self, schema: &hogsend_schema::SchemaName) -> PgConnection {
+        let options = crate::db::connect_options(&self.url, schema)
+            .unwrap_or_else(|e| panic!("bad test database URL {}: {e}", self.url))
+            .application_name("hogsend-test");
+        PgConnection::connect_with(&options)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url))
     }
@@ -127,23 +138,6 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Compiles `.hog` source text (one file) into the generated SQL files, for tests that run a
-/// daemon on a small project. Panics on a project with errors.
-pub fn compile(hog: &str) -> Vec<hogsend_compiler::emit::GeneratedFile> {
-    let set = hogsend_compiler::source::SourceSet {
-        files: vec![hogsend_compiler::source::SourceFile::new("test.hog", hog)],
-        ..Default::default()
-    };
-    let compiled = hogsend_compiler::compile(&set);
-    match compiled.files {
-        Some(files) => files,
-        None => panic!(
-            "test project has errors: {:#?}",
-            compiled.checked.diagnostics
-        ),
-    }
-}
-
 /// A daemon launched in-process on 127.0.0.1:0 against a test database, with one key of
 /// each scope.
 pub struct TestDaemon {
@@ -160,11 +154,11 @@ impl TestDaemon {
     /// (the scheduler is off by default: tests drive `tick` themselves).
     pub async fn start(
         db: &TestDatabase,
-        files: Vec<hogsend_compiler::emit::GeneratedFile>,
+        files: Vec<hogsend_schema::GeneratedFile>,
         tweak: impl FnOnce(&mut crate::RuntimeConfig),
     ) -> TestDaemon {
         let mut conn = db.connect().await;
-        crate::migrate::migrate(&mut conn, "hogsend", &files)
+        crate::migrate::migrate(&mut conn, &hogsend_schema::SchemaName::default(), &files)
             .await
             .unwrap_or_else(|e| panic!("migrate: {e}"));
         // Settle (backfill) the new buckets, as the scheduler's first round would: the
@@ -185,13 +179,14 @@ impl TestDaemon {
         }
         let [admin_key, ingest_key, read_key]: [String; 3] =
             keys.try_into().unwrap_or_else(|_| panic!("three keys"));
-        let mut config = crate::RuntimeConfig::from_project(
-            &hogsend_compiler::config::Config::default(),
-            db.url(),
-            files,
-            |_| None,
-        )
-        .unwrap_or_else(|e| panic!("config: {e}"));
+        let (schema, api, schedule) = Default::default();
+        let settings = crate::config::Settings {
+            schema: &schema,
+            api: &api,
+            schedule: &schedule,
+        };
+        let mut config = crate::RuntimeConfig::from_settings(settings, db.url(), files, |_| None)
+            .unwrap_or_else(|e| panic!("config: {e}"));
         config.scheduler = false;
         config.realtime_flush = std::time::Duration::from_millis(50);
         config.pool_size = 5;

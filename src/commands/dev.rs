@@ -75,7 +75,7 @@ fn dev_key(dev: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String
     let files = config.generated.clone();
     let saved = fs::read_to_string(&path).ok().map(|s| s.trim().to_owned());
     database::runtime()?.block_on(async {
-        let mut conn = database::connect(&url).await?;
+        let mut conn = database::connect(&url, &schema).await?;
         hogsend_runtime::migrate::migrate(&mut conn, &schema, &files).await?;
         if let Some(saved) = saved {
             if keys::verify(&mut conn, &schema, &saved).await?.is_some() {
@@ -113,7 +113,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             url
         }
     };
-    config.database_url = hogsend_compiler::config::RedactedUrl::new(url);
+    config.database_url = hogsend_schema::settings::RedactedUrl::new(url);
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

@@ -73,11 +73,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         out.eprint_diagnostics(&diags, &set);
         return Ok(ExitCode::from(1));
     }
-    let schema = config.database.schema.as_str().to_owned();
+    let schema = config.database.schema.clone();
     let url = common.db.resolve(&config)?;
     database::runtime()?.block_on(async {
-        let mut conn = database::connect(&url).await?;
-        if hogsend_runtime::migrate::base_version(&mut conn, &schema).await? < 2 {
+        let mut conn = database::connect(&url, &schema).await?;
+        if hogsend_runtime::migrate::base_version(&mut conn).await? == 0 {
             bail!("the schema `{schema}` has no API keys table yet: run `hogsend migrate` (or `hogsend serve`) first");
         }
         match &args.action {

@@ -21,7 +21,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let result = database::runtime()?.block_on(async {
-        let mut conn = database::connect(&url).await?;
+        let mut conn = database::connect(&url, &schema).await?;
         Ok::<_, anyhow::Error>(hogsend_runtime::migrate::plan(&mut conn, &schema, &files).await)
     })?;
     let report = match result {

@@ -47,7 +47,12 @@ pub fn runtime_config(
     let config = &compiled.checked.config;
     let url = url(config)?;
     let files = compiled.files.unwrap_or_default();
-    let rc = RuntimeConfig::from_project(config, &url, files, |name| std::env::var(name).ok())?;
+    let settings = hogsend_runtime::config::Settings {
+        schema: &config.database.schema,
+        api: &config.api,
+        schedule: &config.schedule,
+    };
+    let rc = RuntimeConfig::from_settings(settings, &url, files, |name| std::env::var(name).ok())?;
     Ok(Some(rc))
 }
 

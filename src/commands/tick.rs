@@ -47,10 +47,10 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         out.eprint_diagnostics(&diags, &set);
         return Ok(ExitCode::from(1));
     }
-    let schema = config.database.schema.as_str().to_owned();
+    let schema = config.database.schema.clone();
     let url = args.db.resolve(&config)?;
     let result = database::runtime()?.block_on(async {
-        let mut conn = database::connect(&url).await?;
+        let mut conn = database::connect(&url, &schema).await?;
         let summary = hogsend_runtime::db::tick(&mut conn, &schema, args.now).await;
         if let Ok(summary) = &summary {
             if num(summary, &["passes", "backfill", "buckets"]) > 0.0 {

@@ -11,43 +11,7 @@ use askama::Template;
 /// The hogsend version written into every generated header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One generated file, its path relative to the output directory (`/` separators).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratedFile {
-    pub path: String,
-    pub contents: String,
-}
-
-/// A versioned base-schema migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: String,
-}
-
-#[derive(Template)]
-#[template(path = "base/0001_base.sql", escape = "none")]
-struct BaseV1<'a> {
-    s: &'a str,
-    lock_key: i64,
-}
-
-/// Version 2: what the runtime daemon needs (API keys, aliases, merge, deletion).
-#[derive(Template)]
-#[template(path = "base/0002_runtime.sql", escape = "none")]
-struct BaseV2<'a> {
-    s: &'a str,
-    lock_key: i64,
-}
-
-/// Version 3: the change queue in two slots drained by truncate (no dead tuples).
-#[derive(Template)]
-#[template(path = "base/0003_queue.sql", escape = "none")]
-struct BaseV3<'a> {
-    s: &'a str,
-    lock_key: i64,
-}
+pub use hogsend_schema::{apply_order, GeneratedFile};
 
 #[derive(Template)]
 #[template(path = "project/bucket.sql", escape = "none")]
@@ -84,39 +48,6 @@ struct ProjectFile<'a> {
     /// The dollar-quote tag of the cleanup block (one that no registry entry contains).
     q: String,
     registry: Vec<String>,
-}
-
-/// The base schema migrations for `schema`, in order. `lock_key` is [`crate::plan::lock_key`].
-pub fn base_migrations(schema: &str) -> Vec<Migration> {
-    let v1 = BaseV1 {
-        s: schema,
-        lock_key: crate::plan::lock_key(schema),
-    };
-    let v2 = BaseV2 {
-        s: schema,
-        lock_key: crate::plan::lock_key(schema),
-    };
-    let v3 = BaseV3 {
-        s: schema,
-        lock_key: crate::plan::lock_key(schema),
-    };
-    vec![
-        Migration {
-            version: 1,
-            name: "base",
-            sql: render(&v1),
-        },
-        Migration {
-            version: 2,
-            name: "runtime",
-            sql: render(&v2),
-        },
-        Migration {
-            version: 3,
-            name: "queue",
-            sql: render(&v3),
-        },
-    ]
 }
 
 fn render(template: &impl Template) -> String {
@@ -208,19 +139,6 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files
-}
-
-/// The order `migrate` applies generated files in: bucket functions, then the tick, then
-/// the registry sync (which may drop the functions of removed buckets).
-pub fn apply_order(files: &[GeneratedFile]) -> Vec<&GeneratedFile> {
-    let rank = |f: &GeneratedFile| match f.path.as_str() {
-        "tick.sql" => 1,
-        "project.sql" => 2,
-        _ => 0,
-    };
-    let mut ordered: Vec<&GeneratedFile> = files.iter().collect();
-    ordered.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.path.cmp(&b.path)));
-    ordered
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod why;
 use crate::ir::{self, DwellKind, EntryPolicy, Program};
 use matcher::{MatcherBuilder, MatcherSql, MAX_SECONDS};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 /// What to plan for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +53,7 @@ pub struct BucketPlan {
 }
 
 /// The advisory-lock key for a schema: stable across processes, machines and versions.
-pub fn lock_key(schema: &str) -> i64 {
-    let digest = Sha256::digest(format!("hogsend:{schema}").as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
+pub use hogsend_schema::lock_key;
 
 fn secs(s: ir::Seconds) -> i64 {
     s.clamp(1, MAX_SECONDS)

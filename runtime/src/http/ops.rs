@@ -56,14 +56,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
     let mut problems: Vec<Value> = Vec::new();
     let database = tokio::time::timeout(Duration::from_secs(2), async {
         let mut conn = state.pool.acquire().await?;
-        migrate::base_version(&mut conn, schema).await
+        migrate::base_version(&mut conn).await
     })
     .await;
-    let supported = hogsend_compiler::emit::base_migrations(schema)
-        .iter()
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0);
+    let supported = migrate::supported_version();
     match database {
         Err(_) => problems.push(json!({"check": "database", "message": "no answer within 2 s"})),
         Ok(Err(e)) => {

@@ -1329,7 +1329,9 @@ impl Run<'_> {
 
 async fn run_case(case: &Case) -> Result<(), TestCaseError> {
     let tdb = hogsend_runtime::testkit::TestDatabase::new().await;
-    let mut conn = tdb.connect().await;
+    let mut conn = tdb
+        .connect_to(&hogsend_schema::SchemaName::new(SCHEMA).unwrap())
+        .await;
     let buckets: Vec<(String, Pred)> = interesting(case)
         .into_iter()
         .map(|i| (format!("b{i}"), case.buckets[i].clone()))

@@ -3,7 +3,8 @@
 //! to scan, with autovacuum off), and nothing queued is lost — neither by a tick nor while
 //! writers insert during ticks.
 
-use hogsend_runtime::testkit::{compile, TestDatabase};
+use hogsend_engine_tests::compile;
+use hogsend_runtime::testkit::TestDatabase;
 use hogsend_runtime::{db, migrate};
 use sqlx::PgConnection;
 use std::time::{Duration, Instant};
@@ -30,9 +31,13 @@ const MEMBERS: &str =
 async fn drained_queue_leaves_no_dead_rows_and_loses_nothing() {
     let tdb = TestDatabase::new().await;
     let mut conn = tdb.connect().await;
-    migrate::migrate(&mut conn, "hogsend", &compile(PROJECT))
-        .await
-        .expect("migrate");
+    migrate::migrate(
+        &mut conn,
+        &hogsend_schema::SchemaName::default(),
+        &compile(PROJECT),
+    )
+    .await
+    .expect("migrate");
     db::tick(&mut conn, "hogsend", None).await.expect("tick");
     sqlx::raw_sql(
         "alter table hogsend.changed_keys_0 set (autovacuum_enabled = false);

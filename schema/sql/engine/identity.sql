@@ -1,40 +1,13 @@
--- hogsend base schema, version 2: what the runtime daemon (`hogsend serve`) needs.
---
--- API keys (stored hashed), anonymous-id aliases, identity merge and contact deletion.
--- Merge and deletion take the schema's pass lock, like `tick` and `apply_keys`: every
--- writer of `transitions` is serialized by it, which is what makes the transition feed
--- gap-free when read by id (see ARCHITECTURE.md, "The transition feed").
-
--- API keys. The secret is never stored: `hash` is the hex SHA-256 of the whole key text.
--- `prefix` is the public part shown by `hogsend keys list` and used to find the row.
-create table {{ s }}.api_keys (
-  id          bigint generated always as identity primary key,
-  prefix      text not null unique,
-  hash        text not null,
-  name        text,
-  scope       text not null check (scope in ('ingest', 'read', 'admin')),
-  created_at  timestamptz not null default now(),
-  revoked_at  timestamptz
-);
-
--- Anonymous ids folded into a contact by identify/alias, so later anonymous-only events
--- from the same device reach the merged contact.
-create table {{ s }}.contact_aliases (
-  alias      text primary key,
-  contact_id uuid not null references {{ s }}.contacts (id) on delete cascade,
-  created_at timestamptz not null default now()
-);
--- The daemon's real-time pass removes the queue entries of the keys it evaluated (so the
--- next tick does not evaluate them again): find them by key.
-create index changed_keys_user_key on {{ s }}.changed_keys (user_key);
-
-create index contacts_anonymous_id on {{ s }}.contacts (anonymous_id) where anonymous_id is not null;
-create index contacts_external_id on {{ s }}.contacts (external_id) where external_id is not null;
+-- hogsend engine: what the runtime daemon (`hogsend serve`) calls: anonymous-id
+-- resolution, identity merge and contact deletion. Merge and deletion take the schema's pass
+-- lock, like `tick` and `apply_keys`: every writer of `transitions` is serialized by it,
+-- which is what makes the transition feed gap-free when read by id (see ARCHITECTURE.md,
+-- "The transition feed"). Re-applied by every `migrate`.
 
 -- The key events carrying only an anonymous id are stored under: the contact whose key
 -- it is, else the contact it was merged into, else a contact holding it as its anonymous id
 -- (a live one first), else the anonymous id itself (a new contact).
-create function {{ s }}.resolve_anonymous(p_ids text[]) returns table (anonymous_id text, user_key text)
+create or replace function {{ s }}.resolve_anonymous(p_ids text[]) returns table (anonymous_id text, user_key text)
 language sql stable as $hs$
   select a.id,
          coalesce(
@@ -60,7 +33,7 @@ $hs$;
 --
 -- Only a contact whose *key* is `p_anon` is folded: an anonymous id already merged into
 -- another user (a shared device) is left alone.
-create function {{ s }}.merge_contacts(p_user text, p_anon text)
+create or replace function {{ s }}.merge_contacts(p_user text, p_anon text)
 returns text language plpgsql as $hs$
 declare
   u      {{ s }}.contacts;
@@ -168,7 +141,7 @@ end $hs$;
 
 -- Soft-delete a contact: it leaves every bucket at once, silently (reason `deleted`, no
 -- `bucket:left` event, no reaction). Returns false when there is no live contact `p_key`.
-create function {{ s }}.delete_contact(p_key text) returns boolean
+create or replace function {{ s }}.delete_contact(p_key text) returns boolean
 language plpgsql as $hs$
 declare
   v_now timestamptz;

@@ -6,8 +6,9 @@
 //!
 //! `PROPTEST_CASES=N` runs more rounds (default 3); each round uses fresh ids.
 
+use hogsend_engine_tests::compile;
 use hogsend_runtime::db;
-use hogsend_runtime::testkit::{compile, TestDaemon, TestDatabase};
+use hogsend_runtime::testkit::{TestDaemon, TestDatabase};
 use serde_json::json;
 use sqlx::PgConnection;
 use std::sync::Arc;

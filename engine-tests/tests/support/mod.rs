@@ -185,7 +185,8 @@ pub async fn deploy(conn: &mut PgConnection, schema: &str, program: &Program) ->
         },
     );
     let files = hogsend_compiler::emit::emit(&plan);
-    migrate::migrate(conn, schema, &files)
+    let schema = hogsend_schema::SchemaName::new(schema).unwrap_or_else(|e| panic!("{e}"));
+    migrate::migrate(conn, &schema, &files)
         .await
         .unwrap_or_else(|e| panic!("migrate failed: {e}"))
 }

@@ -2,8 +2,9 @@
 //! stock validator (the Python `openapi-spec-validator`, installed by `.ci/run`; the test
 //! fails without it), served without a key, and true to what the daemon answers.
 
+use hogsend_engine_tests::compile;
 use hogsend_runtime::http::openapi::document;
-use hogsend_runtime::testkit::{compile, TestDaemon, TestDatabase};
+use hogsend_runtime::testkit::{TestDaemon, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::process::Command;

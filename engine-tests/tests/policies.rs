@@ -512,7 +512,9 @@ impl fmt::Display for Shown<&Member> {
 
 async fn run_pcase(case: &PCase) -> Result<(), TestCaseError> {
     let tdb = hogsend_runtime::testkit::TestDatabase::new().await;
-    let mut conn = tdb.connect().await;
+    let mut conn = tdb
+        .connect_to(&hogsend_schema::SchemaName::new(SCHEMA).unwrap())
+        .await;
     deploy(&mut conn, SCHEMA, &program(case.buckets.clone())).await;
     let keys: Vec<String> = (0..case.initial.len()).map(|i| format!("c{i}")).collect();
     let mut world = World::default();

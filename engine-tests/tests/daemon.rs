@@ -4,8 +4,10 @@
 //! sharing a database, and the transition feed.
 
 use base64::Engine;
-use hogsend_runtime::testkit::{compile, request, TestDaemon, TestDatabase};
+use hogsend_engine_tests::compile;
+use hogsend_runtime::testkit::{request, TestDaemon, TestDatabase};
 use hogsend_runtime::{db, keys};
+use hogsend_schema::SchemaName;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use std::time::{Duration, Instant};
@@ -1139,7 +1141,7 @@ async fn identify_merges_the_anonymous_contact() {
 async fn identify_renames_a_lone_anonymous_contact_and_keeps_dwell_history() {
     let tdb = TestDatabase::new().await;
     let mut conn = tdb.connect().await;
-    hogsend_runtime::migrate::migrate(&mut conn, "hogsend", &compile(PROJECT))
+    hogsend_runtime::migrate::migrate(&mut conn, &SchemaName::default(), &compile(PROJECT))
         .await
         .unwrap();
     sqlx::raw_sql(
@@ -1354,13 +1356,19 @@ async fn shutdown_drains_and_a_newer_schema_is_refused() {
         1000
     );
     // A database migrated by a newer hogsend is refused with a clear error.
-    sqlx::query("insert into hogsend.schema_migrations (version, name, hogsend_version) values (99, 'future', '9.9.9')")
+    sqlx::query("insert into hogsend.schema_migrations (version, name, checksum, hogsend_version) values (99, 'future', '', '9.9.9')")
         .execute(&mut conn)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = hogsend_runtime::RuntimeConfig::from_project(
-        &Default::default(),
+    let (schema, api, schedule) = Default::default();
+    let settings = hogsend_runtime::config::Settings {
+        schema: &schema,
+        api: &api,
+        schedule: &schedule,
+    };
+    let config = hogsend_runtime::RuntimeConfig::from_settings(
+        settings,
         tdb.url(),
         compile(PROJECT),
         |_| None,
@@ -1370,7 +1378,7 @@ async fn shutdown_drains_and_a_newer_schema_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("newer than this hogsend supports"),
+        err.to_string().contains("newer than this hogsend knows"),
         "{err}"
     );
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use hogsend_compiler::ir::*;
 use hogsend_runtime::testkit::TestDatabase;
 use hogsend_runtime::{db, migrate};
+use hogsend_schema::SchemaName;
 
 fn did(e: &str, w: Window) -> Pred {
     Pred::Event(EventAtom {
@@ -47,7 +48,7 @@ async fn went_dormant_joins_and_leaves() {
     };
     let plan = hogsend_compiler::plan::plan(&program, &Default::default());
     let files = hogsend_compiler::emit::emit(&plan);
-    let report = migrate::migrate(&mut conn, "hogsend", &files)
+    let report = migrate::migrate(&mut conn, &SchemaName::default(), &files)
         .await
         .unwrap();
     assert_eq!(report.added, vec!["went_dormant"]);
@@ -111,7 +112,7 @@ async fn went_dormant_joins_and_leaves() {
             .is_err()
     );
     // migrate is idempotent
-    let report = migrate::migrate(&mut conn, "hogsend", &files)
+    let report = migrate::migrate(&mut conn, &SchemaName::default(), &files)
         .await
         .unwrap();
     assert!(report.added.is_empty() && report.changed.is_empty());

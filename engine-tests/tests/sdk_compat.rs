@@ -6,7 +6,8 @@
 use base64::Engine;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
-use hogsend_runtime::testkit::{compile, request, Response, TestDaemon, TestDatabase};
+use hogsend_engine_tests::compile;
+use hogsend_runtime::testkit::{request, Response, TestDaemon, TestDatabase};
 use serde_json::{json, Value};
 use std::io::Write;
 

@@ -1,0 +1,214 @@
+//! The plain data types of the `hogsend.toml` sections the daemon reads (`[schedule]`,
+//! `[api]`) and the values both sides handle (a URL with secrets, durations).
+//!
+//! They live here, not in the compiler, so that the runtime can take them without depending
+//! on the compiler; the compiler's `config` module composes them into the whole file and
+//! turns deserialization errors into diagnostics (E04xx).
+
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+
+/// `[schedule]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// How often the scheduler ticks. Default 30 seconds.
+    pub tick_every: TickEvery,
+    /// How often the daemon runs the real-time pass over the contacts touched by ingest
+    /// since the previous run, in milliseconds. Default 250.
+    pub realtime_flush_ms: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            tick_every: TickEvery { seconds: 30 },
+            realtime_flush_ms: 250,
+        }
+    }
+}
+
+/// `[api]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// The address the HTTP API listens on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes. Default 1 MiB.
+    pub max_body_bytes: u64,
+    /// Requests per second allowed per API key (token bucket refill). Default 100.
+    pub rate_limit_per_second: u32,
+    /// Burst size of the per-key token bucket. Default 200.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+        }
+    }
+}
+
+/// `[schedule] tick_every`: a duration string (`"30s"`, `"1m"`, `"1m30s"`), positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickEvery {
+    /// The period in seconds (at least 1).
+    pub seconds: u64,
+}
+
+impl<'de> Deserialize<'de> for TickEvery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(|seconds| TickEvery { seconds })
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`): units
+/// `s`, `m`, `h`, `d`, `w`, each at most once, largest first, at most `i64::MAX` seconds.
+/// Returns seconds. (The compiler tests that it agrees with the language's parser.)
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || format!("invalid duration `{text}`: expected e.g. \"30s\", \"5m\" or \"1h30m\"");
+    let mut total: u64 = 0;
+    let mut rest = text;
+    let mut last_unit = u64::MAX;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match rest[digits..].chars().next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3_600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            _ => return Err(bad()),
+        };
+        if unit >= last_unit {
+            return Err(bad());
+        }
+        last_unit = unit;
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        rest = &rest[digits + 1..];
+    }
+    // The language's limit: a duration fits Postgres's bigint seconds.
+    if total > i64::MAX.unsigned_abs() {
+        return Err(bad());
+    }
+    if total == 0 {
+        return Err(format!("invalid duration `{text}`: must be positive"));
+    }
+    Ok(total)
+}
+
+/// A URL that may carry credentials. `Debug` and `Display` replace the password (and
+/// `password=`/`token=`/`key=`/`secret=` query values) with `***`; `expose()` gives the
+/// real text.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RedactedUrl(String);
+
+impl RedactedUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedactedUrl(url.into())
+    }
+
+    /// The URL with its secrets, for actually connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with secrets replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    // scheme://user:password@host → scheme://user:***@host
+    if let Some(scheme_end) = out.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = out[authority_start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| authority_start + i);
+        if let Some(at) = out[authority_start..authority_end].rfind('@') {
+            let userinfo = &out[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let pw_start = authority_start + colon + 1;
+                out.replace_range(pw_start..authority_start + at, "***");
+            }
+        }
+    }
+    // ?password=… &token=… → ***
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _))
+                    if ["password", "token", "key", "secret", "api_key", "apikey"]
+                        .contains(&k.to_ascii_lowercase().as_str()) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", redacted.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert!(parse_duration("30m1h").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999w").is_err());
+    }
+
+    #[test]
+    fn redaction() {
+        let url = RedactedUrl::new("postgres://app:hunter2@db:5432/acme?token=abc&x=1");
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db:5432/acme?token=***&x=1"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.expose().contains("hunter2"));
+    }
+}
