@@ -154,6 +154,7 @@ pub(super) async fn member(
 
 /// The query of [`why`].
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct WhyQuery {
     /// The instant to explain, RFC 3339; the database clock when absent.
     at: Option<String>,
