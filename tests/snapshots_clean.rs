@@ -41,9 +41,18 @@ fn no_pending_or_unreferenced_snapshots() {
         let referenced = match (header(&text, "input_file:"), source) {
             (Some(input), _) => root.join(input).exists(),
             (None, Some(source)) => {
-                let snapshot_name = stem.split_once("__").map_or(stem, |(_, n)| n);
-                std::fs::read_to_string(&source)
-                    .is_ok_and(|code| code.contains(&format!("\"{snapshot_name}\"")))
+                // The stem is `<module path>__<name>`, the module path itself `__`-joined
+                // (`hogsend__commands__why__tests__why_human_tree`): any `__`-suffix may be
+                // the name.
+                let names: Vec<&str> = stem
+                    .match_indices("__")
+                    .map(|(i, _)| &stem[i + 2..])
+                    .collect();
+                std::fs::read_to_string(&source).is_ok_and(|code| {
+                    names
+                        .iter()
+                        .any(|name| code.contains(&format!("\"{name}\"")))
+                })
             }
             (None, None) => false,
         };
