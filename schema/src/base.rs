@@ -19,8 +19,10 @@ use crate::{lock_key, SchemaName};
 use sha2::{Digest, Sha256};
 
 /// The migrations, in version order: (version, name, template text).
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "base", include_str!("../sql/migrations/0001_base.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "base", include_str!("../sql/migrations/0001_base.sql")),
+    (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
+];
 
 /// The engine files, in the order they are applied: (name, template text). Views and
 /// functions reference only tables (plpgsql bodies are resolved at call time), triggers
