@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("../sql/migrations/0001_base.sql")),
     (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
+    (3, "journeys", include_str!("../sql/migrations/0003_journeys.sql")),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

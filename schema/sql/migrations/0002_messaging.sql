@@ -3,7 +3,7 @@
 --
 -- Journeys and campaigns write `messages` (the outbox); delivery moves them through
 -- `queued → sending → sent | failed | bounced`. Who may receive a message is decided when
--- the row is created (LANGUAGE.md-level rule, docs/language.md "Who receives a message"):
+-- the row is created (docs/language.md, "Who receives a message"):
 -- an email, not suppressed, not unsubscribed from everything, subscribed to the category's
 -- list (explicitly or by the list's default). FROZEN once committed, like every migration.
 -- Every per-contact table carries `user_key`, so it can be distributed by it.
