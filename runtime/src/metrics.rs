@@ -316,11 +316,7 @@ impl JourneyGauges {
             "# HELP hogsend_messages Messages in the outbox by status.\n# TYPE hogsend_messages gauge"
         );
         for (status, n) in &self.messages {
-            let _ = writeln!(
-                out,
-                "hogsend_messages{{status=\"{}\"}} {n}",
-                label(status)
-            );
+            let _ = writeln!(out, "hogsend_messages{{status=\"{}\"}} {n}", label(status));
         }
         out
     }

@@ -56,7 +56,7 @@ pub(super) struct JourneyList {
 }
 
 /// Every deployed journey and bucket reaction, with its run counts by status and by step.
-#[utoipa::path(get, path = "/v1/journeys", tag = "journeys",
+#[utoipa::path(get, path = "/v1/journeys", operation_id = "list_journeys", tag = "journeys",
     responses((status = 200, description = "The journeys", body = JourneyList)),
     security(("bearer" = []), ("basic" = [])))]
 pub(super) async fn list(
@@ -68,7 +68,7 @@ pub(super) async fn list(
 }
 
 /// One deployed journey with its run counts by status and by step.
-#[utoipa::path(get, path = "/v1/journeys/{id}", tag = "journeys",
+#[utoipa::path(get, path = "/v1/journeys/{id}", operation_id = "get_journey", tag = "journeys",
     params(("id" = String, Path, description = "The journey's id (`<bucket>.<reaction>` for a reaction)")),
     responses((status = 200, description = "The journey", body = Journey),
         (status = 404, description = "`journey_not_found`", body = ErrorBody)),
@@ -121,7 +121,7 @@ fn parse_patch(body: &Value) -> Result<bool, Vec<FieldError>> {
 /// Pauses (`{"enabled": false}`) or resumes (`{"enabled": true}`) enrolment into a journey.
 /// While paused, triggers are skipped (counted as `disabled`); runs in flight go on. A
 /// journey disabled in its code (`enabled false`) stays disabled whatever this says.
-#[utoipa::path(patch, path = "/v1/journeys/{id}", tag = "journeys",
+#[utoipa::path(patch, path = "/v1/journeys/{id}", operation_id = "update_journey", tag = "journeys",
     params(("id" = String, Path, description = "The journey's id")),
     request_body = JourneyUpdate,
     responses((status = 200, description = "The journey after the change", body = Journey),
@@ -169,7 +169,7 @@ pub(super) struct RunPage {
 }
 
 /// A journey's runs, oldest first (keyset pages by run id), optionally of one status.
-#[utoipa::path(get, path = "/v1/journeys/{id}/runs", tag = "journeys",
+#[utoipa::path(get, path = "/v1/journeys/{id}/runs", operation_id = "journey_runs", tag = "journeys",
     params(("id" = String, Path, description = "The journey's id"), RunQuery),
     responses((status = 200, description = "A page of runs", body = RunPage),
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),

@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One message: its status, category, skip reason, attempts, provider id and subject.
-#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+#[utoipa::path(get, path = "/v1/messages/{id}", operation_id = "get_message", tag = "messages",
     params(("id" = i64, Path, description = "The message's id")),
     responses((status = 200, description = "The message", body = Message),
         (status = 400, description = "`invalid_path`", body = ErrorBody),
@@ -56,7 +56,7 @@ pub(super) struct ContactMessages {
 }
 
 /// A contact's messages, oldest first (keyset pages by message id).
-#[utoipa::path(get, path = "/v1/contacts/{key}/messages", tag = "contacts",
+#[utoipa::path(get, path = "/v1/contacts/{key}/messages", operation_id = "contact_messages", tag = "contacts",
     params(("key" = String, Path, description = "The contact's key"), IdPage),
     responses((status = 200, description = "A page of messages", body = ContactMessages),
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),

@@ -40,7 +40,7 @@ pub(super) struct RunHistory {
 }
 
 /// One run: where it is, the steps it executed with their instants, its messages.
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "journeys",
+#[utoipa::path(get, path = "/v1/runs/{id}", operation_id = "get_run", tag = "journeys",
     params(("id" = i64, Path, description = "The run's id")),
     responses((status = 200, description = "The run and its history", body = RunHistory),
         (status = 400, description = "`invalid_path`", body = ErrorBody),
@@ -67,7 +67,7 @@ pub(super) async fn one(
 /// Ends an `active` or `waiting` run: `exited` with `exit_reason` `cancelled`, `ended_at`
 /// now. It waits for a pass in progress (it takes the same lock), so it never races one.
 /// Messages the run already queued stay queued.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "journeys",
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", operation_id = "cancel_run", tag = "journeys",
     params(("id" = i64, Path, description = "The run's id")),
     responses((status = 200, description = "The run, now ended", body = Run),
         (status = 400, description = "`invalid_path`", body = ErrorBody),
@@ -102,7 +102,7 @@ pub(super) struct ContactRuns {
 
 /// A contact's runs of every journey, oldest first (keyset pages by run id), optionally of
 /// one status.
-#[utoipa::path(get, path = "/v1/contacts/{key}/journeys", tag = "contacts",
+#[utoipa::path(get, path = "/v1/contacts/{key}/journeys", operation_id = "contact_journeys", tag = "contacts",
     params(("key" = String, Path, description = "The contact's key"), RunQuery),
     responses((status = 200, description = "A page of runs", body = ContactRuns),
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),
