@@ -80,7 +80,7 @@ pub(super) async fn cancel(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Run>, ApiError> {
     match journeys::cancel_run(&state.pool, &state.config.schema, id).await? {
-        Cancel::Cancelled(run) => Ok(Json(run)),
+        Cancel::Cancelled(run) => Ok(Json(*run)),
         Cancel::AlreadyEnded(status) => Err(ApiError::new(
             ErrorCode::RunEnded,
             format!("run {id} has already ended ({status})"),

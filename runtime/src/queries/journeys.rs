@@ -346,7 +346,7 @@ pub async fn run_steps(pool: &PgPool, schema: &str, id: i64, key: &str) -> Resul
 #[derive(Debug)]
 pub enum Cancel {
     /// The run was in flight and is now `exited` (`cancelled`).
-    Cancelled(Run),
+    Cancelled(Box<Run>),
     /// The run had already ended, with this status.
     AlreadyEnded(String),
     /// No run has this id.
@@ -376,7 +376,7 @@ pub async fn cancel_run(pool: &PgPool, schema: &str, id: i64) -> Result<Cancel> 
     .fetch_optional(&mut *tx)
     .await?;
     let outcome = match cancelled {
-        Some(run) => Cancel::Cancelled(run),
+        Some(run) => Cancel::Cancelled(Box::new(run)),
         None => {
             let status: Option<String> =
                 sqlx::query(&format!("select status from {s}.runs where id = $1"))
