@@ -165,15 +165,29 @@ fn every_code_is_rendered_by_a_fixture() {
 }
 
 #[test]
-fn the_example_project_checks_without_warnings() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/saas");
-    let set = project::load(&dir).unwrap();
-    let checked = hogsend_compiler::check(&set);
-    assert!(
-        checked.diagnostics.is_empty(),
-        "{}",
-        render_human(&checked.diagnostics, &set, false)
-    );
+fn the_example_projects_check_without_warnings() {
+    for example in ["saas", "journeys"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example);
+        let set = project::load(&dir).unwrap();
+        let checked = hogsend_compiler::check(&set);
+        assert!(
+            checked.diagnostics.is_empty(),
+            "examples/{example}:\n{}",
+            render_human(&checked.diagnostics, &set, false)
+        );
+        // And they are in `hogsend fmt` layout.
+        for file in &set.files {
+            let formatted = hogsend_dsl::format(&file.text)
+                .unwrap_or_else(|e| panic!("examples/{example}/{}: {e:?}", file.path));
+            assert_eq!(
+                formatted, file.text,
+                "examples/{example}/{} is not formatted: run `hogsend fmt examples/{example}`",
+                file.path
+            );
+        }
+    }
 }
 
 // ---- construct coverage ----

@@ -263,6 +263,65 @@ impl Metrics {
     }
 }
 
+/// What `/metrics` reads from the database at scrape time about journeys and messages
+/// (cheap grouped counts).
+#[derive(Debug, Default)]
+pub struct JourneyGauges {
+    /// Runs per (journey, status).
+    pub runs: Vec<(String, String, i64)>,
+    /// Enrolments skipped per (journey, reason), since the journey was first deployed.
+    pub skipped: Vec<(String, String, i64)>,
+    /// Messages per status.
+    pub messages: Vec<(String, i64)>,
+}
+
+/// A label value escaped for the Prometheus text format.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl JourneyGauges {
+    /// The gauges as Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_journey_runs Journey runs by journey and status.\n# TYPE hogsend_journey_runs gauge"
+        );
+        for (journey, status, n) in &self.runs {
+            let _ = writeln!(
+                out,
+                "hogsend_journey_runs{{journey=\"{}\",status=\"{}\"}} {n}",
+                label(journey),
+                label(status)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_journey_enrolments_skipped_total Enrolments skipped by a guard, by journey and reason.\n# TYPE hogsend_journey_enrolments_skipped_total counter"
+        );
+        for (journey, reason, n) in &self.skipped {
+            let _ = writeln!(
+                out,
+                "hogsend_journey_enrolments_skipped_total{{journey=\"{}\",reason=\"{}\"}} {n}",
+                label(journey),
+                label(reason)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_messages Messages in the outbox by status.\n# TYPE hogsend_messages gauge"
+        );
+        for (status, n) in &self.messages {
+            let _ = writeln!(out, "hogsend_messages{{status=\"{}\"}} {n}", label(status));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +342,22 @@ mod tests {
         assert!(text.contains("hogsend_transitions_total{kind=\"dwell\"} 3"));
         assert!(text.contains("hogsend_tick_pass_seconds_sum{pass=\"total\"} 0.0125"));
         assert!(text.contains("hogsend_bucket_members{bucket=\"power_user\"} 7"));
+    }
+
+    #[test]
+    fn renders_journey_gauges_with_escaped_labels() {
+        let g = JourneyGauges {
+            runs: vec![("onboarding".into(), "waiting".into(), 4)],
+            skipped: vec![("onboarding".into(), "entry_once".into(), 2)],
+            messages: vec![("queued".into(), 9), ("a\"b".into(), 1)],
+        };
+        let text = g.render();
+        assert!(text.contains("# TYPE hogsend_journey_runs gauge"));
+        assert!(text.contains("hogsend_journey_runs{journey=\"onboarding\",status=\"waiting\"} 4"));
+        assert!(text.contains(
+            "hogsend_journey_enrolments_skipped_total{journey=\"onboarding\",reason=\"entry_once\"} 2"
+        ));
+        assert!(text.contains("hogsend_messages{status=\"queued\"} 9"));
+        assert!(text.contains("hogsend_messages{status=\"a\\\"b\"} 1"));
     }
 }

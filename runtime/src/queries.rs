@@ -5,6 +5,9 @@
 //! while members join and leave: a page never repeats a row and never skips one that was
 //! present for the whole walk.
 
+pub mod journeys;
+pub mod messages;
+
 use crate::db::schema_ident;
 use crate::Result;
 use chrono::{DateTime, Utc};

@@ -6,9 +6,12 @@ pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod journeys;
+pub mod messages;
 pub mod openapi;
 pub mod ops;
 pub mod posthog;
+pub mod runs;
 pub mod segment;
 pub mod timeouts;
 
@@ -54,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest_routes(&state.config.cors_origins))
         .merge(contacts::router())
         .merge(buckets::router())
+        .merge(journeys::router())
+        .merge(runs::router())
+        .merge(messages::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -3,8 +3,10 @@
 //! routes and shapes, nothing about the data, and clients generate code from it.
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
-use super::{buckets, contacts, events, ops, posthog, segment, AppState};
+use super::{buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, AppState};
 use crate::ingest::{FieldError, Outcome};
+use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
+use crate::queries::messages::Message;
 use crate::queries::{
     Bucket, Contact, ContactMembership, Member, Membership, StoredEvent, Transition,
 };
@@ -22,8 +24,8 @@ pub fn router() -> Router<AppState> {
 #[openapi(
     info(
         title = "hogsend",
-        description = "Ingest events, read contacts, buckets, members and the transition \
-            feed. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
+        description = "Ingest events, read contacts, buckets, members, the transition \
+            feed, journeys, runs and messages. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
             with a code from one registry. Authenticate with `Authorization: Bearer <key>` \
             (or HTTP basic auth with the key as user name); a key's scope is `ingest`, \
             `read` or `admin`."
@@ -36,20 +38,26 @@ pub fn router() -> Router<AppState> {
         contacts::get_contact, contacts::put_contact, contacts::delete_contact,
         contacts::contact_buckets, contacts::contact_events,
         buckets::list, buckets::one, buckets::members, buckets::member, buckets::why, buckets::transitions,
+        journeys::list, journeys::one, journeys::patch, journeys::runs,
+        runs::one, runs::cancel, runs::contact_runs,
+        messages::one, messages::contact_messages,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
     components(schemas(
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
-        StoredEvent, Bucket, Member, Membership, Transition,
+        StoredEvent, Bucket, Member, Membership, Transition, Journey, RunCounts, StepCounts,
+        Run, RunStep, Message,
     )),
     modifiers(&Security),
     tags(
         (name = "ingest", description = "hogsend's own ingest route and PostHog's webhook destination"),
         (name = "posthog", description = "PostHog's capture API, for PostHog SDKs (also at /capture/, /e/, /i/v0/e/, /i/v1/analytics/events)"),
         (name = "segment", description = "The Segment HTTP tracking API, for Segment and RudderStack SDKs"),
-        (name = "contacts", description = "Contacts: upsert, read, delete, their buckets and events"),
+        (name = "contacts", description = "Contacts: upsert, read, delete, their buckets, events, runs and messages"),
         (name = "buckets", description = "Buckets, their members and their transition feed"),
+        (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
+        (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

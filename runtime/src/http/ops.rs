@@ -102,6 +102,23 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
     }
 }
 
+/// The journey and message gauges, read at scrape time; a failed read leaves its series
+/// empty (the scrape still answers).
+async fn journey_gauges(state: &AppState) -> crate::metrics::JourneyGauges {
+    let (pool, schema) = (&state.pool, &state.config.schema);
+    crate::metrics::JourneyGauges {
+        runs: queries::journeys::run_counts(pool, schema)
+            .await
+            .unwrap_or_default(),
+        skipped: queries::journeys::skip_counts(pool, schema)
+            .await
+            .unwrap_or_default(),
+        messages: queries::messages::status_counts(pool, schema)
+            .await
+            .unwrap_or_default(),
+    }
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String,
@@ -111,6 +128,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         .await
         .unwrap_or_default();
     let mut text = state.metrics.render(&members);
+    text.push_str(&journey_gauges(&state).await.render());
     text.push_str(&format!(
         "# HELP hogsend_realtime_dropped_total Touched contacts left to the next tick because the real-time queue was full.\n# TYPE hogsend_realtime_dropped_total counter\nhogsend_realtime_dropped_total {}\n",
         state.pending.dropped.load(std::sync::atomic::Ordering::Relaxed)

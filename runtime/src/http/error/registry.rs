@@ -105,9 +105,23 @@ registry! {
     /// The contact is not a member of the bucket now.
     NotAMember => "not_a_member", NOT_FOUND,
         "The contact is not an active member of the bucket.";
+    /// No deployed journey with the id.
+    JourneyNotFound => "journey_not_found", NOT_FOUND,
+        "No journey (or bucket reaction) with this id is deployed.";
+    /// No run with the id.
+    RunNotFound => "run_not_found", NOT_FOUND,
+        "No journey run has this id.";
+    /// No message with the id.
+    MessageNotFound => "message_not_found", NOT_FOUND,
+        "No message has this id.";
     /// The route exists but not with this method.
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED,
         "The route exists but does not take this HTTP method.";
+    // ---- 409: the state does not allow it ----
+    /// Cancelling a run that has already ended.
+    RunEnded => "run_ended", CONFLICT,
+        "The run has already ended (`completed`, `exited` or `failed`); only an `active` \
+         or `waiting` run can be cancelled.";
     // ---- 408 / 413 / 415 ----
     /// The body did not arrive within the body timeout.
     BodyTimeout => "body_timeout", REQUEST_TIMEOUT,
