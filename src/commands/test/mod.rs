@@ -1,5 +1,5 @@
 //! `hogsend test [DIR] [--filter S]`: compiles the project and runs its `test` blocks, each on
-//! its own fresh schema of a scratch database (see `server`), several at once; prints each
+//! a freshly migrated schema (see `server` and `runner`), several at once; prints each
 //! failed expectation as a diagnostic at its line (human, JSON or JUnit XML). Exit 0 when every
 //! test passes, 1 otherwise. See docs/cli.md and docs/language.md#tests.
 
@@ -10,14 +10,14 @@ mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use hogsend_compiler::plan::{self, PlanOptions};
 use hogsend_compiler::test_suite::TestCase;
 use hogsend_schema::SchemaName;
-use tokio::sync::Semaphore;
 
 use crate::commands::compile::compile_project;
 use crate::database;
@@ -82,7 +82,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     })
 }
 
-/// Runs every test, at most `--jobs` at once, each on its own schema; returns them in
+/// Runs every test on `--jobs` workers (each its own schema and connection); returns them in
 /// definition order.
 async fn run_all(
     args: &Args,
@@ -90,27 +90,41 @@ async fn run_all(
     tests: Vec<TestCase>,
 ) -> Result<Vec<Ran>> {
     let scratch = server::Scratch::create(args.database_url.as_deref()).await?;
-    let url = Arc::new(scratch.url.clone());
-    let drop_schemas = scratch.drops_schemas();
-    let permits = Arc::new(Semaphore::new(args.jobs.max(1)));
-    let mut handles = Vec::new();
-    for (index, test) in tests.into_iter().enumerate() {
-        let schema = SchemaName::new(&scratch.schema_for(index))?;
+    let count = tests.len();
+    let queue: Arc<Mutex<VecDeque<(usize, TestCase)>>> =
+        Arc::new(Mutex::new(tests.into_iter().enumerate().collect()));
+    let mut workers = Vec::new();
+    for w in 0..args.jobs.clamp(1, count) {
+        let schema = SchemaName::new(&scratch.schema_for(w))?;
         let options = PlanOptions {
             schema: schema.as_str().to_owned(),
         };
         let files = hogsend_compiler::emit::emit(&plan::plan(program, &options));
-        let (url, permits) = (url.clone(), permits.clone());
-        handles.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let outcome = runner::run(&url, &schema, &files, &test, drop_schemas).await;
-            Ran { test, outcome }
+        let (url, queue) = (scratch.url.clone(), queue.clone());
+        workers.push(tokio::spawn(async move {
+            let mut worker = runner::Worker::start(&url, schema, &files).await?;
+            let mut ran = Vec::new();
+            loop {
+                let next = queue.lock().map_err(|_| anyhow!("a worker panicked"))?.pop_front();
+                let Some((index, test)) = next else { break };
+                let outcome = worker.run(&test).await;
+                ran.push((index, Ran { test, outcome }));
+            }
+            worker.stop().await?;
+            Ok::<_, anyhow::Error>(ran)
         }));
     }
-    let mut ran = Vec::new();
-    for h in handles {
-        ran.push(h.await?);
+    let mut ran = Vec::with_capacity(count);
+    let mut first_error = None;
+    for w in workers {
+        match w.await? {
+            Ok(r) => ran.extend(r),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
     }
-    scratch.drop().await?;
-    Ok(ran)
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    ran.sort_by_key(|(index, _)| *index);
+    Ok(ran.into_iter().map(|(_, r)| r).collect())
 }

@@ -1,83 +1,52 @@
-//! Where `hogsend test` runs: a scratch database, created for the run on the server of
-//! `--database-url` / `DATABASE_URL`, else the local server (127.0.0.1:5432), else a private
-//! Postgres started from the binaries like `hogsend dev` does; dropped at the end. Each test
-//! gets its own schema in it. `hogsend.toml`'s `[database] url` is never used: it names the
-//! deployment's database.
+//! Where `hogsend test` runs: the database of `--database-url` / `DATABASE_URL`, else the local
+//! server's `postgres` database (127.0.0.1:5432), else a private Postgres started from the
+//! binaries like `hogsend dev` does. Each test gets a fresh schema of its own there
+//! (`hogsend_test_<pid>_<nonce>_t<n>`), dropped when the test ends. `hogsend.toml`'s
+//! `[database] url` is never used: it names the deployment's database.
+//!
+//! **Decision:** schemas, not a scratch database per run: `drop database` costs about a second
+//! (it waits for a checkpoint), more than a whole small test suite.
 
 use anyhow::{Context, Result};
-use hogsend_runtime::db::with_database;
 use hogsend_runtime::pgcluster::PrivateCluster;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 
-/// The scratch database of one run.
+/// Where one run's tests go: a server's database, and a prefix for the schemas of this run.
 pub struct Scratch {
-    /// Its URL.
+    /// The database's URL.
     pub url: String,
-    /// The server's admin URL (to drop it), or `None` when the tests run in the given
-    /// database itself (the role may not create databases): then each test's schema is
-    /// dropped instead.
-    admin: Option<String>,
-    name: String,
+    prefix: String,
 }
 
 impl Scratch {
-    /// Creates the scratch database on the server chosen as the module says.
+    /// Finds the server as the module says and checks that it answers.
     pub async fn create(database_url: Option<&str>) -> Result<Scratch> {
         let given = database_url
             .map(str::to_owned)
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
-        let server = match given {
+        let url = match given {
             Some(url) => url,
             None => local_or_private().await?,
         };
-        let name = format!(
-            "hogsend_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        let mut conn = PgConnection::connect(&server)
+        let conn = PgConnection::connect(&url)
             .await
-            .with_context(|| format!("could not connect to {}", crate::database::redact(&server)))?;
-        // `name` is made of [a-z0-9_] only.
-        match conn.execute(format!("create database {name}").as_str()).await {
-            Ok(_) => Ok(Scratch {
-                url: with_database(&server, &name),
-                admin: Some(server),
-                name,
-            }),
-            // No CREATEDB: run in the given database, one schema per test.
-            Err(_) => Ok(Scratch {
-                url: server,
-                admin: None,
-                name,
-            }),
-        }
+            .with_context(|| format!("could not connect to {}", crate::database::redact(&url)))?;
+        conn.close().await?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Ok(Scratch {
+            url,
+            prefix: format!("hogsend_test_{}_{nanos}", std::process::id()),
+        })
     }
 
-    /// A schema name for the test at `index`, unique to this run.
+    /// The schema of the test at `index`, unique to this run (`[a-z0-9_]` only).
     pub fn schema_for(&self, index: usize) -> String {
-        format!("{}_t{index}", self.name)
-    }
-
-    /// True when each test's schema must be dropped (no scratch database to drop).
-    pub fn drops_schemas(&self) -> bool {
-        self.admin.is_none()
-    }
-
-    /// Drops the scratch database (closing its connections).
-    pub async fn drop(self) -> Result<()> {
-        if let Some(admin) = &self.admin {
-            let mut conn = PgConnection::connect(admin).await?;
-            conn.execute(format!("drop database if exists {} with (force)", self.name).as_str())
-                .await?;
-        }
-        Ok(())
+        format!("{}_t{index}", self.prefix)
     }
 }
-
 /// The local server when it answers, else a private cluster in the temp dir (kept running
 /// between runs, like the test harness's, so only the first run pays its start).
 async fn local_or_private() -> Result<String> {
