@@ -155,7 +155,7 @@ pub fn junit(set: &SourceSet, ran: &[Ran], elapsed: Duration) -> String {
             x += &format!(
                 "      <failure message=\"{}\" type=\"E0501\">{}</failure>\n",
                 escape(first),
-                escape(&diagnostics::render_human(&diags, set, false))
+                escape_text(&diagnostics::render_human(&diags, set, false))
             );
         }
         if let Some(e) = &r.outcome.error {
@@ -167,7 +167,12 @@ pub fn junit(set: &SourceSet, ran: &[Ran], elapsed: Duration) -> String {
     x
 }
 
-/// Escapes text for XML attributes and content.
+/// Escapes element content for XML (line breaks kept).
+fn escape_text(s: &str) -> String {
+    s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
+/// Escapes text for an XML attribute.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
