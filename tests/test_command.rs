@@ -59,7 +59,11 @@ macro_rules! snapshot {
 #[test]
 fn mask_replaces_the_timings() {
     assert_eq!(
-        mask("finished in 1.25s; finished in 0.5s.", "finished in ", &['s']),
+        mask(
+            "finished in 1.25s; finished in 0.5s.",
+            "finished in ",
+            &['s']
+        ),
         "finished in [T]s; finished in [T]s."
     );
 }
@@ -125,7 +129,10 @@ fn the_example_project_tests_pass() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("test result: ok. 14 passed; 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("test result: ok. 14 passed; 0 failed"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -122,10 +122,7 @@ fn instant(i: &str) -> PResult<'_, Instant> {
         .find(|c: char| !(c.is_ascii_digit() || c == '-'))
         .unwrap_or(start.len());
     if date_len == 0 {
-        return failure(unexpected(
-            i,
-            &["an instant (`2027-01-04 10:00` or `+8d`)"],
-        ));
+        return failure(unexpected(i, &["an instant (`2027-01-04 10:00` or `+8d`)"]));
     }
     let mut rest = &start[date_len..];
     let mut raw_end = rest;
@@ -175,8 +172,10 @@ fn instant(i: &str) -> PResult<'_, Instant> {
 }
 
 /// A validated `YYYY-MM-DD` and optional `HH:MM[:SS]`.
-#[allow(clippy::type_complexity)]
-fn date_time(date: &str, time: Option<&str>) -> Option<(u16, u8, u8, Option<(u8, u8, u8)>)> {
+/// A date: year, month, day, and the time of day when one was written.
+type DateParts = (u16, u8, u8, Option<(u8, u8, u8)>);
+
+fn date_time(date: &str, time: Option<&str>) -> Option<DateParts> {
     let mut parts = date.split('-');
     let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
@@ -312,7 +311,10 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
         "dwell" => {
             let (rest, bucket) = cut(ident("a bucket id"))(rest)?;
             let Some(after_dot) = rest.strip_prefix('.') else {
-                return failure(unexpected(rest, &["`.` and the dwell label (`bucket.label`)"]));
+                return failure(unexpected(
+                    rest,
+                    &["`.` and the dwell label (`bucket.label`)"],
+                ));
             };
             let (rest, label) = cut(ident("a dwell label"))(after_dot)?;
             Ok((rest, Expect::Dwell { bucket, label }))
@@ -327,7 +329,8 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                 Ok((rest, _)) => {
                     let start = state::offset(ws(rest));
                     let (rest, reason) = cut(ident("a skip reason"))(rest)?;
-                    let needs_list = matches!(reason.name.as_str(), "unsubscribed" | "not_subscribed");
+                    let needs_list =
+                        matches!(reason.name.as_str(), "unsubscribed" | "not_subscribed");
                     let (rest, list) = if needs_list {
                         let (rest, list) = cut(ident("a list id"))(rest)?;
                         (rest, Some(list))
@@ -350,7 +353,13 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                 _ => {
                     return failure(unexpected(
                         rest,
-                        &["`active`", "`waiting`", "`completed`", "`exited`", "`failed`"],
+                        &[
+                            "`active`",
+                            "`waiting`",
+                            "`completed`",
+                            "`exited`",
+                            "`failed`",
+                        ],
                     ))
                 }
             };
@@ -473,4 +482,3 @@ fn value(i: &str) -> PResult<'_, Value> {
         )),
     }
 }
-

@@ -70,7 +70,12 @@ pub fn check_parsed(set: &SourceSet, parsed: &[ParsedFile]) -> Checked {
     let program = checker.run();
     let tests = checker.tests();
     diagnostics.extend(checker.errors.iter().map(CheckError::to_diagnostic));
-    diagnostics.extend(checker.test_errors.iter().map(|e| e.to_diagnostic()));
+    diagnostics.extend(
+        checker
+            .test_errors
+            .iter()
+            .map(tests_block::TestError::to_diagnostic),
+    );
     sort_diagnostics(set, &mut diagnostics);
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     Checked {

@@ -38,7 +38,9 @@ impl TestError {
                 format!("unknown contact `{name}`"),
                 label(at, "this test declares no such contact"),
             )
-            .with_help(format!("declare it at the top of the test: `contact {name}`")),
+            .with_help(format!(
+                "declare it at the top of the test: `contact {name}`"
+            )),
             TestError::DuplicateContact { name, at, first } => Diagnostic::new(
                 Code::E0251,
                 format!("the contact `{name}` is declared twice"),
@@ -341,7 +343,9 @@ fn value(v: &Value) -> Json {
     match v {
         Value::Literal(ast::Literal::String(s)) => Json::String(s.value.clone()),
         Value::Literal(ast::Literal::Bool(b)) => Json::Bool(b.value),
-        Value::Literal(ast::Literal::Number(n)) => serde_json::from_str(&n.raw).unwrap_or(Json::Null),
+        Value::Literal(ast::Literal::Number(n)) => {
+            serde_json::from_str(&n.raw).unwrap_or(Json::Null)
+        }
         Value::Null(_) => Json::Null,
         Value::Object(o) => Json::Object(object(o)),
         Value::List(items, _) => Json::Array(items.iter().map(value).collect()),

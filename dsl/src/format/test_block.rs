@@ -37,7 +37,9 @@ fn contact(p: &mut Printer<'_>, c: &ContactDecl) {
 
 fn at_block(p: &mut Printer<'_>, a: &AtBlock) {
     let head = format!("at {}", instant(&a.at));
-    let commented = p.src.has_comment_between(a.body_span.start, a.body_span.end);
+    let commented = p
+        .src
+        .has_comment_between(a.body_span.start, a.body_span.end);
     if !commented {
         let one_line = match a.actions.as_slice() {
             [] => Some(format!("{head} {{}}")),
@@ -49,7 +51,13 @@ fn at_block(p: &mut Printer<'_>, a: &AtBlock) {
             return;
         }
     }
-    p.line(1, &format!("{head} {{"), a.span.start, a.body_span.start + 1, MEMBER);
+    p.line(
+        1,
+        &format!("{head} {{"),
+        a.span.start,
+        a.body_span.start + 1,
+        MEMBER,
+    );
     for act in &a.actions {
         p.line(2, &action(act), act.span.start, act.span.end, MEMBER);
     }
@@ -79,7 +87,12 @@ pub(crate) fn action(a: &TestAction) -> String {
             event,
             properties,
         } => match properties {
-            Some(o) => format!("{} did {} {}", contact.name, text::event_name(event), object(o)),
+            Some(o) => format!(
+                "{} did {} {}",
+                contact.name,
+                text::event_name(event),
+                object(o)
+            ),
             None => format!("{} did {}", contact.name, text::event_name(event)),
         },
         TestActionKind::Set {

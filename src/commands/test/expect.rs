@@ -10,6 +10,9 @@ use hogsend_runtime::db::Why;
 use hogsend_schema::SchemaName;
 use sqlx::PgConnection;
 
+/// `active, entered_at, left_at, leave_reason` of a membership.
+type MembershipRow = (bool, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>);
+
 /// An expectation that did not hold.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -24,9 +27,11 @@ pub struct Failure {
 
 /// The last transition id so far: transitions after it happened at the next instant.
 pub async fn transition_watermark(conn: &mut PgConnection) -> Result<i64> {
-    Ok(sqlx::query_scalar("select coalesce(max(id), 0) from transitions")
-        .fetch_one(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("select coalesce(max(id), 0) from transitions")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// Checks `e` after the tick at `at`; `since` is the transition watermark before the instant.
@@ -40,15 +45,14 @@ pub async fn check(
     let key = e.key.as_str();
     let (holds, actual, why_bucket) = match &e.kind {
         ExpectationKind::InBucket(b) => {
-            let row: Option<(bool, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)> =
-                sqlx::query_as(
-                    "select active, entered_at, left_at, leave_reason from memberships \
+            let row: Option<MembershipRow> = sqlx::query_as(
+                "select active, entered_at, left_at, leave_reason from memberships \
                      where bucket_id = $1 and user_key = $2",
-                )
-                .bind(b)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?;
+            )
+            .bind(b)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
             let actual = match &row {
                 Some((true, entered, _, _)) => {
                     format!("{key} is a member of {b} (since {})", stamp(*entered))
@@ -93,7 +97,10 @@ pub async fn check(
             let actual = if seen.is_empty() {
                 format!("no transition of {key} in {b} at this instant")
             } else {
-                format!("{key}'s transitions in {b} at this instant: {}", seen.join(", "))
+                format!(
+                    "{key}'s transitions in {b} at this instant: {}",
+                    seen.join(", ")
+                )
             };
             (holds, actual, None)
         }
@@ -151,7 +158,9 @@ pub async fn check(
                 None => format!("{key} has no run of {j}"),
                 Some((s, step)) => format!(
                     "{key}'s latest run of {j} is {s}{} ({} run{} in all)",
-                    step.as_ref().map(|st| format!(" at \"{st}\"")).unwrap_or_default(),
+                    step.as_ref()
+                        .map(|st| format!(" at \"{st}\""))
+                        .unwrap_or_default(),
                     rows.len(),
                     if rows.len() == 1 { "" } else { "s" }
                 ),

@@ -8,9 +8,9 @@ mod report;
 mod runner;
 mod server;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -61,7 +61,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
         .checked
         .tests
         .iter()
-        .filter(|t| args.filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
+        .filter(|t| {
+            args.filter
+                .as_ref()
+                .is_none_or(|f| t.name.contains(f.as_str()))
+        })
         .cloned()
         .collect();
     let started = Instant::now();
@@ -105,7 +109,10 @@ async fn run_all(
             let mut worker = runner::Worker::start(&url, schema, &files).await?;
             let mut ran = Vec::new();
             loop {
-                let next = queue.lock().map_err(|_| anyhow!("a worker panicked"))?.pop_front();
+                let next = queue
+                    .lock()
+                    .map_err(|_| anyhow!("a worker panicked"))?
+                    .pop_front();
                 let Some((index, test)) = next else { break };
                 let outcome = worker.run(&test).await;
                 ran.push((index, Ran { test, outcome }));

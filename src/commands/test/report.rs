@@ -114,7 +114,10 @@ pub fn print(out: &Output, set: &SourceSet, ran: &[Ran], elapsed: Duration) -> R
                 elapsed.as_secs_f64()
             );
             if ran.is_empty() {
-                eprintln!("note: no test to run ({} in the project matched)", plural(0, "test"));
+                eprintln!(
+                    "note: no test to run ({} in the project matched)",
+                    plural(0, "test")
+                );
             }
         }
     }
@@ -196,6 +199,9 @@ mod tests {
 
     #[test]
     fn xml_escapes_markup_quotes_and_control_characters() {
-        assert_eq!(escape("a<b & \"c\"\n\u{1}"), "a&lt;b &amp; &quot;c&quot;&#10;");
+        assert_eq!(
+            escape("a<b & \"c\"\n\u{1}"),
+            "a&lt;b &amp; &quot;c&quot;&#10;"
+        );
     }
 }

@@ -87,7 +87,11 @@ fn instant(seconds: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp(seconds, 0).context("an instant out of range")
 }
 
-async fn steps(conn: &mut PgConnection, schema: &SchemaName, test: &TestCase) -> Result<Vec<Failure>> {
+async fn steps(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    test: &TestCase,
+) -> Result<Vec<Failure>> {
     for c in &test.contacts {
         sqlx::query("insert into contacts (external_id, email, properties) values ($1, $2, $3)")
             .bind(&c.key)
@@ -143,8 +147,10 @@ async fn apply(conn: &mut PgConnection, change: &TestChange, at: DateTime<Utc>) 
             let (removed, kept): (Vec<_>, Vec<_>) =
                 properties.iter().partition(|(_, v)| v.is_null());
             let removed: Vec<String> = removed.into_iter().map(|(k, _)| k.clone()).collect();
-            let kept: Map<String, Value> =
-                kept.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let kept: Map<String, Value> = kept
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             sqlx::query(
                 "update contacts set properties = (properties || $2) - $3::text[], \
                  email = case when $4 then $5 else email end, updated_at = $6 \
