@@ -190,3 +190,147 @@ pub async fn check(
 pub fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each expectation kind against rows written by hand (the journey engine and delivery
+    //! fill `runs` and `messages`; these check the reads, whoever writes them).
+
+    use super::*;
+    use hogsend_compiler::source::{SourceFile, SourceSet};
+    use hogsend_compiler::test_suite::{ExpectationKind as K, TestExpectation};
+    use hogsend_runtime::testkit::TestDatabase;
+    use sqlx::Executor;
+
+    fn expectation(negated: bool, kind: K) -> TestExpectation {
+        TestExpectation {
+            key: "u1".into(),
+            negated,
+            kind,
+            span: hogsend_dsl::Span::default(),
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn every_expectation_kind_reads_its_table() {
+        crate::database::runtime()
+            .expect("runtime")
+            .block_on(async {
+                let tdb = TestDatabase::new().await;
+                let set = SourceSet::from_files([SourceFile::new(
+                    "b.hog",
+                    "bucket b {\n  criteria did a within 7d\n}\n",
+                )]);
+                let compiled = hogsend_compiler::compile(&set);
+                let files = compiled.files.expect("compiles");
+                let schema = SchemaName::default();
+                let mut conn = tdb.connect_to(&schema).await;
+                hogsend_runtime::migrate::migrate(&mut conn, &schema, &files)
+                    .await
+                    .expect("migrates");
+                let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("instant");
+                hogsend_runtime::db::tick(&mut conn, &schema, Some(t0))
+                    .await
+                    .expect("tick");
+                let since = transition_watermark(&mut conn).await.expect("watermark");
+                conn.execute(
+                    "insert into contacts (external_id) values ('u1');
+                     insert into events (user_key, event, occurred_at)
+                       values ('u1', 'a', '2027-01-15T08:00:00Z');
+                     insert into messages (user_key, template, status) values
+                       ('u1', 'welcome', 'queued'),
+                       ('u1', 'nudge', 'skipped');
+                     update messages set skip_reason = 'unsubscribed:weekly'
+                       where template = 'nudge';
+                     insert into runs (journey_id, user_key, status, step_id, entered_at,
+                                       arrived_at, trigger_kind)
+                       values ('j', 'u1', 'completed', '3', now(), now(), 'event'),
+                              ('j', 'u1', 'waiting', '1', now(), now(), 'event');",
+                )
+                .await
+                .expect("rows");
+                let at = t0 + chrono::Duration::hours(1);
+                hogsend_runtime::db::tick(&mut conn, &schema, Some(at))
+                    .await
+                    .expect("tick");
+                let cases = [
+                    (K::InBucket("b".into()), true),
+                    (K::Entered("b".into()), true),
+                    (
+                        K::Left {
+                            bucket: "b".into(),
+                            reason: None,
+                        },
+                        false,
+                    ),
+                    (
+                        K::Dwell {
+                            bucket: "b".into(),
+                            label: "x".into(),
+                        },
+                        false,
+                    ),
+                    (K::Received("welcome".into()), true),
+                    (K::Received("nudge".into()), false),
+                    (
+                        K::Skipped {
+                            template: "nudge".into(),
+                            reason: None,
+                        },
+                        true,
+                    ),
+                    (
+                        K::Skipped {
+                            template: "nudge".into(),
+                            reason: Some("unsubscribed:weekly".into()),
+                        },
+                        true,
+                    ),
+                    (
+                        K::Skipped {
+                            template: "nudge".into(),
+                            reason: Some("no_email".into()),
+                        },
+                        false,
+                    ),
+                    (K::InJourney("j".into()), true),
+                    (K::InJourney("other".into()), false),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "waiting".into(),
+                            step: Some("1".into()),
+                        },
+                        true,
+                    ),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "completed".into(),
+                            step: None,
+                        },
+                        false,
+                    ),
+                ];
+                for (kind, holds) in cases {
+                    for negated in [false, true] {
+                        let e = expectation(negated, kind.clone());
+                        let failure = check(&mut conn, &schema, &e, at, since)
+                            .await
+                            .expect("check runs");
+                        assert_eq!(
+                            failure.is_none(),
+                            holds != negated,
+                            "{kind:?} negated={negated}: {failure:?}"
+                        );
+                        if let Some(f) = failure {
+                            assert!(!f.actual.is_empty());
+                            // Only membership failures carry the explanation.
+                            assert_eq!(f.why.is_some(), matches!(kind, K::InBucket(_)));
+                        }
+                    }
+                }
+            });
+    }
+}
