@@ -159,3 +159,27 @@ fn fifty_tests_run_in_a_few_seconds() {
     // Generous for a loaded CI machine; measured 2–4 s on 2 shared cores.
     assert!(elapsed.as_secs() < 30, "50 tests took {elapsed:?}");
 }
+
+#[test]
+fn fixing_the_definition_makes_the_failing_test_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source =
+        std::fs::read_to_string(root().join("tests/cli/tests_fail/pro.hog")).expect("read");
+    let file = dir.path().join("pro.hog");
+    std::fs::write(&file, &source).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let before = hogsend(&["test", path]).output().expect("hogsend runs");
+    assert_eq!(before.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("contact.plan = \"Pro\" (string)"));
+    // The plan is written "Pro" by some clients: accept both spellings.
+    let fixed = source.replace(
+        "contact.plan == \"pro\"",
+        "contact.plan in [\"pro\", \"Pro\"]",
+    );
+    assert_ne!(fixed, source);
+    std::fs::write(&file, fixed).expect("write");
+    let after = hogsend(&["test", path]).output().expect("hogsend runs");
+    let stdout = String::from_utf8_lossy(&after.stdout);
+    assert_eq!(after.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("2 passed; 0 failed"), "{stdout}");
+}
