@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::expect::{stamp, Failure};
 use super::Ran;
-use crate::output::{plural, Format, Output};
+use crate::output::{Format, Output};
 
 /// A failed expectation as a diagnostic at its line.
 pub fn diagnostic(test: &str, file: &str, f: &Failure) -> Diagnostic {
@@ -114,10 +114,7 @@ pub fn print(out: &Output, set: &SourceSet, ran: &[Ran], elapsed: Duration) -> R
                 elapsed.as_secs_f64()
             );
             if ran.is_empty() {
-                eprintln!(
-                    "note: no test to run ({} in the project matched)",
-                    plural(0, "test")
-                );
+                eprintln!("note: no test to run (no `test` block, or none matched `--filter`)");
             }
         }
     }
