@@ -40,6 +40,8 @@ enum Command {
     Tick(commands::tick::Args),
     /// Explain why a contact is (or is not) in a bucket at an instant
     Why(commands::why::Args),
+    /// Run the project's test blocks, each on a fresh schema (exit 1 when one fails)
+    Test(commands::test::Args),
     /// Run the daemon: migrate, then the scheduler, the real-time pass and the HTTP API
     Serve(commands::serve::Args),
     /// Run the daemon on a laptop, with a private Postgres when no database is given
@@ -51,6 +53,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = cli.output.resolve();
+    if output.junit && !matches!(cli.command, Command::Test(_)) {
+        eprintln!("error: `--format junit` is only for `hogsend test`");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Check(args) => commands::check::run(args, &output),
         Command::Fmt(args) => commands::fmt::run(args, &output),
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
         Command::Why(args) => commands::why::run(args, &output),
+        Command::Test(args) => commands::test::run(args, &output),
         Command::Serve(args) => commands::serve::run(args, &output),
         Command::Dev(args) => commands::dev::run(args, &output),
         Command::Keys(args) => commands::keys::run(args, &output),

@@ -27,12 +27,25 @@ pub enum ColorChoice {
     Never,
 }
 
+/// The `--format` flag's values: the formats every command has, plus `junit` (only
+/// `hogsend test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum FormatArg {
+    /// For people: rustc-style diagnostics on stderr.
+    #[default]
+    Human,
+    /// For machines: one JSON document on stdout (`format_version` 1).
+    Json,
+    /// JUnit XML on stdout (`hogsend test` only).
+    Junit,
+}
+
 /// The global output flags (accepted before or after the subcommand).
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t)]
-    format: Format,
+    format: FormatArg,
     /// When to colour human output
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
     color: ColorChoice,
@@ -50,9 +63,14 @@ impl OutputArgs {
                     && std::env::var("TERM").map_or(true, |t| t != "dumb")
             }
         };
+        let format = match self.format {
+            FormatArg::Json => Format::Json,
+            FormatArg::Human | FormatArg::Junit => Format::Human,
+        };
         Output {
-            format: self.format,
+            format,
             color,
+            junit: self.format == FormatArg::Junit,
         }
     }
 }
@@ -62,6 +80,9 @@ impl OutputArgs {
 pub struct Output {
     pub format: Format,
     pub color: bool,
+    /// `--format junit` (`hogsend test` prints JUnit XML; `format` is then `Human`, for the
+    /// compile diagnostics).
+    pub junit: bool,
 }
 
 impl Output {

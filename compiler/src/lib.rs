@@ -33,6 +33,7 @@ pub mod parse;
 pub mod plan;
 pub mod project;
 pub mod source;
+pub mod test_suite;
 pub use hogsend_schema::sql_keywords;
 
 pub use check::{check_parsed, Checked, ParsedFile};

@@ -23,6 +23,7 @@ pub(crate) fn code_of(kind: &ParseErrorKind) -> Code {
         ParseErrorKind::NestingTooDeep => Code::E0108,
         ParseErrorKind::InvalidTimeOfDay { .. } => Code::E0109,
         ParseErrorKind::UnexpectedCharacter { .. } => Code::E0110,
+        ParseErrorKind::InvalidInstant { .. } => Code::E0150,
     }
 }
 

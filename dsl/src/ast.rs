@@ -6,6 +6,7 @@
 //! from different text (the formatter's meaning-preservation property).
 
 use crate::span::Span;
+pub use crate::test_ast::*;
 
 /// One parsed `.hog` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub struct Comment {
 pub enum Item {
     Bucket(Bucket),
     Journey(Journey),
+    /// `test "…" { … }` (docs/language.md#tests)
+    Test(TestBlock),
 }
 
 impl Item {
@@ -36,6 +39,7 @@ impl Item {
         match self {
             Item::Bucket(b) => b.span,
             Item::Journey(j) => j.span,
+            Item::Test(t) => t.span,
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum ParseErrorKind {
     NestingTooDeep,
     /// `wait until 25:00` — a time of day that is not `HH:MM` between `00:00` and `23:59`.
     InvalidTimeOfDay { raw: String },
+    /// `at 2027-13-01` — a test instant that is not `YYYY-MM-DD [HH:MM[:SS]]` (a real date,
+    /// from 1970 on) or `+DURATION`.
+    InvalidInstant { raw: String },
 }
 
 /// Why a number was rejected.
@@ -156,6 +159,7 @@ impl ParseError {
             ParseErrorKind::UnclosedDelimiter { open, .. } => format!("unclosed `{open}`"),
             ParseErrorKind::NestingTooDeep => "nesting too deep".to_string(),
             ParseErrorKind::InvalidTimeOfDay { raw } => format!("invalid time of day `{raw}`"),
+            ParseErrorKind::InvalidInstant { raw } => format!("invalid instant `{raw}`"),
         }
     }
 
@@ -195,6 +199,7 @@ impl ParseError {
                 format!("more than {} levels of nesting", crate::MAX_NESTING)
             }
             ParseErrorKind::InvalidTimeOfDay { .. } => "not a time between 00:00 and 23:59".into(),
+            ParseErrorKind::InvalidInstant { .. } => "not a date (and time) in UTC".into(),
         }
     }
 
@@ -264,6 +269,10 @@ impl ParseError {
             ParseErrorKind::InvalidTimeOfDay { .. } => {
                 Some("write a 24-hour time such as `09:00` or `17:30`".to_string())
             }
+            ParseErrorKind::InvalidInstant { .. } => Some(
+                "write a UTC date and time such as `2027-01-04 10:00`, or a step such as `+8d`"
+                    .to_string(),
+            ),
         }
     }
 }

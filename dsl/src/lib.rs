@@ -8,7 +8,7 @@
 //! - `token`, `lexical`, `names`: the lexical layer (trivia, words, strings, numbers,
 //!   durations, event names, property paths).
 //! - `expr`: conditions; `step`: journey steps and blocks; `bucket`, `journey`: definition
-//!   bodies; `source_file`: the top level.
+//!   bodies; `test_block` (tree in `test_ast`): `test` blocks; `source_file`: the top level.
 //! - `recover`: member-level and definition-level error recovery; `state`: per-parse state
 //!   (offsets, reported errors, nesting depth); `nom_error`: the nom error type.
 //! - [`error`]: the public error data; [`mod@format`]: the formatter; [`text`]: the
@@ -32,11 +32,13 @@ mod source_file;
 pub mod span;
 mod state;
 mod step;
+mod test_ast;
+mod test_block;
 pub mod text;
 mod token;
 
 pub use error::{DurationProblem, IdentProblem, NumberProblem, ParseError, ParseErrorKind};
-pub use format::{format, format_ast, format_expr};
+pub use format::{format, format_ast, format_expr, format_test_action};
 pub use lexical::MAX_IDENT_LEN;
 pub use span::Span;
 

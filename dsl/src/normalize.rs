@@ -105,6 +105,7 @@ impl VisitSpans for Item {
                 j.members.visit_spans(visit);
                 j.span.visit_spans(visit);
             }
+            Item::Test(t) => t.visit_spans(visit),
         }
     }
 }
@@ -314,5 +315,114 @@ impl VisitSpans for Step {
             StepKind::Emit(e) => e.visit_spans(visit),
             StepKind::Exit => {}
         }
+    }
+}
+
+// ---- test blocks ----
+
+impl VisitSpans for TestBlock {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        self.name.visit_spans(visit);
+        self.members.visit_spans(visit);
+        self.span.visit_spans(visit);
+    }
+}
+
+impl VisitSpans for TestMember {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        match self {
+            TestMember::Contact(c) => {
+                c.id.visit_spans(visit);
+                c.properties.visit_spans(visit);
+                c.span.visit_spans(visit);
+            }
+            TestMember::At(a) => {
+                match &mut a.at {
+                    Instant::Absolute(d) => d.span.visit_spans(visit),
+                    Instant::Relative { after, span } => {
+                        after.visit_spans(visit);
+                        span.visit_spans(visit);
+                    }
+                }
+                a.actions.visit_spans(visit);
+                a.body_span.visit_spans(visit);
+                a.span.visit_spans(visit);
+            }
+        }
+    }
+}
+
+impl VisitSpans for ObjectLit {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        for f in &mut self.fields {
+            f.key.visit_spans(visit);
+            f.value.visit_spans(visit);
+            f.span.visit_spans(visit);
+        }
+        self.span.visit_spans(visit);
+    }
+}
+
+impl VisitSpans for Value {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        match self {
+            Value::Literal(l) => l.visit_spans(visit),
+            Value::Null(s) => s.visit_spans(visit),
+            Value::Object(o) => o.visit_spans(visit),
+            Value::List(items, s) => {
+                items.visit_spans(visit);
+                s.visit_spans(visit);
+            }
+        }
+    }
+}
+
+impl VisitSpans for TestAction {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        match &mut self.kind {
+            TestActionKind::Did {
+                contact,
+                event,
+                properties,
+            } => {
+                contact.visit_spans(visit);
+                event.visit_spans(visit);
+                properties.visit_spans(visit);
+            }
+            TestActionKind::Set {
+                contact,
+                properties,
+            } => {
+                contact.visit_spans(visit);
+                properties.visit_spans(visit);
+            }
+            TestActionKind::Expect(e) => {
+                e.contact.visit_spans(visit);
+                match &mut e.what {
+                    Expect::InBucket(x)
+                    | Expect::InJourney(x)
+                    | Expect::Entered(x)
+                    | Expect::Received(x) => x.visit_spans(visit),
+                    Expect::Left { bucket, .. } => bucket.visit_spans(visit),
+                    Expect::Dwell { bucket, label } => {
+                        bucket.visit_spans(visit);
+                        label.visit_spans(visit);
+                    }
+                    Expect::Skipped { template, because } => {
+                        template.visit_spans(visit);
+                        if let Some(r) = because {
+                            r.reason.visit_spans(visit);
+                            r.list.visit_spans(visit);
+                            r.span.visit_spans(visit);
+                        }
+                    }
+                    Expect::JourneyStatus { journey, step, .. } => {
+                        journey.visit_spans(visit);
+                        step.visit_spans(visit);
+                    }
+                }
+            }
+        }
+        self.span.visit_spans(visit);
     }
 }

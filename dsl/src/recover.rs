@@ -131,7 +131,7 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
             depth += 1;
         } else if tok.is_punct("}") {
             depth = depth.saturating_sub(1);
-        } else if (tok.is_word("bucket") || tok.is_word("journey"))
+        } else if (tok.is_word("bucket") || tok.is_word("journey") || tok.is_word("test"))
             && (depth == 0 || (tok.line_start && is_definition_start(&tok)))
         {
             return tok.at;
@@ -140,13 +140,17 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
     ""
 }
 
-/// True when `tok` starts `bucket ID {` or `journey ID {`.
+/// True when `tok` starts `bucket ID {`, `journey ID {` or `test "…" {`.
 pub(crate) fn is_definition_start(tok: &Token<'_>) -> bool {
-    if !(tok.is_word("bucket") || tok.is_word("journey")) {
+    let name = if tok.is_word("test") {
+        TokenKind::String
+    } else if tok.is_word("bucket") || tok.is_word("journey") {
+        TokenKind::Word
+    } else {
         return false;
-    }
+    };
     let mut next = Tokens::new(tok.rest());
-    matches!(next.next(), Some(t) if t.kind == TokenKind::Word)
+    matches!(next.next(), Some(t) if t.kind == name)
         && matches!(next.next(), Some(t) if t.is_punct("{"))
 }
 

@@ -1,8 +1,9 @@
-//! The top level of a file: `bucket` and `journey` definitions, with recovery between them.
+//! The top level of a file: `bucket`, `journey` and `test` definitions, with recovery between
+//! them.
 //!
 //! ```text
 //! source_file := definition*
-//! definition  := ("bucket" | "journey") ID "{" member* "}"
+//! definition  := ("bucket" | "journey") ID "{" member* "}" | test
 //! ```
 
 use crate::ast::{Bucket, Item, Journey};
@@ -25,8 +26,20 @@ pub(crate) fn source_file(i: &str) -> Vec<Item> {
             let (rest, item) = definition(tok);
             items.extend(item);
             i = rest;
+        } else if tok.is_word("test") {
+            let kw_span = span_between(tok.at, tok.rest());
+            match crate::test_block::test_definition(kw_span, tok.rest()) {
+                Ok((rest, t)) => {
+                    items.push(Item::Test(t));
+                    i = rest;
+                }
+                Err(e) => {
+                    state::report(into_parse_error(e));
+                    i = skip_to_definition(tok.at);
+                }
+            }
         } else {
-            state::report(unexpected(i, &["`bucket`", "`journey`"]));
+            state::report(unexpected(i, &["`bucket`", "`journey`", "`test`"]));
             i = skip_to_definition(tok.at);
         }
     }

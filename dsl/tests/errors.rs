@@ -64,7 +64,10 @@ fn unexpected_token() {
         "journey j { trigger dwell b . l }",
         &["28..29: expected `.` and a dwell label, as in `went_dormant.after_3d`, found `.`"],
     );
-    check_errors("}", &["0..1: expected `bucket` or `journey`, found `}`"]);
+    check_errors(
+        "}",
+        &["0..1: expected `bucket`, `journey` or `test`, found `}`"],
+    );
     check_errors("bucket { }", &["7..8: expected a bucket id, found `{`"]);
     check_errors(
         "journey j { send \"welcome\" }",
@@ -462,7 +465,7 @@ bucket good {}";
     assert_eq!(
         errors(input),
         vec![
-            "0..5: expected `bucket` or `journey`, found identifier `buckt`",
+            "0..5: expected `bucket`, `journey` or `test`, found identifier `buckt`",
             "34..38: identifier `Went` has uppercase letters",
             "39..46: expected `{`, found identifier `Dormant`",
             "70..75: expected `unlimited`, `once` or `once per …`, found identifier `twice`",
@@ -548,6 +551,7 @@ fn garbage_never_panics_and_keeps_good_definitions() {
             let ok = parsed.file.items.iter().any(|i| match i {
                 Item::Bucket(b) => b.id.name == "ok",
                 Item::Journey(j) => j.id.name == "ok",
+                Item::Test(_) => false,
             });
             assert!(
                 ok,
@@ -640,4 +644,25 @@ fn common_slips_get_one_error_and_a_helpful_hint() {
         assert_eq!(parsed.errors[0].message(), message, "{input:?}");
         assert_eq!(parsed.errors[0].help().as_deref(), Some(help), "{input:?}");
     }
+}
+
+#[test]
+fn test_block_errors_are_reported_with_spans_and_recovery() {
+    let input = "test \"t\" {\n  contact u1\n  at 2027-13-01 { u1 did a }\n  at +8d { expect u1 frobbed b }\n  at +1d { u1 did a }\n}\nbucket ok { criteria did a }\n";
+    let parsed = parse(input);
+    let messages: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(hogsend_dsl::ParseError::message)
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0], "invalid instant `2027-13-01`");
+    assert!(messages[1].starts_with("expected `in`"), "{messages:?}");
+    assert_eq!(&input[parsed.errors[0].span.range()], "2027-13-01");
+    assert_eq!(&input[parsed.errors[1].span.range()], "frobbed");
+    assert_eq!(
+        parsed.file.items.len(),
+        2,
+        "the test and the bucket are both kept"
+    );
 }

@@ -305,3 +305,22 @@ fn the_deepest_accepted_nesting_formats() {
     );
     check_properties(&ifs);
 }
+
+#[test]
+fn test_blocks_format_idempotently_and_keep_their_meaning() {
+    check_format(
+        "test \"t\"{contact u1{plan:\"pro\",n:1}\nat 2027-01-04 10:00:00{u1 did a}\nat +8d{expect u1 in b\nexpect u1 not left b because criteria}}",
+        "test \"t\" {
+  contact u1 { plan: \"pro\", n: 1 }
+  at 2027-01-04 10:00 { u1 did a }
+  at +8d {
+    expect u1 in b
+    expect u1 not left b because criteria
+  }
+}
+",
+    );
+    check_properties(
+        "test \"x\" {\n  contact u1\n  // before\n  at 2027-01-04 { u1 set { \"a b\": { c: [1, null] } } } // after\n}\n",
+    );
+}

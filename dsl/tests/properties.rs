@@ -368,6 +368,162 @@ fn journey_member() -> impl Strategy<Value = JourneyMember> {
     prop_oneof![header, step().prop_map(JourneyMember::Step)]
 }
 
+// ---- test blocks ----
+
+/// A contact, bucket or template id that the test grammar reads back as such (`expect` starts
+/// an expectation, `bucket`/`journey`/`test` can start a definition, `in journey` is a
+/// journey).
+fn test_ident() -> impl Strategy<Value = Ident> {
+    ident().prop_filter("not a word the test grammar reserves", |i| {
+        !["expect", "bucket", "journey", "test"].contains(&i.name.as_str())
+    })
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![literal().prop_map(Value::Literal), Just(Value::Null(sp())),];
+    leaf.prop_recursive(3, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|v| Value::List(v, sp())),
+            prop::collection::vec((any_text(), inner), 0..3)
+                .prop_map(|fields| { Value::Object(object_of(fields)) }),
+        ]
+    })
+}
+
+fn object_of(fields: Vec<(String, Value)>) -> ObjectLit {
+    ObjectLit {
+        fields: fields
+            .into_iter()
+            .map(|(key, value)| ObjectField {
+                key: StringLit {
+                    value: key,
+                    span: sp(),
+                },
+                value,
+                span: sp(),
+            })
+            .collect(),
+        span: sp(),
+    }
+}
+
+fn object() -> impl Strategy<Value = ObjectLit> {
+    prop::collection::vec((any_text(), json_value()), 0..3).prop_map(object_of)
+}
+
+fn expect() -> impl Strategy<Value = Expect> {
+    let status = prop_oneof![
+        Just(RunStatus::Active),
+        Just(RunStatus::Waiting),
+        Just(RunStatus::Completed),
+        Just(RunStatus::Exited),
+        Just(RunStatus::Failed),
+    ];
+    let reason = prop_oneof![
+        Just(None),
+        Just(Some(LeaveReason::Criteria)),
+        Just(Some(LeaveReason::MaxDwell)),
+    ];
+    let skip = prop_oneof![
+        Just(None),
+        Just(Some(("no_email", false))),
+        Just(Some(("unsubscribed", true))),
+        Just(Some(("not_subscribed", true))),
+    ];
+    prop_oneof![
+        test_ident().prop_map(Expect::InBucket),
+        test_ident().prop_map(Expect::InJourney),
+        test_ident().prop_map(Expect::Entered),
+        (test_ident(), reason).prop_map(|(bucket, because)| Expect::Left { bucket, because }),
+        (test_ident(), test_ident()).prop_map(|(bucket, label)| Expect::Dwell { bucket, label }),
+        test_ident().prop_map(Expect::Received),
+        (test_ident(), skip, test_ident()).prop_map(|(template, skip, list)| Expect::Skipped {
+            template,
+            because: skip.map(|(reason, with_list)| SkipReason {
+                reason: Ident {
+                    name: reason.to_string(),
+                    span: sp(),
+                },
+                list: with_list.then_some(list),
+                span: sp(),
+            }),
+        }),
+        (test_ident(), status, prop::option::of(string_lit())).prop_map(
+            |(journey, status, step)| Expect::JourneyStatus {
+                journey,
+                status,
+                step,
+            }
+        ),
+    ]
+}
+
+fn test_action() -> impl Strategy<Value = TestAction> {
+    let kind = prop_oneof![
+        (test_ident(), event_name(), prop::option::of(object())).prop_map(
+            |(contact, event, properties)| TestActionKind::Did {
+                contact,
+                event,
+                properties,
+            }
+        ),
+        (test_ident(), object()).prop_map(|(contact, properties)| TestActionKind::Set {
+            contact,
+            properties,
+        }),
+        (test_ident(), any::<bool>(), expect()).prop_map(|(contact, negated, what)| {
+            TestActionKind::Expect(Expectation {
+                contact,
+                negated,
+                what,
+            })
+        }),
+    ];
+    kind.prop_map(|kind| TestAction { kind, span: sp() })
+}
+
+fn instant() -> impl Strategy<Value = Instant> {
+    let absolute = (
+        1970u16..2100,
+        1u8..=12,
+        1u8..=28,
+        prop::option::of((0u8..24, 0u8..60, 0u8..60)),
+    )
+        .prop_map(|(year, month, day, time)| {
+            Instant::Absolute(DateTimeLit {
+                year,
+                month,
+                day,
+                time,
+                span: sp(),
+            })
+        });
+    prop_oneof![
+        absolute,
+        duration().prop_map(|after| Instant::Relative { after, span: sp() }),
+    ]
+}
+
+fn test_member() -> impl Strategy<Value = TestMember> {
+    prop_oneof![
+        (test_ident(), prop::option::of(object())).prop_map(|(id, properties)| {
+            TestMember::Contact(ContactDecl {
+                id,
+                properties,
+                span: sp(),
+            })
+        }),
+        (instant(), prop::collection::vec(test_action(), 0..4)).prop_map(|(at, actions)| {
+            TestMember::At(AtBlock {
+                at,
+                actions,
+                body_span: sp(),
+                span: sp(),
+            })
+        }),
+    ]
+}
+
 fn item() -> impl Strategy<Value = Item> {
     Union::new(vec![
         (ident(), prop::collection::vec(bucket_member(), 0..5))
@@ -383,6 +539,15 @@ fn item() -> impl Strategy<Value = Item> {
             .prop_map(|(id, members)| {
                 Item::Journey(Journey {
                     id,
+                    members,
+                    span: sp(),
+                })
+            })
+            .boxed(),
+        (string_lit(), prop::collection::vec(test_member(), 0..5))
+            .prop_map(|(name, members)| {
+                Item::Test(TestBlock {
+                    name,
                     members,
                     span: sp(),
                 })

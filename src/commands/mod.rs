@@ -10,5 +10,6 @@ pub mod keys;
 pub mod migrate;
 pub mod plan;
 pub mod serve;
+pub mod test;
 pub mod tick;
 pub mod why;

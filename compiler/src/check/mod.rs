@@ -21,6 +21,7 @@ mod cycles;
 mod empty_contact;
 mod error;
 mod lower;
+mod tests_block;
 
 use std::collections::{HashMap, HashSet};
 
@@ -44,6 +45,9 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
     /// The project configuration (the defaults when `hogsend.toml` is missing or invalid).
     pub config: Config,
+    /// The project's `test` blocks, in file order (run by `hogsend test` when `program` is
+    /// `Some`).
+    pub tests: Vec<crate::test_suite::TestCase>,
 }
 
 /// One `.hog` file after parsing: its tree and its parse errors as diagnostics.
@@ -64,13 +68,21 @@ pub fn check_parsed(set: &SourceSet, parsed: &[ParsedFile]) -> Checked {
     }
     let mut checker = Checker::new(set, parsed);
     let program = checker.run();
+    let tests = checker.tests();
     diagnostics.extend(checker.errors.iter().map(CheckError::to_diagnostic));
+    diagnostics.extend(
+        checker
+            .test_errors
+            .iter()
+            .map(tests_block::TestError::to_diagnostic),
+    );
     sort_diagnostics(set, &mut diagnostics);
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     Checked {
         program: (!failed).then_some(program),
         diagnostics,
         config,
+        tests,
     }
 }
 
@@ -111,6 +123,8 @@ pub(crate) struct Checker<'a> {
     /// Some file failed to parse: unknown-reference errors are not trustworthy.
     parse_failed: bool,
     errors: Vec<CheckError>,
+    /// Problems in `test` blocks (see `tests_block`).
+    test_errors: Vec<tests_block::TestError>,
     templates: HashSet<&'a str>,
     buckets: HashMap<&'a str, Def<'a, ast::Bucket>>,
     journeys: HashMap<&'a str, Def<'a, ast::Journey>>,
@@ -129,6 +143,7 @@ impl<'a> Checker<'a> {
             muted: false,
             parse_failed: parsed.iter().any(|p| !p.diagnostics.is_empty()),
             errors: Vec::new(),
+            test_errors: Vec::new(),
             templates: set.templates.iter().map(|t| t.id.as_str()).collect(),
             buckets: HashMap::new(),
             journeys: HashMap::new(),
@@ -195,6 +210,7 @@ impl<'a> Checker<'a> {
                 match item {
                     ast::Item::Bucket(b) => self.define_bucket(file, b),
                     ast::Item::Journey(j) => self.define_journey(file, j),
+                    ast::Item::Test(_) => {}
                 }
             }
         }

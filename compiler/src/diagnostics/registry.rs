@@ -173,6 +173,18 @@ Example:
 
 Write `criteria did \"$pageview\"`.";
 
+    /// A test instant that is not a date (and time) or a `+D` step.
+    E0150 => "invalid instant",
+"An `at` in a test block takes a UTC date, optionally with a time of day
+(`2027-01-04`, `2027-01-04 10:00`, `2027-01-04 10:00:30`), or a step after
+the previous instant (`+8d`). The date must exist and be 1970 or later.
+
+Example:
+
+    at 2027-13-01 { u1 did app_opened }
+
+There is no month 13: write `at 2028-01-01`.";
+
     // ---- E02xx: names ----
     /// Two buckets (or two journeys) with the same id.
     E0201 => "duplicate definition",
@@ -263,6 +275,42 @@ Example:
     }
 
 Combine them: `criteria did a and did b`.";
+
+    /// A test names a contact it does not declare.
+    E0250 => "unknown contact",
+"Every contact a test uses is declared at the top of the test with
+`contact NAME`, optionally with its email and properties.
+
+Example:
+
+    test \"t\" {
+      at 2027-01-04 { u1 did app_opened }
+    }
+
+Add `contact u1` before the first `at`.";
+
+    /// A test declares the same contact twice.
+    E0251 => "duplicate contact",
+"A test declares each contact once: the declaration creates it.
+
+Example:
+
+    contact u1 { plan: \"pro\" }
+    contact u1 { email: \"u1@example.com\" }
+
+Merge them: `contact u1 { email: \"u1@example.com\", plan: \"pro\" }`.";
+
+    /// Two tests with the same name.
+    E0252 => "duplicate test name",
+"Test names are unique across the project, so a failure (and `--filter`)
+names exactly one test.
+
+Example:
+
+    test \"dormant\" { … }
+    test \"dormant\" { … }
+
+Rename one of them.";
 
     // ---- E03xx: semantics ----
     /// A bucket whose criteria hold for a contact with no properties and no events.
@@ -412,6 +460,19 @@ Example:
 
 Move `exit when` above `send welcome`.";
 
+    /// A test's instants are out of order, or its first instant is a step.
+    E0350 => "instants out of order",
+"The `at` blocks of a test run in order and each is later than the one
+before it; the first one is an absolute date, since a step `+D` counts from
+the previous instant.
+
+Example:
+
+    at 2027-01-10 { u1 did app_opened }
+    at 2027-01-04 { expect u1 in active_users }
+
+Swap them, or write the second as `at +1d`.";
+
     // ---- E04xx: configuration ----
     /// `hogsend.toml` is not valid TOML.
     E0401 => "invalid hogsend.toml",
@@ -462,6 +523,20 @@ Example:
     schema = \"Hog-Send\"
 
 Write `schema = \"hogsend\"`.";
+
+    // ---- E05xx: test results (reported by `hogsend test`, not by the checker) ----
+    /// A test's expectation did not hold.
+    E0501 => "expectation failed",
+"`hogsend test` ran the test on a fresh database, ticked at each instant, and
+after the tick at this expectation's instant the expectation did not hold.
+The label says what held instead; for bucket membership the notes carry the
+bucket's explanation (`hogsend why`) at that instant.
+
+Example:
+
+    at +8d { expect u1 in went_dormant }
+
+fails when `u1` opened the app during those 8 days.";
 
     // ---- W01xx: warnings ----
     /// A `count` atom whose value does not depend on the count.

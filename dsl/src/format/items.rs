@@ -23,6 +23,7 @@ pub(crate) fn file(p: &mut Printer<'_>, file: &SourceFile) {
         match item {
             Item::Bucket(b) => bucket(p, b),
             Item::Journey(j) => journey(p, j),
+            Item::Test(t) => crate::format::test_block::test_block(p, t),
         }
     }
 }

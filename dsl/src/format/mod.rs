@@ -13,6 +13,7 @@ mod expr;
 mod items;
 mod printer;
 mod source;
+mod test_block;
 mod text;
 
 use crate::ast::{Expr, SourceFile};
@@ -53,6 +54,11 @@ pub fn format_expr(expr: &Expr) -> String {
         comments: &[],
     };
     expr::flat(&expr::expr_frags(expr, &info))
+}
+
+/// One action of a `test` block on one line, as the formatter prints it (`expect u1 in b`).
+pub fn format_test_action(action: &crate::ast::TestAction) -> String {
+    test_block::action(action)
 }
 
 /// Prints `file` with the comments and blank lines of `info`.

@@ -62,6 +62,7 @@ pub(crate) fn dump(file: &SourceFile) -> String {
                 let members: Vec<_> = j.members.iter().map(journey_member).collect();
                 format!("(journey {} {})", j.id.name, members.join(" "))
             }
+            Item::Test(t) => format!("(test {:?} {})", t.name.value, t.members.len()),
         })
         .collect::<Vec<_>>()
         .join("\n")
