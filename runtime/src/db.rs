@@ -107,7 +107,7 @@ pub async fn apply_keys(
     call_pass(
         conn,
         schema,
-        "select apply_keys($1, coalesce($2, now()))",
+        "select apply_keys($1, $2)",
         keys,
         now,
     )
@@ -116,11 +116,13 @@ pub async fn apply_keys(
 
 /// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
 /// entries from the change queue and evaluates each bucket only for the keys whose changes
-/// it can see, at the database's `now()`. Safe because the function takes the pass lock
-/// before the drain (no tick is running) and every drained entry was committed before the
-/// evaluation's statements start, so the evaluation sees each change it drops; entries
-/// committed later stay queued for the next pass or tick. (A change to an event that lies
-/// after the pass's instant is still caught by the tick's rule for events becoming visible.)
+/// it can see, at `now`, or when `None` at the database's clock once the pass lock is held.
+/// Safe because the function takes the pass lock before the drain (no tick is running),
+/// every drained entry was committed before the evaluation's statements start (so the
+/// evaluation sees each change it drops), and it drains only entries ready at its instant
+/// (`changed_keys.ready_at`: an event after the instant stays queued); entries committed
+/// later stay queued for the next pass or tick. The summary's `wait_ms` is the time spent
+/// waiting for the lock.
 pub async fn apply_changes(
     conn: &mut PgConnection,
     schema: &str,
@@ -130,15 +132,15 @@ pub async fn apply_changes(
     call_pass(
         conn,
         schema,
-        "select apply_changes($1, coalesce($2, now()))",
+        "select apply_changes($1, $2)",
         keys,
         now,
     )
     .await
 }
 
-/// `select <function>(keys, coalesce(now, now()))`; `sql` is one of the two fixed calls
-/// above.
+/// `select <function>(keys, now)` (a NULL `now`: the clock once the pass lock is held);
+/// `sql` is one of the two fixed calls above.
 async fn call_pass(
     conn: &mut PgConnection,
     schema: &str,

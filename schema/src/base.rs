@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("../sql/migrations/0001_base.sql")),
     (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
     (3, "journeys", include_str!("../sql/migrations/0003_journeys.sql")),
+    (4, "realtime", include_str!("../sql/migrations/0004_realtime.sql")),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

@@ -28,7 +28,12 @@ end $hs$;
 --     change queue and evaluates each bucket only for the keys whose changes it can see (the
 --     rule a tick applies to the queue), so its cost follows what changed. What the drained
 --     entries would have made a tick look at, this pass looked at; what time does (window
---     edges, timers) stays with the tick. Entries committed after the drain stay queued.
+--     edges, timers) stays with the tick. Entries committed after the drain, and entries
+--     not ready at its instant (`ready_at`: events after it), stay queued.
+-- A NULL `now` means the clock once the pass lock is held (not the transaction's start,
+-- which may be long before when a tick held the lock): the daemon's passes evaluate at that
+-- instant, so they can drain every change committed while they waited. The summary's
+-- `wait_ms` is the time spent waiting for the lock, `ms` the whole call.
 create or replace function {{ s }}._realtime_pass(p_keys text[], p_now timestamptz, p_drain boolean)
 returns jsonb
 language plpgsql
@@ -38,17 +43,20 @@ set work_mem = '64MB'
 as $hs$
 declare
   started timestamptz := clock_timestamp();
+  locked  timestamptz;
   v_now   timestamptz;
   n       bigint;
   s       jsonb := '{}';
 begin
   perform pg_advisory_xact_lock({{ lock_key }});
-  select greatest(p_now, last_tick_at) into v_now from {{ s }}.tick_state;
+  locked := clock_timestamp();
+  select greatest(coalesce(p_now, locked), last_tick_at) into v_now from {{ s }}.tick_state;
   perform {{ s }}._work_tables();
   if p_drain then
     delete from _hs_changed;
     with drained as (
-      delete from {{ s }}.changed_keys where user_key = any(p_keys)
+      delete from {{ s }}.changed_keys
+       where user_key = any(p_keys) and (ready_at is null or ready_at <= v_now)
       returning user_key, kind, event)
     insert into _hs_changed (user_key, kind, event)
     select distinct user_key, kind, event from drained;
@@ -72,6 +80,7 @@ begin
   end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
     case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
+    'wait_ms', round(extract(epoch from locked - started)::numeric * 1000, 3),
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
 

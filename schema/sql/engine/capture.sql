@@ -5,32 +5,37 @@
 -- `migrate` (`create or replace`), so a database always runs the binary's engine code.
 -- `{{ s }}` is the validated schema name.
 
--- One pass over the statement's rows: the distinct (key, event) pairs are queued, and keys
--- without a contact get one (keyed as external_id). The engine's own `bucket:`/`hogsend:`
--- events change no criteria (criteria may not name them) and are skipped.
+-- One pass over the statement's rows: the distinct (key, event) pairs are queued, each ready
+-- at its latest `occurred_at` (no pass at an earlier instant can see the events; see
+-- `changed_keys.ready_at`), and keys without a contact get one (keyed as external_id). The
+-- engine's own `bucket:`/`hogsend:` events change no criteria (criteria may not name them)
+-- and are skipped.
 create or replace function {{ s }}._events_inserted() returns trigger language plpgsql as $hs$
 begin
   with touched as materialized (
-    select distinct n.user_key, n.event from new_rows n
+    select n.user_key, n.event, max(n.occurred_at) as ready_at from new_rows n
      where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
+     group by n.user_key, n.event
   ), created as (
     insert into {{ s }}.contacts (external_id)
     select distinct t.user_key from touched t
      where not exists (select 1 from {{ s }}.contacts c where c.user_key = t.user_key)
     on conflict (user_key) do nothing
   )
-  insert into {{ s }}.changed_keys (user_key, kind, event)
-  select user_key, 'e', event from touched;
+  insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+  select user_key, 'e', event, ready_at from touched;
   return null;
 end $hs$;
 create or replace trigger events_inserted after insert on {{ s }}.events
   referencing new table as new_rows for each statement execute function {{ s }}._events_inserted();
 
+-- The new versions are ready at their `occurred_at`; the old ones at once (an event that is
+-- gone or moved is gone at every instant).
 create or replace function {{ s }}._events_updated() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key, kind, event)
-  select user_key, 'e', event from new_rows
-  union select user_key, 'e', event from old_rows;
+  insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+  select user_key, 'e', event, max(occurred_at) from new_rows group by user_key, event
+  union select user_key, 'e', event, null from old_rows;
   return null;
 end $hs$;
 create or replace trigger events_updated after update on {{ s }}.events
