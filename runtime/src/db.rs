@@ -74,13 +74,14 @@ pub fn schema_ident(schema: &str) -> String {
     format!("\"{}\"", schema.replace('"', "\"\""))
 }
 
-/// Runs `tick(now)` (the database clock when `now` is None) and returns its JSON summary.
+/// Runs `tick(now)` and returns its JSON summary. With `None` the tick's instant is the
+/// database's clock once the tick holds the pass lock (see the generated `tick`).
 pub async fn tick(
     conn: &mut PgConnection,
     schema: &str,
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let result = sqlx::query_scalar::<_, serde_json::Value>("select tick(coalesce($1, now()))")
+    let result = sqlx::query_scalar::<_, serde_json::Value>("select tick($1)")
         .bind(now)
         .fetch_one(&mut *conn)
         .await;

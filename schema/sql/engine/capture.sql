@@ -5,17 +5,23 @@
 -- `migrate` (`create or replace`), so a database always runs the binary's engine code.
 -- `{{ s }}` is the validated schema name.
 
--- One pass over the statement's rows: the distinct (key, event) pairs are queued, each ready
--- at its latest `occurred_at` (no pass at an earlier instant can see the events; see
--- `changed_keys.ready_at`), and keys without a contact get one (keyed as external_id). The
--- engine's own `bucket:`/`hogsend:` events change no criteria (criteria may not name them)
--- and are skipped.
+-- One pass over the statement's rows: the distinct (key, event) pairs are queued, and keys
+-- without a contact get one (keyed as external_id). An entry is ready (`ready_at`, see
+-- migration 4) at the instant of its events: no pass at an earlier instant can see them.
+-- Events at or before the last tick's instant are ready for every later pass (none
+-- evaluates earlier), so they share one entry per (key, event) with `ready_at` NULL; a
+-- later event gets an entry per distinct instant, so that the first pass reaching each one
+-- evaluates it. The engine's own `bucket:`/`hogsend:` events change no criteria (criteria
+-- may not name them) and are skipped.
 create or replace function {{ s }}._events_inserted() returns trigger language plpgsql as $hs$
 begin
   with touched as materialized (
-    select n.user_key, n.event, max(n.occurred_at) as ready_at from new_rows n
+    select distinct n.user_key, n.event,
+           case when n.occurred_at > coalesce((select t.last_tick_at from {{ s }}.tick_state t limit 1),
+                                              '-infinity')
+                then n.occurred_at end as ready_at
+      from new_rows n
      where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
-     group by n.user_key, n.event
   ), created as (
     insert into {{ s }}.contacts (external_id)
     select distinct t.user_key from touched t
@@ -29,12 +35,16 @@ end $hs$;
 create or replace trigger events_inserted after insert on {{ s }}.events
   referencing new table as new_rows for each statement execute function {{ s }}._events_inserted();
 
--- The new versions are ready at their `occurred_at`; the old ones at once (an event that is
--- gone or moved is gone at every instant).
+-- The new versions are ready at their `occurred_at` (as inserted events are); the old ones
+-- at once (an event that is gone or moved is gone at every instant).
 create or replace function {{ s }}._events_updated() returns trigger language plpgsql as $hs$
 begin
   insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
-  select user_key, 'e', event, max(occurred_at) from new_rows group by user_key, event
+  select user_key, 'e', event,
+         case when occurred_at > coalesce((select t.last_tick_at from {{ s }}.tick_state t limit 1),
+                                          '-infinity')
+              then occurred_at end
+    from new_rows
   union select user_key, 'e', event, null from old_rows;
   return null;
 end $hs$;
