@@ -251,7 +251,8 @@ async fn flood_in(args: &Args, url: &str) -> Result<Value> {
 /// stored without the change-capture triggers, then the backfill tick.
 async fn seed(conn: &mut PgConnection, contacts: u64) -> Result<()> {
     let n = i64::try_from(contacts)?;
-    conn.execute("set session_replication_role = replica").await?;
+    conn.execute("set session_replication_role = replica")
+        .await?;
     sqlx::query(
         "insert into contacts (external_id, properties)
          select 'c' || g, jsonb_build_object('plan', case when g % 5 = 0 then 'pro' else 'free' end)

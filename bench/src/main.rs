@@ -17,8 +17,8 @@
 mod baseline;
 mod check_bench;
 mod dataset;
-mod floor;
 mod flood;
+mod floor;
 mod handwritten;
 mod http_ingest;
 mod measure;

@@ -1730,7 +1730,10 @@ async fn a_stalled_real_time_pass_shows_in_metrics_and_readyz() {
             .unwrap()
             .iter()
             .any(|p| p["check"] == "realtime"
-                && p["message"].as_str().unwrap().contains("real-time pass is behind")),
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("real-time pass is behind")),
         "{}",
         not_ready.body
     );

@@ -98,11 +98,13 @@ async fn a_change_committed_during_a_tick_is_left_to_the_next_pass() {
     let mut probe = tdb.connect().await;
 
     let mut tx = writer.begin().await.unwrap();
-    sqlx::query("insert into events (user_key, event, occurred_at) values ('late', 'app_opened', $1)")
-        .bind(ts(2 * SEC))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query(
+        "insert into events (user_key, event, occurred_at) values ('late', 'app_opened', $1)",
+    )
+    .bind(ts(2 * SEC))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     let mut ticker = tdb.connect().await;
     let tick = tokio::spawn(async move {
         db::tick(&mut ticker, "hogsend", Some(ts(SEC)))
@@ -115,16 +117,24 @@ async fn a_change_committed_during_a_tick_is_left_to_the_next_pass() {
     let now: chrono::DateTime<chrono::Utc> = summary["now"].as_str().unwrap().parse().unwrap();
     assert_eq!(now, ts(SEC));
 
-    assert!(!is_member(&mut probe, "late").await, "joined before the event");
+    assert!(
+        !is_member(&mut probe, "late").await,
+        "joined before the event"
+    );
     assert_eq!(
         queued(&mut probe, "late").await,
         1,
         "the tick left the change queued"
     );
 
-    let pass = db::apply_changes(&mut probe, "hogsend", &["late".to_owned()], Some(ts(3 * SEC)))
-        .await
-        .expect("pass");
+    let pass = db::apply_changes(
+        &mut probe,
+        "hogsend",
+        &["late".to_owned()],
+        Some(ts(3 * SEC)),
+    )
+    .await
+    .expect("pass");
     assert_eq!(pass["changes"], 1, "{pass}");
     assert!(pass["wait_ms"].as_f64().is_some(), "{pass}");
     assert!(is_member(&mut probe, "late").await, "lost to the tick");
@@ -162,7 +172,11 @@ async fn a_pass_before_an_event_leaves_its_change_queued() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!(left, Some(ts(2 * SEC)), "the event's entry, ready at the event");
+    assert_eq!(
+        left,
+        Some(ts(2 * SEC)),
+        "the event's entry, ready at the event"
+    );
     let later = db::apply_changes(&mut conn, "hogsend", &keys, Some(ts(2 * SEC)))
         .await
         .unwrap();
@@ -267,7 +281,8 @@ async fn run_concurrent(writers: usize, batch: usize, tick_pause_ms: u64) {
             let mut checked = 0usize;
             loop {
                 let finished = shared.done.load(Ordering::SeqCst);
-                let taken: Vec<(String, i64)> = std::mem::take(&mut *shared.pending.lock().unwrap());
+                let taken: Vec<(String, i64)> =
+                    std::mem::take(&mut *shared.pending.lock().unwrap());
                 if taken.is_empty() {
                     if finished {
                         return checked;
@@ -298,7 +313,11 @@ async fn run_concurrent(writers: usize, batch: usize, tick_pause_ms: u64) {
     shared.done.store(true, Ordering::SeqCst);
     let checked = passes.await.unwrap();
     let n_ticks = ticks.await.unwrap();
-    assert_eq!(checked, writers * batch * ROUNDS, "every key went through a pass");
+    assert_eq!(
+        checked,
+        writers * batch * ROUNDS,
+        "every key went through a pass"
+    );
     assert!(n_ticks > 0, "ticks ran concurrently");
 
     // Nothing is left behind, and a final tick changes nothing.

@@ -105,14 +105,7 @@ pub async fn apply_keys(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(
-        conn,
-        schema,
-        "select apply_keys($1, $2)",
-        keys,
-        now,
-    )
-    .await
+    call_pass(conn, schema, "select apply_keys($1, $2)", keys, now).await
 }
 
 /// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
@@ -130,14 +123,7 @@ pub async fn apply_changes(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(
-        conn,
-        schema,
-        "select apply_changes($1, $2)",
-        keys,
-        now,
-    )
-    .await
+    call_pass(conn, schema, "select apply_changes($1, $2)", keys, now).await
 }
 
 /// `select <function>(keys, now)` (a NULL `now`: the clock once the pass lock is held);

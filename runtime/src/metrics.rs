@@ -309,8 +309,14 @@ mod tests {
             oldest_age: Some(Duration::from_millis(1500)),
         };
         let text = m.render(&[("power_user".into(), 7)], &backlog);
-        assert!(text.contains("hogsend_realtime_backlog_contacts 12\n"), "{text}");
-        assert!(text.contains("hogsend_realtime_backlog_age_seconds 1.5\n"), "{text}");
+        assert!(
+            text.contains("hogsend_realtime_backlog_contacts 12\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hogsend_realtime_backlog_age_seconds 1.5\n"),
+            "{text}"
+        );
         assert!(text.contains("hogsend_ingest_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("hogsend_ingest_duration_seconds_bucket{le=\"0.001\"} 0"));
         assert!(text.contains("hogsend_ticks_total{result=\"ok\"} 1"));

@@ -255,9 +255,10 @@ impl PassTiming {
         let wait = summary
             .and_then(|s| s.get("wait_ms"))
             .and_then(serde_json::Value::as_f64)
-            .filter(|ms| ms.is_finite() && *ms > 0.0)
-            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-            .unwrap_or_default()
+            .filter(|ms| *ms > 0.0)
+            .map_or(Duration::ZERO, |ms| {
+                Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(elapsed)
+            })
             .min(elapsed);
         PassTiming {
             wait,

@@ -95,8 +95,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
         }
     }
     let backlog = state.pending.backlog();
-    if let (Some(bound), Some(age)) = (state.config.realtime_max_backlog_age, backlog.oldest_age)
-    {
+    if let (Some(bound), Some(age)) = (state.config.realtime_max_backlog_age, backlog.oldest_age) {
         if age > bound {
             problems.push(json!({"check": "realtime",
                 "message": format!(
