@@ -48,8 +48,10 @@ pub(super) struct Ready {
     last_tick_at: Option<DateTime<Utc>>,
 }
 
-/// The database answers, the schema is migrated, (with a scheduler) ticks run, and the
-/// real-time backlog's oldest change is younger than `realtime_max_backlog_age_ms`.
+/// The database answers, the schema is migrated, ticks run and the real-time pass keeps up.
+///
+/// Ticks are checked with a scheduler; the real-time pass keeps up while the oldest change
+/// waiting for it is younger than `realtime_max_backlog_age_ms`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Ready),
         (status = 503, description = "`not_ready`: `details` lists the failed checks", body = ErrorBody)))]
