@@ -130,14 +130,14 @@ pub fn batch_body(events: &[NewEvent], run: usize, first: usize) -> String {
 }
 
 /// A keep-alive HTTP/1.1 connection to the daemon.
-struct Client {
+pub(crate) struct Client {
     sender: SendRequest<Full<Bytes>>,
     addr: SocketAddr,
     auth: String,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
+    pub(crate) async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
@@ -151,7 +151,12 @@ impl Client {
     }
 
     /// Sends one request; returns the status and the body.
-    async fn send(&mut self, method: &str, path: &str, body: String) -> Result<(u16, String)> {
+    pub(crate) async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: String,
+    ) -> Result<(u16, String)> {
         let request = hyper::Request::builder()
             .method(method)
             .uri(path)

@@ -7,6 +7,9 @@
 //!   per-contact loop). See [`suite`] and BENCHMARKS.md.
 //! - `hogsend-bench check`: generates a large project and times `check` on it
 //!   ([`check_bench`]).
+//! - `hogsend-bench flood --database-url URL [--contacts N] [--rates 1000,3000,0]
+//!   [--seconds S]`: the daemon under a flood of distinct contacts, with a visibility probe
+//!   and the real-time backlog ([`flood`]).
 //!
 //! `bench` and `bench-check` are accepted as aliases of the two (their names when they were
 //! subcommands of `hogsend`). An `Err` is printed as `error: …` with exit code 2.
@@ -14,6 +17,7 @@
 mod baseline;
 mod check_bench;
 mod dataset;
+mod flood;
 mod floor;
 mod handwritten;
 mod http_ingest;
@@ -47,6 +51,8 @@ enum Command {
     /// Generate a large project and time `check` on it
     #[command(alias = "bench-check")]
     Check(check_bench::Args),
+    /// Flood the daemon with events of distinct contacts and time join visibility
+    Flood(flood::Args),
 }
 
 /// How the engine report is printed.
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Engine(args) => engine(args),
         Command::Check(args) => check_bench::run(args),
+        Command::Flood(args) => flood::run(args),
     };
     match result {
         Ok(code) => code,

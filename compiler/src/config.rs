@@ -217,6 +217,7 @@ schema = "hs_1"
 [schedule]
 tick_every = "1m30s"
 realtime_flush_ms = 100
+realtime_max_backlog_age_ms = 5000
 [api]
 listen = "0.0.0.0:9000"
 max_body_bytes = 10
@@ -232,6 +233,7 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(c.schedule.tick_every.seconds, 90);
         assert_eq!(c.schedule.realtime_flush_ms, 100);
+        assert_eq!(c.schedule.realtime_max_backlog_age_ms, 5000);
         assert_eq!(c.email.provider, EmailProvider::Smtp);
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");

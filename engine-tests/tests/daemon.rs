@@ -1671,3 +1671,137 @@ async fn an_unreachable_database_is_a_503_with_retry_after_and_not_ready() {
     assert_eq!(r.status, 200, "{}", r.body);
     d.stop().await.unwrap();
 }
+
+/// Backpressure that tells the truth: while something holds the pass lock, the real-time
+/// pass waits, its backlog shows in `/metrics` (contacts waiting, age of the oldest) and
+/// `/readyz` fails with a `realtime` check once that age passes the bound; once the lock is
+/// free the pass catches up, the contacts join, the wait is counted as wait (not as the
+/// pass's work) and the daemon is ready again.
+#[tokio::test]
+async fn a_stalled_real_time_pass_shows_in_metrics_and_readyz() {
+    let tdb = TestDatabase::new().await;
+    let bound = Duration::from_millis(100);
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |c| {
+        c.realtime_flush = Duration::from_millis(20);
+        c.realtime_max_backlog_age = Some(bound);
+    })
+    .await;
+    let metric = |body: &str, name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+    };
+    let r = d.call("GET", "/metrics", None, None).await;
+    assert_eq!(metric(&r.body, "hogsend_realtime_backlog_contacts"), 0.0);
+    assert_eq!(metric(&r.body, "hogsend_realtime_backlog_age_seconds"), 0.0);
+
+    // Hold the pass lock, as a long tick would.
+    let mut holder = tdb.connect().await;
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(hogsend_schema::lock_key("hogsend"))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let batch = json!({"events": [{"user_id": format!("stalled{i}"), "event": "signed_up"}]});
+        let r = d
+            .call("POST", "/v1/events", Some(&d.ingest_key), Some(&batch))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let started = Instant::now();
+    let not_ready = loop {
+        let r = d.call("GET", "/readyz", None, None).await;
+        if r.status == 503 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never degraded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(error_code(&not_ready), "not_ready");
+    let details = &not_ready.json()["error"]["details"];
+    assert!(
+        details
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["check"] == "realtime"
+                && p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("real-time pass is behind")),
+        "{}",
+        not_ready.body
+    );
+    let r = d.call("GET", "/metrics", None, None).await;
+    // The first pass took (at least) the first contact and waits for the lock; the others
+    // wait for it.
+    assert!(
+        metric(&r.body, "hogsend_realtime_backlog_contacts") >= 1.0,
+        "{}",
+        r.body
+    );
+    assert!(
+        metric(&r.body, "hogsend_realtime_backlog_age_seconds") > bound.as_secs_f64(),
+        "{}",
+        r.body
+    );
+    for i in 0..3 {
+        let r = d
+            .call(
+                "GET",
+                &format!("/v1/buckets/signed_up/members/stalled{i}"),
+                Some(&d.read_key),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404, "joined while the pass lock was held");
+    }
+
+    // The pass is waiting for the lock; keep it waiting a while longer, so that its wait
+    // is certainly longer than 0.1 s.
+    let started = Instant::now();
+    while count(
+        &mut holder,
+        "select count(*) from pg_stat_activity
+          where datname = current_database() and wait_event = 'advisory'",
+    )
+    .await
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "no pass waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(hogsend_schema::lock_key("hogsend"))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        wait_membership(&d, "signed_up", &format!("stalled{i}"), true).await;
+    }
+    let started = Instant::now();
+    while d.call("GET", "/readyz", None, None).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = d.call("GET", "/metrics", None, None).await;
+    assert_eq!(metric(&r.body, "hogsend_realtime_backlog_contacts"), 0.0);
+    assert_eq!(metric(&r.body, "hogsend_realtime_backlog_age_seconds"), 0.0);
+    // The stalled pass's wait (over 0.3 s) is counted as a lock wait, not as work.
+    let waits = metric(&r.body, "hogsend_realtime_lock_wait_seconds_count");
+    let short_waits = metric(
+        &r.body,
+        "hogsend_realtime_lock_wait_seconds_bucket{le=\"0.1\"}",
+    );
+    assert!(waits >= 1.0 && short_waits < waits, "{}", r.body);
+    d.stop().await.unwrap();
+}

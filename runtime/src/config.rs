@@ -26,6 +26,9 @@ pub struct RuntimeConfig {
     pub tick_every: Duration,
     /// How often touched contacts are re-evaluated in real time.
     pub realtime_flush: Duration,
+    /// `/readyz` fails while the real-time backlog's oldest change is older than this
+    /// (`None`: never).
+    pub realtime_max_backlog_age: Option<Duration>,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
     /// Per-key token bucket: tokens refilled per second (0: no limit).
@@ -62,6 +65,11 @@ pub struct Settings<'a> {
     pub schedule: &'a ScheduleConfig,
 }
 
+/// The readiness bound on the real-time backlog's age: `ms` milliseconds, 0 for none.
+fn max_backlog_age(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 /// A bad environment override.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?}: {problem}")]
@@ -77,7 +85,8 @@ pub struct ConfigError {
 impl RuntimeConfig {
     /// The daemon's settings from `hogsend.toml` (already checked), the resolved database
     /// URL, the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
-    /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
+    /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_REALTIME_MAX_BACKLOG_AGE_MS`,
+    /// `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
     /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`, and the durations
     /// `HOGSEND_HEADER_TIMEOUT`, `HOGSEND_BODY_TIMEOUT`, `HOGSEND_REQUEST_TIMEOUT`,
     /// `HOGSEND_SHUTDOWN_GRACE`, e.g. `30s`).
@@ -98,6 +107,7 @@ impl RuntimeConfig {
             listen: api.listen,
             tick_every: Duration::from_secs(schedule.tick_every.seconds),
             realtime_flush: Duration::from_millis(schedule.realtime_flush_ms.max(1)),
+            realtime_max_backlog_age: max_backlog_age(schedule.realtime_max_backlog_age_ms),
             max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
             rate_limit_per_second: api.rate_limit_per_second,
             rate_limit_burst: api.rate_limit_burst,
@@ -156,6 +166,9 @@ impl RuntimeConfig {
         if let Some(ms) = number("HOGSEND_REALTIME_FLUSH_MS")? {
             rc.realtime_flush = Duration::from_millis(ms.max(1));
         }
+        if let Some(ms) = number("HOGSEND_REALTIME_MAX_BACKLOG_AGE_MS")? {
+            rc.realtime_max_backlog_age = max_backlog_age(ms);
+        }
         if let Some(n) = number("HOGSEND_MAX_BODY_BYTES")? {
             rc.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
@@ -196,6 +209,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("listen", &self.listen)
             .field("tick_every", &self.tick_every)
             .field("realtime_flush", &self.realtime_flush)
+            .field("realtime_max_backlog_age", &self.realtime_max_backlog_age)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
@@ -226,6 +240,7 @@ mod tests {
             "HOGSEND_LISTEN" => Some("0.0.0.0:9999".to_owned()),
             "HOGSEND_TICK_EVERY" => Some("5s".to_owned()),
             "HOGSEND_REALTIME_FLUSH_MS" => Some("100".to_owned()),
+            "HOGSEND_REALTIME_MAX_BACKLOG_AGE_MS" => Some("0".to_owned()),
             _ => None,
         };
         let rc =
@@ -233,6 +248,12 @@ mod tests {
         assert_eq!(rc.listen.to_string(), "0.0.0.0:9999");
         assert_eq!(rc.tick_every, Duration::from_secs(5));
         assert_eq!(rc.realtime_flush, Duration::from_millis(100));
+        assert_eq!(rc.realtime_max_backlog_age, None, "0 turns the check off");
+        let defaults = RuntimeConfig::from_settings(config, "x", vec![], |_: &str| None).unwrap();
+        assert_eq!(
+            defaults.realtime_max_backlog_age,
+            Some(Duration::from_secs(60))
+        );
         let debug = format!("{rc:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         let bad = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| {

@@ -74,13 +74,14 @@ pub fn schema_ident(schema: &str) -> String {
     format!("\"{}\"", schema.replace('"', "\"\""))
 }
 
-/// Runs `tick(now)` (the database clock when `now` is None) and returns its JSON summary.
+/// Runs `tick(now)` and returns its JSON summary. With `None` the tick's instant is the
+/// database's clock once the tick holds the pass lock (see the generated `tick`).
 pub async fn tick(
     conn: &mut PgConnection,
     schema: &str,
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    let result = sqlx::query_scalar::<_, serde_json::Value>("select tick(coalesce($1, now()))")
+    let result = sqlx::query_scalar::<_, serde_json::Value>("select tick($1)")
         .bind(now)
         .fetch_one(&mut *conn)
         .await;
@@ -104,41 +105,29 @@ pub async fn apply_keys(
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(
-        conn,
-        schema,
-        "select apply_keys($1, coalesce($2, now()))",
-        keys,
-        now,
-    )
-    .await
+    call_pass(conn, schema, "select apply_keys($1, $2)", keys, now).await
 }
 
 /// The daemon's real-time pass (`apply_changes` in the generated tick.sql): drains `keys`'
 /// entries from the change queue and evaluates each bucket only for the keys whose changes
-/// it can see, at the database's `now()`. Safe because the function takes the pass lock
-/// before the drain (no tick is running) and every drained entry was committed before the
-/// evaluation's statements start, so the evaluation sees each change it drops; entries
-/// committed later stay queued for the next pass or tick. (A change to an event that lies
-/// after the pass's instant is still caught by the tick's rule for events becoming visible.)
+/// it can see, at `now`, or when `None` at the database's clock once the pass lock is held.
+/// Safe because the function takes the pass lock before the drain (no tick is running),
+/// every drained entry was committed before the evaluation's statements start (so the
+/// evaluation sees each change it drops), and it drains only entries ready at its instant
+/// (`changed_keys.ready_at`: an event after the instant stays queued); entries committed
+/// later stay queued for the next pass or tick. The summary's `wait_ms` is the time spent
+/// waiting for the lock.
 pub async fn apply_changes(
     conn: &mut PgConnection,
     schema: &str,
     keys: &[String],
     now: Option<DateTime<Utc>>,
 ) -> Result<serde_json::Value> {
-    call_pass(
-        conn,
-        schema,
-        "select apply_changes($1, coalesce($2, now()))",
-        keys,
-        now,
-    )
-    .await
+    call_pass(conn, schema, "select apply_changes($1, $2)", keys, now).await
 }
 
-/// `select <function>(keys, coalesce(now, now()))`; `sql` is one of the two fixed calls
-/// above.
+/// `select <function>(keys, now)` (a NULL `now`: the clock once the pass lock is held);
+/// `sql` is one of the two fixed calls above.
 async fn call_pass(
     conn: &mut PgConnection,
     schema: &str,

@@ -62,6 +62,15 @@ impl Histogram {
     }
 }
 
+/// What waits for the real-time pass (see `realtime::Pending::backlog`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Contacts waiting, the pass in progress's included.
+    pub contacts: usize,
+    /// How long the oldest change among them has waited; `None` when none waits.
+    pub oldest_age: Option<Duration>,
+}
+
 /// The passes a tick reports durations for.
 pub const PASSES: [&str; 4] = ["total", "backfill", "reconcile", "dwell"];
 
@@ -86,7 +95,10 @@ pub struct Metrics {
     pub realtime_flushes: AtomicU64,
     pub realtime_failures: AtomicU64,
     pub realtime_keys: AtomicU64,
+    /// Real-time passes' own work: the call's duration less its wait for the pass lock.
     pub realtime_latency: Histogram,
+    /// Real-time passes' wait for the pass lock (a tick or a merge holding it).
+    pub realtime_lock_wait: Histogram,
     pub rate_limited: AtomicU64,
 }
 
@@ -139,8 +151,9 @@ impl Metrics {
         }
     }
 
-    /// The metrics as Prometheus text; `members` are the live member counts per bucket.
-    pub fn render(&self, members: &[(String, i64)]) -> String {
+    /// The metrics as Prometheus text; `members` are the live member counts per bucket,
+    /// `backlog` the real-time pass's.
+    pub fn render(&self, members: &[(String, i64)], backlog: &Backlog) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
@@ -248,10 +261,26 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP hogsend_realtime_pass_seconds Duration of real-time passes.\n# TYPE hogsend_realtime_pass_seconds histogram"
+            "# HELP hogsend_realtime_pass_seconds Duration of real-time passes, not counting their wait for the pass lock.\n# TYPE hogsend_realtime_pass_seconds histogram"
         );
         self.realtime_latency
             .render(&mut out, "hogsend_realtime_pass_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_realtime_lock_wait_seconds Time real-time passes waited for the pass lock (held by a tick or a merge).\n# TYPE hogsend_realtime_lock_wait_seconds histogram"
+        );
+        self.realtime_lock_wait
+            .render(&mut out, "hogsend_realtime_lock_wait_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_realtime_backlog_contacts Contacts touched by ingest waiting for the real-time pass.\n# TYPE hogsend_realtime_backlog_contacts gauge\nhogsend_realtime_backlog_contacts {}",
+            backlog.contacts
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_realtime_backlog_age_seconds How long the oldest change waiting for the real-time pass has waited (0 when none waits).\n# TYPE hogsend_realtime_backlog_age_seconds gauge\nhogsend_realtime_backlog_age_seconds {}",
+            backlog.oldest_age.unwrap_or_default().as_secs_f64()
+        );
         let _ = writeln!(
             out,
             "# HELP hogsend_bucket_members Active members per bucket.\n# TYPE hogsend_bucket_members gauge"
@@ -334,7 +363,19 @@ mod tests {
             "ms": 12.5, "passes": {"backfill": {"ms": 0, "joins": 2, "leaves": 0},
                                    "reconcile": {"ms": 10, "joins": 1, "leaves": 1},
                                    "dwell": {"ms": 1, "fires": 3}}}));
-        let text = m.render(&[("power_user".into(), 7)]);
+        let backlog = Backlog {
+            contacts: 12,
+            oldest_age: Some(Duration::from_millis(1500)),
+        };
+        let text = m.render(&[("power_user".into(), 7)], &backlog);
+        assert!(
+            text.contains("hogsend_realtime_backlog_contacts 12\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hogsend_realtime_backlog_age_seconds 1.5\n"),
+            "{text}"
+        );
         assert!(text.contains("hogsend_ingest_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("hogsend_ingest_duration_seconds_bucket{le=\"0.001\"} 0"));
         assert!(text.contains("hogsend_ticks_total{result=\"ok\"} 1"));

@@ -6,19 +6,24 @@
 //! per request: a hot contact sending 50 events a second is evaluated 4 times, and
 //! `apply_changes` (which takes the schema's pass lock) never queues behind itself.
 //!
-//! Guarantee: a join or leave caused by an accepted event is visible through the API within
-//! `realtime_flush` plus one pass (measured on a 12.5M-event database at 1,000–3,000
-//! events/s: a median of 0.26–0.32 s, at most 0.41 s), unless a tick holds the pass lock,
-//! in which case right after that tick. Under a flood of distinct contacts the
-//! pass falls behind: each pass is followed by a pause as long as itself (ingest keeps half
-//! of the database), the newest keys go first, the oldest beyond [`MAX_PENDING`] are left
-//! to the next tick, which bounds the delay. A failed pass loses nothing:
-//! the event triggers already queued the keys for the next tick; a successful one removes
-//! them from that queue and evaluates each bucket only for the contacts whose changes it can
-//! see (see [`db::apply_changes`]).
+//! Guarantee: a join or leave caused by an accepted event is visible through the API
+//! after the first pass that starts after the request returned: within `realtime_flush`
+//! plus one pass, plus the rest of a tick if one holds the pass lock. No tick takes a change
+//! away from the pass: a pass or tick drains only the queued changes it sees whose events
+//! lie at or before its instant (`changed_keys.ready_at`), and the pass evaluates at the
+//! database's clock once it holds the lock, so it drains whatever committed while it
+//! waited. Under a flood of distinct contacts the pass can fall behind: each pass is
+//! followed by a pause as long as its own work (not its wait for the lock; ingest keeps
+//! half of the database), the newest keys go first, the oldest beyond [`MAX_PENDING`] are
+//! left to the next tick. How far behind it is shows in `/metrics`
+//! (`hogsend_realtime_backlog_contacts`, `hogsend_realtime_backlog_age_seconds`) and fails
+//! `/readyz` past `realtime_max_backlog_age_ms`. A failed pass loses nothing: the event
+//! triggers already queued the keys for the next tick; a successful one removes them from
+//! that queue and evaluates each bucket only for the contacts whose changes it can see (see
+//! [`db::apply_changes`]).
 
 use crate::db;
-use crate::metrics::Metrics;
+use crate::metrics::{Backlog, Metrics};
 use hogsend_schema::SchemaName;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
@@ -39,12 +44,25 @@ pub const MAX_PENDING: usize = 200_000;
 /// Membership changes by real-time passes after which `memberships` is analyzed again.
 pub const ANALYZE_AFTER_CHANGES: u64 = 20_000;
 
-/// Keys in the order they were last touched.
+/// Keys in the order they were last touched, and in the order they were first touched
+/// since a pass last took them (for the backlog's age).
 #[derive(Default)]
 struct Queue {
     seq: u64,
-    by_key: HashMap<String, u64>,
+    /// Key → (seq of its last touch, seq of its first touch).
+    by_key: HashMap<String, (u64, u64)>,
+    /// Seq of the last touch → key.
     by_seq: BTreeMap<u64, String>,
+    /// Seq of the first touch → when.
+    first_touched: BTreeMap<u64, Instant>,
+}
+
+impl Queue {
+    /// Forgets `key`, whose entry was `(last, first)`.
+    fn forget(&mut self, last: u64, first: u64) {
+        self.by_seq.remove(&last);
+        self.first_touched.remove(&first);
+    }
 }
 
 /// The keys waiting for the real-time pass, most recently touched first out.
@@ -55,6 +73,8 @@ pub struct Pending {
     changes_since_analyze: AtomicU64,
     /// Keys given up to the next tick because the queue was full.
     pub dropped: AtomicU64,
+    /// The pass in progress: how many keys it took and the first touch of the oldest.
+    in_flight: Mutex<Option<(usize, Instant)>>,
 }
 
 impl Pending {
@@ -63,20 +83,63 @@ impl Pending {
         let Ok(mut q) = self.queue.lock() else {
             return;
         };
+        let now = Instant::now();
         for key in keys {
             q.seq += 1;
             let seq = q.seq;
-            if let Some(old) = q.by_key.insert(key.clone(), seq) {
-                q.by_seq.remove(&old);
-            }
+            let first = match q.by_key.get(&key) {
+                Some(&(last, first)) => {
+                    q.by_seq.remove(&last);
+                    first
+                }
+                None => {
+                    q.first_touched.insert(seq, now);
+                    seq
+                }
+            };
+            q.by_key.insert(key.clone(), (seq, first));
             q.by_seq.insert(seq, key);
             while q.by_key.len() > MAX_PENDING {
                 let Some((_, oldest)) = q.by_seq.pop_first() else {
                     break;
                 };
-                q.by_key.remove(&oldest);
+                if let Some((_, first)) = q.by_key.remove(&oldest) {
+                    q.first_touched.remove(&first);
+                }
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// What waits for the real-time pass: the contacts queued plus those of the pass in
+    /// progress, and how long the oldest change among them has waited (since the first touch
+    /// of its key after a pass last took it; `None` when nothing waits).
+    pub fn backlog(&self) -> Backlog {
+        let (queued, oldest) = self
+            .queue
+            .lock()
+            .map(|q| {
+                (
+                    q.by_key.len(),
+                    q.first_touched.first_key_value().map(|(_, at)| *at),
+                )
+            })
+            .unwrap_or((0, None));
+        let in_flight = self.in_flight.lock().map(|f| *f).unwrap_or(None);
+        let oldest = match (oldest, in_flight.map(|f| f.1)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Backlog {
+            contacts: queued + in_flight.map_or(0, |f| f.0),
+            oldest_age: oldest.map(|at| at.elapsed()),
+        }
+    }
+
+    /// Records the pass in progress (`None` when it ends).
+    fn set_in_flight(&self, pass: Option<(usize, Instant)>) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            *f = pass;
         }
     }
 
@@ -90,20 +153,29 @@ impl Pending {
         self.len() == 0
     }
 
-    /// Takes up to `n` keys, the most recently touched first.
-    fn take_newest(&self, n: usize) -> Vec<String> {
+    /// Takes up to `n` keys, the most recently touched first, with the first touch of the
+    /// oldest of them.
+    fn take_newest(&self, n: usize) -> (Vec<String>, Option<Instant>) {
         let Ok(mut q) = self.queue.lock() else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let mut out = Vec::with_capacity(n.min(q.by_key.len()));
+        let mut oldest: Option<Instant> = None;
         while out.len() < n {
-            let Some((_, key)) = q.by_seq.pop_last() else {
+            let Some((last, key)) = q.by_seq.last_key_value().map(|(s, k)| (*s, k.clone())) else {
                 break;
             };
-            q.by_key.remove(&key);
+            if let Some((_, first)) = q.by_key.remove(&key) {
+                if let Some(at) = q.first_touched.get(&first) {
+                    oldest = Some(oldest.map_or(*at, |o| o.min(*at)));
+                }
+                q.forget(last, first);
+            } else {
+                q.by_seq.remove(&last);
+            }
             out.push(key);
         }
-        out
+        (out, oldest)
     }
 }
 
@@ -113,8 +185,10 @@ pub const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
 /// Runs passes until `shutdown` turns true, then flushes once more (for at most
 /// [`FINAL_FLUSH_BUDGET`]). Every `every`, one pass takes the newest keys; while more than
 /// a pass's worth remains, the next pass follows after a pause as long as the last pass
-/// took, so a backlogged real-time pass never takes more than half of the database's time
-/// from ingest.
+/// worked, so a backlogged real-time pass never takes more than half of the database's time
+/// from ingest. Time spent waiting for the pass lock (a tick holding it) is not work: it
+/// costs the database nothing, and pausing for it too would make the pass fall further
+/// behind after every long tick.
 pub async fn run(
     pool: PgPool,
     schema: SchemaName,
@@ -133,12 +207,11 @@ pub async fn run(
             flush(&pool, &schema, &pending, &metrics, FINAL_FLUSH_BUDGET).await;
             break;
         }
-        let started = Instant::now();
-        pass(&pool, &schema, &pending, &metrics).await;
-        // Behind by more than a pass: pause as long as the pass took, so ingest keeps half
+        let timing = pass(&pool, &schema, &pending, &metrics).await;
+        // Behind by more than a pass: pause as long as the pass worked, so ingest keeps half
         // of the database. Otherwise the usual interval.
         wait = if pending.len() > MAX_KEYS_PER_CALL {
-            started.elapsed().max(Duration::from_millis(10))
+            timing.work.max(Duration::from_millis(10))
         } else {
             every
         };
@@ -167,21 +240,52 @@ pub async fn flush(
     }
 }
 
-/// One `apply_keys` call over the most recently touched keys (at most
-/// [`MAX_KEYS_PER_CALL`]).
-async fn pass(pool: &PgPool, schema: &str, pending: &Pending, metrics: &Metrics) {
-    let mut chunk = pending.take_newest(MAX_KEYS_PER_CALL);
+/// Where a pass's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassTiming {
+    /// Waiting for the pass lock (reported by the database: a tick or a merge held it).
+    pub wait: Duration,
+    /// Everything else: the pass's own work, connection and round trip included.
+    pub work: Duration,
+}
+
+impl PassTiming {
+    /// Splits a pass's `elapsed` time by the lock wait its summary reports (`wait_ms`).
+    fn split(elapsed: Duration, summary: Option<&serde_json::Value>) -> PassTiming {
+        let wait = summary
+            .and_then(|s| s.get("wait_ms"))
+            .and_then(serde_json::Value::as_f64)
+            .filter(|ms| *ms > 0.0)
+            .map_or(Duration::ZERO, |ms| {
+                Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(elapsed)
+            })
+            .min(elapsed);
+        PassTiming {
+            wait,
+            work: elapsed - wait,
+        }
+    }
+}
+
+/// One `apply_changes` call over the most recently touched keys (at most
+/// [`MAX_KEYS_PER_CALL`]), at the database's clock once it holds the pass lock.
+async fn pass(pool: &PgPool, schema: &str, pending: &Pending, metrics: &Metrics) -> PassTiming {
+    let (mut chunk, oldest) = pending.take_newest(MAX_KEYS_PER_CALL);
     if chunk.is_empty() {
-        return;
+        return PassTiming::default();
     }
     chunk.sort();
+    pending.set_in_flight(oldest.map(|at| (chunk.len(), at)));
     let started = Instant::now();
     let result = async {
         let mut conn = pool.acquire().await?;
         db::apply_changes(&mut conn, schema, &chunk, None).await
     }
     .await;
-    metrics.realtime_latency.observe(started.elapsed());
+    pending.set_in_flight(None);
+    let timing = PassTiming::split(started.elapsed(), result.as_ref().ok());
+    metrics.realtime_latency.observe(timing.work);
+    metrics.realtime_lock_wait.observe(timing.wait);
     match result {
         Ok(summary) => {
             let changed = membership_changes(&summary);
@@ -202,7 +306,7 @@ async fn pass(pool: &PgPool, schema: &str, pending: &Pending, metrics: &Metrics)
                 .realtime_keys
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             metrics.record_realtime(&summary);
-            tracing::debug!(keys = chunk.len(), ms = %summary["ms"], "real-time pass");
+            tracing::debug!(keys = chunk.len(), ms = %summary["ms"], wait_ms = %summary["wait_ms"], "real-time pass");
         }
         Err(err) => {
             metrics.realtime_failures.fetch_add(1, Ordering::Relaxed);
@@ -212,6 +316,7 @@ async fn pass(pool: &PgPool, schema: &str, pending: &Pending, metrics: &Metrics)
             );
         }
     }
+    timing
 }
 
 /// Joins plus leaves in an `apply_keys` summary.
@@ -240,12 +345,55 @@ mod tests {
         let p = Pending::default();
         p.touch(["a".to_owned(), "b".to_owned(), "c".to_owned()]);
         p.touch(["a".to_owned()]);
-        assert_eq!(p.take_newest(2), vec!["a", "c"]);
-        assert_eq!(p.take_newest(5), vec!["b"]);
+        assert_eq!(p.take_newest(2).0, vec!["a", "c"]);
+        assert_eq!(p.take_newest(5).0, vec!["b"]);
         assert!(p.is_empty());
         p.touch((0..MAX_PENDING + 3).map(|i| format!("k{i}")));
         assert_eq!(p.len(), MAX_PENDING);
         assert_eq!(p.dropped.load(Ordering::Relaxed), 3);
-        assert_eq!(p.take_newest(1), vec![format!("k{}", MAX_PENDING + 2)]);
+        assert_eq!(p.take_newest(1).0, vec![format!("k{}", MAX_PENDING + 2)]);
+    }
+
+    #[test]
+    fn the_backlog_is_the_oldest_first_touch_not_evaluated() {
+        let p = Pending::default();
+        assert_eq!(p.backlog().oldest_age, None);
+        p.touch(["old".to_owned()]);
+        std::thread::sleep(Duration::from_millis(20));
+        p.touch(["new".to_owned(), "old".to_owned()]);
+        // Touching "old" again does not make its first change younger.
+        let age = p.backlog().oldest_age.expect("waiting");
+        assert!(age >= Duration::from_millis(20), "{age:?}");
+        // "old" was touched last: taken first; while its pass runs it is still backlog.
+        let (taken, oldest) = p.take_newest(1);
+        assert_eq!(taken, vec!["old"]);
+        p.set_in_flight(oldest.map(|at| (1, at)));
+        assert_eq!(p.backlog().contacts, 2);
+        assert!(p.backlog().oldest_age.expect("waiting") >= age);
+        p.set_in_flight(None);
+        assert_eq!(p.backlog().contacts, 1);
+        assert!(p.backlog().oldest_age.expect("waiting") < age);
+        assert_eq!(p.take_newest(1).0, vec!["new"]);
+        assert_eq!(p.backlog(), Backlog::default());
+        // Keys dropped for the tick leave the backlog's age too.
+        p.touch((0..MAX_PENDING + 1).map(|i| format!("k{i}")));
+        assert_eq!(p.len(), MAX_PENDING);
+        let q = p.queue.lock().unwrap();
+        assert_eq!(q.first_touched.len(), MAX_PENDING);
+        assert_eq!(q.by_seq.len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn a_pass_backs_off_for_its_work_not_its_wait() {
+        let summary = serde_json::json!({"ms": 900.0, "wait_ms": 700.0});
+        let t = PassTiming::split(Duration::from_millis(1000), Some(&summary));
+        assert_eq!(t.wait, Duration::from_millis(700));
+        assert_eq!(t.work, Duration::from_millis(300));
+        // A failed pass, or a wait beyond the elapsed time, never underflows.
+        let t = PassTiming::split(Duration::from_millis(5), None);
+        assert_eq!((t.wait, t.work), (Duration::ZERO, Duration::from_millis(5)));
+        let odd = serde_json::json!({"wait_ms": 1e300});
+        let t = PassTiming::split(Duration::from_millis(5), Some(&odd));
+        assert_eq!((t.wait, t.work), (Duration::from_millis(5), Duration::ZERO));
     }
 }

@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "journeys",
         include_str!("../sql/migrations/0003_journeys.sql"),
     ),
+    (
+        4,
+        "realtime",
+        include_str!("../sql/migrations/0004_realtime.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

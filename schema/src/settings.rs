@@ -18,6 +18,10 @@ pub struct ScheduleConfig {
     /// How often the daemon runs the real-time pass over the contacts touched by ingest
     /// since the previous run, in milliseconds. Default 250.
     pub realtime_flush_ms: u64,
+    /// `/readyz` fails while the oldest change waiting for the real-time pass is older than
+    /// this, in milliseconds (the pass is not keeping up). 0 turns the check off. Default
+    /// 60,000.
+    pub realtime_max_backlog_age_ms: u64,
 }
 
 impl Default for ScheduleConfig {
@@ -25,6 +29,7 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             tick_every: TickEvery { seconds: 30 },
             realtime_flush_ms: 250,
+            realtime_max_backlog_age_ms: 60_000,
         }
     }
 }

@@ -490,7 +490,7 @@ sections and keys are:
 
     [project]  name, timezone
     [database] url, schema
-    [schedule] tick_every, realtime_flush_ms
+    [schedule] tick_every, realtime_flush_ms, realtime_max_backlog_age_ms
     [api]      listen, max_body_bytes, rate_limit_per_second, rate_limit_burst
     [email]    provider, from, smtp_url, http_url
 

@@ -28,7 +28,8 @@ pub(crate) struct MatcherSql {
     /// backfill dwell anchor.
     pub(crate) match_all: Select,
     /// `SELECT user_key` of the contacts whose truth may have changed between the previous
-    /// tick `p_t0` and `p_now`: changed keys, window edges, newly visible events, due timers.
+    /// tick `p_t0` and `p_now`: changed keys (events ready by `p_now` included), window edges,
+    /// due timers.
     pub(crate) candidates: Select,
     /// `SELECT DISTINCT user_key` of the drained changes (`_hs_changed`) this criteria can
     /// see: the first part of `candidates`, alone (the daemon's real-time pass).
@@ -480,7 +481,6 @@ impl<'a> MatcherBuilder<'a> {
     /// The union of everything that may have changed for this bucket since `p_t0`.
     fn candidates(&self) -> Select {
         let mut q = self.changed();
-        let names = self.event_names();
         for (event, seconds) in self.windows() {
             // Events that were inside the window at p_t0 and are outside it at p_now.
             let edge = Select::from(self.table("events", "e"))
@@ -490,15 +490,12 @@ impl<'a> MatcherBuilder<'a> {
                 .filter(col("e", "occurred_at").binary(Op::Lt, ago("p_now", seconds)));
             q = q.union(edge);
         }
-        if !names.is_empty() {
-            // Events that happened (became visible) between the ticks.
-            let visible = Select::from(self.table("events", "e"))
-                .item(col("e", "user_key"))
-                .filter(Self::name_condition("e", &names))
-                .filter(col("e", "occurred_at").binary(Op::Gt, var("p_t0")))
-                .filter(col("e", "occurred_at").binary(Op::Le, var("p_now")));
-            q = q.union(visible);
-        }
+        // Events that became visible between the ticks (an event stored before its
+        // `occurred_at`) need no rule of their own: their change-queue entry is ready only at
+        // that instant (`changed_keys.ready_at`), so the first pass whose instant reaches it
+        // drains it. Reading the events of the interval instead made every tick re-evaluate
+        // every contact the real-time pass had already evaluated.
+
         // Members whose timer (dwell, max_dwell, deferred leave, cool-down) is due.
         let due = Select::from(self.table("memberships", "m"))
             .item(col("m", "user_key"))

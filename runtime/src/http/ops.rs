@@ -1,5 +1,6 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (database reachable, schema
-//! migrated, scheduler ticking) and `/metrics` (Prometheus text). No key needed.
+//! migrated, scheduler ticking, real-time pass keeping up) and `/metrics` (Prometheus
+//! text). No key needed.
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::AppState;
@@ -47,7 +48,10 @@ pub(super) struct Ready {
     last_tick_at: Option<DateTime<Utc>>,
 }
 
-/// The database answers, the schema is migrated and (with a scheduler) ticks run.
+/// The database answers, the schema is migrated, ticks run and the real-time pass keeps up.
+///
+/// Ticks are checked with a scheduler; the real-time pass keeps up while the oldest change
+/// waiting for it is younger than `realtime_max_backlog_age_ms`.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Ready),
         (status = 503, description = "`not_ready`: `details` lists the failed checks", body = ErrorBody)))]
@@ -92,6 +96,15 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
                 "message": format!("no tick in the last {} s", allowed.as_secs())}));
         }
     }
+    let backlog = state.pending.backlog();
+    if let (Some(bound), Some(age)) = (state.config.realtime_max_backlog_age, backlog.oldest_age) {
+        if age > bound {
+            problems.push(json!({"check": "realtime",
+                "message": format!(
+                    "the real-time pass is behind: the oldest change of {} waiting contacts is {:.1} s old (bound {:.1} s)",
+                    backlog.contacts, age.as_secs_f64(), bound.as_secs_f64())}));
+        }
+    }
     if problems.is_empty() {
         Ok(Json(Ready {
             status: "ready",
@@ -127,7 +140,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     let members = queries::member_counts(&state.pool, &state.config.schema)
         .await
         .unwrap_or_default();
-    let mut text = state.metrics.render(&members);
+    let mut text = state.metrics.render(&members, &state.pending.backlog());
     text.push_str(&journey_gauges(&state).await.render());
     text.push_str(&format!(
         "# HELP hogsend_realtime_dropped_total Touched contacts left to the next tick because the real-time queue was full.\n# TYPE hogsend_realtime_dropped_total counter\nhogsend_realtime_dropped_total {}\n",

@@ -6,12 +6,21 @@
 -- `{{ s }}` is the validated schema name.
 
 -- One pass over the statement's rows: the distinct (key, event) pairs are queued, and keys
--- without a contact get one (keyed as external_id). The engine's own `bucket:`/`hogsend:`
--- events change no criteria (criteria may not name them) and are skipped.
+-- without a contact get one (keyed as external_id). An entry is ready (`ready_at`, see
+-- migration 4) at the instant of its events: no pass at an earlier instant can see them.
+-- Events at or before the last tick's instant are ready for every later pass (none
+-- evaluates earlier), so they share one entry per (key, event) with `ready_at` NULL; a
+-- later event gets an entry per distinct instant, so that the first pass reaching each one
+-- evaluates it. The engine's own `bucket:`/`hogsend:` events change no criteria (criteria
+-- may not name them) and are skipped.
 create or replace function {{ s }}._events_inserted() returns trigger language plpgsql as $hs$
 begin
   with touched as materialized (
-    select distinct n.user_key, n.event from new_rows n
+    select distinct n.user_key, n.event,
+           case when n.occurred_at > coalesce((select t.last_tick_at from {{ s }}.tick_state t limit 1),
+                                              '-infinity')
+                then n.occurred_at end as ready_at
+      from new_rows n
      where n.event not like 'bucket:%' and n.event not like 'hogsend:%'
   ), created as (
     insert into {{ s }}.contacts (external_id)
@@ -19,18 +28,24 @@ begin
      where not exists (select 1 from {{ s }}.contacts c where c.user_key = t.user_key)
     on conflict (user_key) do nothing
   )
-  insert into {{ s }}.changed_keys (user_key, kind, event)
-  select user_key, 'e', event from touched;
+  insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+  select user_key, 'e', event, ready_at from touched;
   return null;
 end $hs$;
 create or replace trigger events_inserted after insert on {{ s }}.events
   referencing new table as new_rows for each statement execute function {{ s }}._events_inserted();
 
+-- The new versions are ready at their `occurred_at` (as inserted events are); the old ones
+-- at once (an event that is gone or moved is gone at every instant).
 create or replace function {{ s }}._events_updated() returns trigger language plpgsql as $hs$
 begin
-  insert into {{ s }}.changed_keys (user_key, kind, event)
-  select user_key, 'e', event from new_rows
-  union select user_key, 'e', event from old_rows;
+  insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+  select user_key, 'e', event,
+         case when occurred_at > coalesce((select t.last_tick_at from {{ s }}.tick_state t limit 1),
+                                          '-infinity')
+              then occurred_at end
+    from new_rows
+  union select user_key, 'e', event, null from old_rows;
   return null;
 end $hs$;
 create or replace trigger events_updated after update on {{ s }}.events

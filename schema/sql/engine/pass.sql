@@ -34,7 +34,11 @@ language sql volatile as $hs$
 $hs$;
 
 -- Serialize passes on this schema; returns the previous tick instant (or p_now on the first).
--- Drains the change queue by slot switch and truncate (see `changed_keys` in migration 1).
+-- Drains the change queue by slot switch and truncate (see `changed_keys` in migration 1):
+-- the entries ready at p_now (`ready_at`, migration 4) go to `_hs_changed`; the others
+-- (events after p_now, e.g. committed after this tick began) go back into the current slot,
+-- for the real-time pass or the tick whose instant reaches them. So the tick never drains
+-- a change it evaluates too early to see.
 create or replace function {{ s }}._tick_begin(p_now timestamptz) returns timestamptz
 language plpgsql as $hs$
 declare
@@ -59,14 +63,22 @@ begin
   if v_slot = 0 then
     lock table {{ s }}.changed_keys_0 in access exclusive mode;
     insert into _hs_changed (user_key, kind, event)
-    select distinct user_key, kind, event from {{ s }}.changed_keys_0;
+    select distinct user_key, kind, event from {{ s }}.changed_keys_0
+     where ready_at is null or ready_at <= p_now;
     get diagnostics n = row_count;
+    insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+    select user_key, kind, event, ready_at from {{ s }}.changed_keys_0
+     where ready_at > p_now;
     truncate {{ s }}.changed_keys_0;
   else
     lock table {{ s }}.changed_keys_1 in access exclusive mode;
     insert into _hs_changed (user_key, kind, event)
-    select distinct user_key, kind, event from {{ s }}.changed_keys_1;
+    select distinct user_key, kind, event from {{ s }}.changed_keys_1
+     where ready_at is null or ready_at <= p_now;
     get diagnostics n = row_count;
+    insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
+    select user_key, kind, event, ready_at from {{ s }}.changed_keys_1
+     where ready_at > p_now;
     truncate {{ s }}.changed_keys_1;
   end if;
   if n > 0 then

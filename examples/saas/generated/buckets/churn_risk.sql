@@ -110,13 +110,6 @@ begin
           AND e.occurred_at < p_now - make_interval(secs => 604800)
       )
     UNION (
-        SELECT e.user_key
-        FROM hogsend.events AS e
-        WHERE e.event IN ('app_opened', 'payment.failed', 'support.ticket_opened')
-          AND e.occurred_at > p_t0
-          AND e.occurred_at <= p_now
-      )
-    UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'churn_risk'

@@ -75,13 +75,6 @@ begin
     FROM _hs_changed
     WHERE _hs_changed.kind = 'x' OR (_hs_changed.kind = 'e' AND _hs_changed.event = 'teammate.invited') OR _hs_changed.kind = 'p'
     UNION (
-        SELECT e.user_key
-        FROM hogsend.events AS e
-        WHERE e.event = 'teammate.invited'
-          AND e.occurred_at > p_t0
-          AND e.occurred_at <= p_now
-      )
-    UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'lonely_team_admins'

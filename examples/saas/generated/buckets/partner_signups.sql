@@ -92,13 +92,6 @@ begin
           AND e.occurred_at < p_now - make_interval(secs => 2592000)
       )
     UNION (
-        SELECT e.user_key
-        FROM hogsend.events AS e
-        WHERE e.event = 'user.signed_up'
-          AND e.occurred_at > p_t0
-          AND e.occurred_at <= p_now
-      )
-    UNION (
         SELECT m.user_key
         FROM hogsend.memberships AS m
         WHERE m.bucket_id = 'partner_signups'

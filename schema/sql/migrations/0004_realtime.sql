@@ -1,0 +1,13 @@
+-- Migration 4: the change queue's readiness instant.
+--
+-- `changed_keys.ready_at` is the earliest instant at which a pass may drain the entry: for
+-- an added or changed event after the last tick's instant, that event's `occurred_at` (a
+-- pass at an earlier instant cannot see it: it lies after that instant); NULL when every
+-- later pass may drain it (older events, properties, messages, removed events, contacts).
+-- A pass — tick or real-time — drains only the entries it sees *and* whose `ready_at` is at
+-- or before its instant; a tick puts the others back into the current slot. So every
+-- change is evaluated at an instant at or after the event that caused it, by the first pass
+-- that reaches it: none is lost to a pass evaluating before it (see `_events_inserted`,
+-- `_tick_begin` and `_realtime_pass`). Nullable without a default: adding it rewrites
+-- nothing, and entries queued by an older engine are ready at once.
+alter table {{ s }}.changed_keys add column ready_at timestamptz;
