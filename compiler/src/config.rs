@@ -26,6 +26,31 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub api: ApiConfig,
     pub email: EmailConfig,
+    pub journeys: JourneysConfig,
+}
+
+/// `[journeys]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JourneysConfig {
+    /// An event older than this (before the pass that processes it) triggers no journey,
+    /// in seconds; written as a duration (`24h`, the default). Events recorded by `emit`
+    /// are exempt.
+    #[serde(deserialize_with = "duration_setting")]
+    pub trigger_max_age: u64,
+}
+
+impl Default for JourneysConfig {
+    fn default() -> Self {
+        JourneysConfig {
+            trigger_max_age: 86_400,
+        }
+    }
+}
+
+fn duration_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// `[project]`

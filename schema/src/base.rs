@@ -21,8 +21,21 @@ use sha2::{Digest, Sha256};
 /// The migrations, in version order: (version, name, template text).
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("../sql/migrations/0001_base.sql")),
-    (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
-    (3, "journeys", include_str!("../sql/migrations/0003_journeys.sql")),
+    (
+        2,
+        "messaging",
+        include_str!("../sql/migrations/0002_messaging.sql"),
+    ),
+    (
+        3,
+        "journeys",
+        include_str!("../sql/migrations/0003_journeys.sql"),
+    ),
+    (
+        4,
+        "journey_engine",
+        include_str!("../sql/migrations/0004_journey_engine.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and
@@ -34,6 +47,8 @@ const ENGINE: &[(&str, &str)] = &[
     ("pass", include_str!("../sql/engine/pass.sql")),
     ("project", include_str!("../sql/engine/project.sql")),
     ("identity", include_str!("../sql/engine/identity.sql")),
+    ("messaging", include_str!("../sql/engine/messaging.sql")),
+    ("journeys", include_str!("../sql/engine/journeys.sql")),
 ];
 
 /// One numbered base-schema migration, rendered for a schema.

@@ -12,12 +12,17 @@ declare
   started timestamptz := clock_timestamp();
   t0      timestamptz;
   s       jsonb := '{}';
+  tr      bigint;
+  j       jsonb;
 begin
   t0 := {{ s }}._tick_begin(p_now);
+  -- The journey pass enrols from the transitions recorded after this id (this tick's).
+  select coalesce(max(id), 0) into tr from {{ s }}.transitions;
 {%- for id in enabled %}
   s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_run(t0, p_now)));
 {%- endfor %}
-  return {{ s }}._tick_end(p_now, t0, started, s);
+  j := {{ s }}._journey_pass(p_now, null, {{ max_age }}, {{ timezone }}, tr);
+  return {{ s }}._tick_end(p_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire
@@ -41,6 +46,7 @@ declare
   v_now   timestamptz;
   n       bigint;
   s       jsonb := '{}';
+  j       jsonb;
 begin
   perform pg_advisory_xact_lock({{ lock_key }});
   select greatest(p_now, last_tick_at) into v_now from {{ s }}.tick_state;
@@ -70,8 +76,12 @@ begin
     s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_keys(v_now, p_drain)));
 {%- endfor %}
   end if;
+  -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
+  if cardinality(p_keys) > 0 then
+    j := {{ s }}._journey_pass(v_now, p_keys, {{ max_age }}, {{ timezone }}, null);
+  end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
-    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
+    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
 

@@ -12,8 +12,12 @@ declare
   started timestamptz := clock_timestamp();
   t0      timestamptz;
   s       jsonb := '{}';
+  tr      bigint;
+  j       jsonb;
 begin
   t0 := hogsend._tick_begin(p_now);
+  -- The journey pass enrols from the transitions recorded after this id (this tick's).
+  select coalesce(max(id), 0) into tr from hogsend.transitions;
   s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_run(t0, p_now)));
@@ -23,7 +27,8 @@ begin
   s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_run(t0, p_now)));
-  return hogsend._tick_end(p_now, t0, started, s);
+  j := hogsend._journey_pass(p_now, null, make_interval(secs => 86400), 'Europe/Berlin', tr);
+  return hogsend._tick_end(p_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire
@@ -47,6 +52,7 @@ declare
   v_now   timestamptz;
   n       bigint;
   s       jsonb := '{}';
+  j       jsonb;
 begin
   perform pg_advisory_xact_lock(-8636545163633039781);
   select greatest(p_now, last_tick_at) into v_now from hogsend.tick_state;
@@ -82,8 +88,12 @@ begin
     s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_keys(v_now, p_drain)));
     s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_keys(v_now, p_drain)));
   end if;
+  -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
+  if cardinality(p_keys) > 0 then
+    j := hogsend._journey_pass(v_now, p_keys, make_interval(secs => 86400), 'Europe/Berlin', null);
+  end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
-    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
+    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;
 
