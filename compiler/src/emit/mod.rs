@@ -70,6 +70,8 @@ struct JourneysFile<'a> {
     with_conditions: Vec<(String, &'a str)>,
     /// (quoted trigger event name, function stem) of every journey.
     all: Vec<(String, &'a str)>,
+    /// `ARRAY[…]::text[]` of the event names the journeys' conditions read.
+    condition_events: String,
 }
 
 #[derive(Template)]
@@ -221,6 +223,17 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
                         .map(move |t| (literal(t), j.func.as_str()))
                 })
                 .collect(),
+            condition_events: {
+                let mut names: Vec<&str> = plan
+                    .journeys
+                    .iter()
+                    .flat_map(|j| j.condition_events.iter().map(String::as_str))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                let names: Vec<String> = names.into_iter().map(literal).collect();
+                format!("ARRAY[{}]::text[]", names.join(", "))
+            },
         }),
     });
     files.push(GeneratedFile {

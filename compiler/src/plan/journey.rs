@@ -43,6 +43,8 @@ pub struct JourneyPlan {
     pub candidates: Vec<String>,
     /// The event names that trigger it.
     pub triggers: Vec<String>,
+    /// The event names its conditions read (sorted, distinct).
+    pub condition_events: Vec<String>,
     /// The registry entry `_sync_journeys` receives.
     pub registry: Value,
 }
@@ -369,6 +371,16 @@ impl RunCondition<'_> {
     }
 }
 
+/// The event names `pred`'s atoms read, appended to `out`.
+fn event_names(pred: &Pred, out: &mut Vec<String>) {
+    match pred {
+        Pred::And(c) | Pred::Or(c) => c.iter().for_each(|p| event_names(p, out)),
+        Pred::Not(inner) => event_names(inner, out),
+        Pred::Event(atom) => out.push(atom.event.clone()),
+        Pred::Prop(_) | Pred::Opened(_) | Pred::Clicked(_) => {}
+    }
+}
+
 /// Whether the clock alone can change `pred`'s truth value for a waiting run (a `within`
 /// window moves with the pass instant).
 fn time_dependent(pred: &Pred) -> bool {
@@ -662,6 +674,23 @@ fn plan_one(
         }
     }
 
+    let mut condition_events = Vec::new();
+    if let Some(exit) = src.exit_when {
+        event_names(exit, &mut condition_events);
+    }
+    for c in &conds {
+        match c {
+            CondUse::WaitUntil(_, pred) => event_names(pred, &mut condition_events),
+            CondUse::If { branches, .. } => {
+                branches
+                    .iter()
+                    .for_each(|(_, p)| event_names(p, &mut condition_events));
+            }
+        }
+    }
+    condition_events.sort();
+    condition_events.dedup();
+
     let (event, trigger_kind, filter, trigger_text) = trigger_parts(&src.trigger);
     let reaction_or_transition = trigger_kind != "event";
     let inbox = Source::Table {
@@ -742,6 +771,7 @@ fn plan_one(
         conditions,
         candidates,
         triggers: vec![event],
+        condition_events,
         registry,
     }
 }

@@ -17,6 +17,13 @@ begin
 {%- endfor %}
 end $hs$;
 
+-- The event names the journeys' conditions read: a tick re-tests the waiting runs of the
+-- contacts with such an event that became visible since the previous tick.
+create or replace function {{ s }}._journey_condition_events() returns text[]
+language sql immutable as $hs$
+  select {{ condition_events }}
+$hs$;
+
 -- The enrolment requests of the trigger events in `_hs_jinbox`.
 create or replace function {{ s }}._journey_candidates() returns void
 language plpgsql as $hs$

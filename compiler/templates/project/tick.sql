@@ -21,7 +21,7 @@ begin
 {%- for id in enabled %}
   s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_run(t0, p_now)));
 {%- endfor %}
-  j := {{ s }}._journey_pass(p_now, null, {{ max_age }}, {{ timezone }}, tr);
+  j := {{ s }}._journey_pass(p_now, null, {{ max_age }}, {{ timezone }}, tr, t0);
   return {{ s }}._tick_end(p_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
@@ -78,7 +78,7 @@ begin
   end if;
   -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
   if cardinality(p_keys) > 0 then
-    j := {{ s }}._journey_pass(v_now, p_keys, {{ max_age }}, {{ timezone }}, null);
+    j := {{ s }}._journey_pass(v_now, p_keys, {{ max_age }}, {{ timezone }}, null, null);
   end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
     case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,

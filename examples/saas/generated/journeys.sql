@@ -21,6 +21,13 @@ begin
   end if;
 end $hs$;
 
+-- The event names the journeys' conditions read: a tick re-tests the waiting runs of the
+-- contacts with such an event that became visible since the previous tick.
+create or replace function hogsend._journey_condition_events() returns text[]
+language sql immutable as $hs$
+  select ARRAY['feature.used', 'payment.succeeded', 'project.created', 'subscription.started', 'user.deleted']::text[]
+$hs$;
+
 -- The enrolment requests of the trigger events in `_hs_jinbox`.
 create or replace function hogsend._journey_candidates() returns void
 language plpgsql as $hs$

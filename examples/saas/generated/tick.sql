@@ -27,7 +27,7 @@ begin
   s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_run(t0, p_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_run(t0, p_now)));
-  j := hogsend._journey_pass(p_now, null, make_interval(secs => 86400), 'Europe/Berlin', tr);
+  j := hogsend._journey_pass(p_now, null, make_interval(secs => 86400), 'Europe/Berlin', tr, t0);
   return hogsend._tick_end(p_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
@@ -90,7 +90,7 @@ begin
   end if;
   -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
   if cardinality(p_keys) > 0 then
-    j := hogsend._journey_pass(v_now, p_keys, make_interval(secs => 86400), 'Europe/Berlin', null);
+    j := hogsend._journey_pass(v_now, p_keys, make_interval(secs => 86400), 'Europe/Berlin', null, null);
   end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
     case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,

@@ -423,11 +423,12 @@ end $hs$;
 -- The journey pass at `p_now`: called by tick (after the buckets, so this tick's
 -- transitions enrol in it) and by the real-time pass (for the keys it was given).
 --   p_keys: the real-time pass's keys; null for a tick (the keys of the drained change
---     queue and of the transitions recorded since `p_transitions_after`).
+--     queue, of the transitions recorded since `p_transitions_after`, and of the events that
+--     waiting conditions read which became visible since the previous tick `p_t0`).
 -- Returns {enrolled, skipped, steps, messages, ended}.
 ------------------------------------------------------------------------------------------
 create or replace function {{ s }}._journey_pass(p_now timestamptz, p_keys text[],
-  p_max_age interval, p_zone text, p_transitions_after bigint)
+  p_max_age interval, p_zone text, p_transitions_after bigint, p_t0 timestamptz)
 returns jsonb language plpgsql
 set plan_cache_mode = force_custom_plan
 as $hs$
@@ -442,6 +443,12 @@ begin
     insert into _hs_jkeys select distinct user_key from _hs_changed;
     insert into _hs_jkeys
     select distinct t.user_key from {{ s }}.transitions t where t.id > p_transitions_after
+    on conflict do nothing;
+    -- Events recorded earlier with an occurred_at in (previous tick, now]: they happen now.
+    insert into _hs_jkeys
+    select distinct e.user_key from {{ s }}.events e
+     where e.event = any({{ s }}._journey_condition_events())
+       and e.occurred_at > p_t0 and e.occurred_at <= p_now
     on conflict do nothing;
   else
     insert into _hs_jkeys select distinct k from unnest(p_keys) as k where k is not null;
