@@ -40,8 +40,16 @@ fn cond() -> impl Strategy<Value = Pred> {
     prop_oneof![
         Just(atom("x", Window::SinceEntry, EventTest::Exists)),
         Just(atom("x", Window::Within(DAY / SEC), EventTest::Exists)),
-        Just(Pred::Not(Box::new(atom("y", Window::Within(DAY / SEC), EventTest::Exists)))),
-        Just(atom("x", Window::SinceEntry, EventTest::Count(CmpOp::Ge, 2))),
+        Just(Pred::Not(Box::new(atom(
+            "y",
+            Window::Within(DAY / SEC),
+            EventTest::Exists
+        )))),
+        Just(atom(
+            "x",
+            Window::SinceEntry,
+            EventTest::Count(CmpOp::Ge, 2)
+        )),
         Just(atom("y", Window::Ever, EventTest::Exists)),
         Just(Pred::Prop(Prop {
             path: vec!["vip".to_owned()],
@@ -110,34 +118,43 @@ fn case() -> impl Strategy<Value = Case> {
         0..14,
     );
     let ticks = prop::collection::vec(1..(7 * 24 * 60i64), 2..9);
-    (steps(), entry, filter, exit, any::<[bool; 3]>(), events, ticks).prop_map(
-        |(steps, entry, filter, exit_when, vip, events, mut ticks)| {
-            ticks.sort_unstable();
-            ticks.dedup();
-            ticks.push(8 * 24 * 60);
-            Case {
-                journey: Journey {
-                    id: "j".to_owned(),
-                    name: None,
-                    description: None,
-                    trigger: JourneyTrigger::Event {
-                        event: "go".to_owned(),
-                        filter,
-                    },
-                    entry,
-                    exit_when,
-                    steps,
-                    origin: Origin {
-                        file: "j.hog".to_owned(),
-                        line: 1,
-                    },
-                },
-                vip,
-                events,
-                ticks,
-            }
-        },
+    (
+        steps(),
+        entry,
+        filter,
+        exit,
+        any::<[bool; 3]>(),
+        events,
+        ticks,
     )
+        .prop_map(
+            |(steps, entry, filter, exit_when, vip, events, mut ticks)| {
+                ticks.sort_unstable();
+                ticks.dedup();
+                ticks.push(8 * 24 * 60);
+                Case {
+                    journey: Journey {
+                        id: "j".to_owned(),
+                        name: None,
+                        description: None,
+                        trigger: JourneyTrigger::Event {
+                            event: "go".to_owned(),
+                            filter,
+                        },
+                        entry,
+                        exit_when,
+                        steps,
+                        origin: Origin {
+                            file: "j.hog".to_owned(),
+                            line: 1,
+                        },
+                    },
+                    vip,
+                    events,
+                    ticks,
+                }
+            },
+        )
 }
 
 // ------------------------------------------------------------------------------------------
@@ -172,7 +189,11 @@ fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut
         let mut node = Node {
             id: id.clone(),
             step,
-            next: if matches!(step, Step::Exit) { None } else { next.clone() },
+            next: if matches!(step, Step::Exit) {
+                None
+            } else {
+                next.clone()
+            },
             branches: Vec::new(),
         };
         if let Step::If {
@@ -181,7 +202,11 @@ fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut
         } = step
         {
             for (k, (c, body)) in branches.iter().enumerate() {
-                let label = if k == 0 { "then".to_owned() } else { format!("elif{k}") };
+                let label = if k == 0 {
+                    "then".to_owned()
+                } else {
+                    format!("elif{k}")
+                };
                 let target = if body.is_empty() {
                     next.clone()
                 } else {
@@ -197,7 +222,11 @@ fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut
             }
             out.push(node);
             for (k, (_, body)) in branches.iter().enumerate() {
-                let label = if k == 0 { "then".to_owned() } else { format!("elif{k}") };
+                let label = if k == 0 {
+                    "then".to_owned()
+                } else {
+                    format!("elif{k}")
+                };
                 flatten(body, &format!("{id}.{label}"), next.clone(), out);
             }
             flatten(otherwise, &format!("{id}.else"), next.clone(), out);
@@ -300,7 +329,8 @@ impl<'a> Sim<'a> {
             let outcome: String;
             match node.step {
                 Step::Send(template) => {
-                    self.messages.push((run.key, r, id.clone(), template.clone()));
+                    self.messages
+                        .push((run.key, r, id.clone(), template.clone()));
                     outcome = template.clone();
                 }
                 Step::Wait(d) => {
@@ -466,7 +496,9 @@ impl<'a> Sim<'a> {
             .expect("waiting at a known step");
         let outcome = match node.step {
             Step::Wait(_) => "elapsed",
-            Step::WaitUntil { cond, .. } if self.holds(cond, run.key, t, run.entered) => "condition",
+            Step::WaitUntil { cond, .. } if self.holds(cond, run.key, t, run.entered) => {
+                "condition"
+            }
             _ => "timeout",
         };
         let id = node.id.clone();
@@ -604,7 +636,12 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
         .await
         .expect("skips")
         .iter()
-        .map(|r| (r.get::<String, _>("reason"), r.get::<i64, _>("count") as u64))
+        .map(|r| {
+            (
+                r.get::<String, _>("reason"),
+                r.get::<i64, _>("count") as u64,
+            )
+        })
         .collect();
     let context = || {
         format!(

@@ -357,7 +357,9 @@ impl RunCondition<'_> {
         }
         match atom.test {
             EventTest::Exists => Expr::Exists(Box::new(q.item(Expr::Int(1)))),
-            test => count_test(Expr::Subquery(Box::new(q.item(Expr::CountStar))), test),
+            test @ EventTest::Count(..) => {
+                count_test(Expr::Subquery(Box::new(q.item(Expr::CountStar))), test)
+            }
         }
     }
 
