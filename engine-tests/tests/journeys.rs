@@ -862,3 +862,54 @@ async fn exactly_once_under_retried_rolled_back_and_concurrent_passes() {
     drop(other);
     let _ = third.close().await;
 }
+
+#[tokio::test]
+async fn a_sign_up_over_http_is_welcomed_within_a_second() {
+    use hogsend_runtime::testkit::TestDaemon;
+    use std::time::{Duration, Instant};
+    let tdb = TestDatabase::new().await;
+    let compiled = hogsend_compiler::compile(&source_set(ONBOARDING, None));
+    let files = compiled.files.expect("project compiles");
+    // The default flush interval, as deployed.
+    let d = TestDaemon::start(&tdb, files, |c| {
+        c.realtime_flush = Duration::from_millis(250);
+    })
+    .await;
+    let r = d
+        .call(
+            "POST",
+            "/v1/events",
+            Some(&d.ingest_key),
+            Some(
+                &serde_json::json!({"user_id": "rt", "event": "user.signed_up",
+                                     "properties": {"plan": "trial"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let started = Instant::now();
+    let mut conn = tdb.connect().await;
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from messages where user_key = 'rt' and template = 'welcome'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+        if n == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no welcome message after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "welcome queued after {took:?}"
+    );
+    d.stop().await.expect("stop");
+}
