@@ -524,6 +524,7 @@ declare
   r       record;
   n       bigint;
   ended   bigint := 0;
+  ended_by jsonb := '{}';
   added   text[];
   changed text[];
   removed text[] := '{}';
@@ -548,6 +549,9 @@ begin
      where journey_id = r.id and status in ('active', 'waiting');
     get diagnostics n = row_count;
     ended := ended + n;
+    if n > 0 then
+      ended_by := ended_by || jsonb_build_object(r.id, n);
+    end if;
     delete from {{ s }}.journey_steps where journey_id = r.id;
     delete from {{ s }}.journeys where id = r.id;
     removed := removed || r.id;
@@ -594,6 +598,9 @@ begin
                         where s.journey_id = u.journey_id and s.step_id = u.step_id);
     get diagnostics n = row_count;
     ended := ended + n;
+    if n > 0 then
+      ended_by := ended_by || jsonb_build_object(r.id, n);
+    end if;
   end loop;
 
   delete from {{ s }}.journey_trigger_events t
@@ -605,5 +612,6 @@ begin
 
   drop table _hs_jdeclared;
   return jsonb_build_object('added', to_jsonb(added), 'changed', to_jsonb(changed),
-                            'removed', to_jsonb(removed), 'runs_ended', ended);
+                            'removed', to_jsonb(removed), 'runs_ended', ended,
+                            'runs_ended_by_journey', ended_by);
 end $hs$;
