@@ -219,6 +219,17 @@ mod tests {
     }
 
     #[test]
+    fn journeys_trigger_max_age_is_a_duration() {
+        assert_eq!(load(None).0.journeys.trigger_max_age, 86_400);
+        let (c, d) = load_text("[journeys]\ntrigger_max_age = \"72h\"\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.journeys.trigger_max_age, 3 * 86_400);
+        let (_, d) = load_text("[journeys]\ntrigger_max_age = \"soon\"\n");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, Code::E0403);
+    }
+
+    #[test]
     fn defaults_without_a_file() {
         let (c, d) = load(None);
         assert!(d.is_empty());
