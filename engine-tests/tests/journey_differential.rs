@@ -3,8 +3,8 @@
 //! run and one step at a time, conditions through the reference evaluator `compiler::eval` —
 //! against the compiled SQL, over random small journeys × random event streams × random
 //! tick schedules. Compared after the last tick: every run's status, exit reason and path
-//! (the steps it executed with their outcomes), the messages with their steps, and the
-//! skipped enrolments by reason. `PROPTEST_CASES=N` runs a longer campaign.
+//! (the steps it executed with their outcomes), the messages with their steps, status and
+//! skip reason, and the skipped enrolments by reason. `PROPTEST_CASES=N` runs a longer campaign.
 
 mod support;
 
@@ -535,7 +535,8 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
         let p = serde_json::json!({ "vip": case.vip[i] });
         sqlx::query("insert into contacts (external_id, email, properties) values ($1, $2, $3)")
             .bind(key)
-            .bind(format!("{key}@example.com"))
+            // k3 has no address: its messages are recorded `skipped` (`no_email`).
+            .bind((i < 2).then(|| format!("{key}@example.com")))
             .bind(&p)
             .execute(&mut conn)
             .await
@@ -615,7 +616,8 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
         })
         .collect();
     let mut sql_messages: Vec<String> = sqlx::query(
-        "select m.user_key || ' ' || m.step_id || ' ' || m.template || ' ' || m.status as m
+        "select m.user_key || ' ' || m.step_id || ' ' || m.template || ' ' || m.status
+                || coalesce(' ' || m.skip_reason, '') as m
            from messages m order by 1",
     )
     .fetch_all(&mut conn)
@@ -628,7 +630,10 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
     let mut sim_messages: Vec<String> = sim
         .messages
         .iter()
-        .map(|(k, _, step, t)| format!("{} {step} {t} queued", KEYS[*k]))
+        .map(|(k, _, step, t)| {
+            let status = if *k < 2 { "queued" } else { "skipped no_email" };
+            format!("{} {step} {t} {status}", KEYS[*k])
+        })
         .collect();
     sim_messages.sort();
     let sql_skips: BTreeMap<String, u64> = sqlx::query("select reason, count from journey_skips")
