@@ -26,6 +26,31 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub api: ApiConfig,
     pub email: EmailConfig,
+    pub journeys: JourneysConfig,
+}
+
+/// `[journeys]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JourneysConfig {
+    /// An event older than this (before the pass that processes it) triggers no journey,
+    /// in seconds; written as a duration (`24h`, the default). Events recorded by `emit`
+    /// are exempt.
+    #[serde(deserialize_with = "duration_setting")]
+    pub trigger_max_age: u64,
+}
+
+impl Default for JourneysConfig {
+    fn default() -> Self {
+        JourneysConfig {
+            trigger_max_age: 86_400,
+        }
+    }
+}
+
+fn duration_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// `[project]`
@@ -191,6 +216,17 @@ mod tests {
 
     fn load_text(text: &str) -> (Config, Vec<Diagnostic>) {
         load(Some(&SourceFile::new("hogsend.toml", text)))
+    }
+
+    #[test]
+    fn journeys_trigger_max_age_is_a_duration() {
+        assert_eq!(load(None).0.journeys.trigger_max_age, 86_400);
+        let (c, d) = load_text("[journeys]\ntrigger_max_age = \"72h\"\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.journeys.trigger_max_age, 3 * 86_400);
+        let (_, d) = load_text("[journeys]\ntrigger_max_age = \"soon\"\n");
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, Code::E0403);
     }
 
     #[test]

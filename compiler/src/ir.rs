@@ -34,6 +34,9 @@ pub struct Template {
     pub id: String,
     pub has_html: bool,
     pub has_text: bool,
+    /// The `category:` of the HTML part's front matter (a list id or `transactional`), when
+    /// it has one.
+    pub category: Option<String>,
 }
 
 /// A checked bucket (docs/language.md#buckets).

@@ -58,6 +58,8 @@ pub fn compile(set: &source::SourceSet) -> Compiled {
     let files = checked.program.as_ref().map(|program| {
         let options = plan::PlanOptions {
             schema: checked.config.database.schema.as_str().to_owned(),
+            timezone: checked.config.project.timezone.clone(),
+            trigger_max_age: checked.config.journeys.trigger_max_age,
         };
         emit::emit(&plan::plan(program, &options))
     });

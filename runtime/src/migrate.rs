@@ -57,7 +57,7 @@ pub async fn migrate(
     generated: &[GeneratedFile],
 ) -> Result<MigrateReport> {
     let mut tx = conn.begin().await?;
-    let report = apply(&mut tx, schema, generated).await?;
+    let (report, _) = apply(&mut tx, schema, generated).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -71,7 +71,7 @@ pub async fn plan(
     generated: &[GeneratedFile],
 ) -> Result<PlanReport> {
     let mut tx = conn.begin().await?;
-    let migration = apply(&mut tx, schema, generated).await?;
+    let (migration, journey_sync) = apply(&mut tx, schema, generated).await?;
     let mut buckets = Vec::new();
     for id in migration.added.iter().chain(&migration.changed) {
         // Ids come back from `_sync_project`, which stores only the compiler's valid ids.
@@ -84,8 +84,71 @@ pub async fn plan(
             members_now: members,
         });
     }
+    let journeys = journey_changes(&mut tx, &journey_sync).await?;
     tx.rollback().await?;
-    Ok(PlanReport { migration, buckets })
+    Ok(PlanReport {
+        migration,
+        buckets,
+        journeys,
+    })
+}
+
+/// The journeys a deploy adds, changes or removes, with the runs each change affects, from
+/// `_sync_journeys`' result (inside the deploy's transaction).
+async fn journey_changes(
+    tx: &mut PgConnection,
+    sync: &serde_json::Value,
+) -> Result<Vec<JourneyChange>> {
+    let ids = |key: &str| -> Vec<String> {
+        sync.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ended = |id: &str| -> i64 {
+        sync.get("runs_ended_by_journey")
+            .and_then(|m| m.get(id))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mut out = Vec::new();
+    for (change, key) in [
+        ("add", "added"),
+        ("change", "changed"),
+        ("remove", "removed"),
+    ] {
+        for id in ids(key) {
+            let in_flight: i64 = sqlx::query_scalar(
+                "select count(*) from runs where journey_id = $1 and status in ('active', 'waiting')",
+            )
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(JourneyChange {
+                runs_ended: ended(&id),
+                id,
+                change,
+                runs_in_flight: in_flight,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A journey (or reaction) a deploy adds, changes or removes, in a [`PlanReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JourneyChange {
+    pub id: String,
+    /// `add`, `change` or `remove`.
+    pub change: &'static str,
+    /// Runs in flight that stay (at a step id the new program still has).
+    pub runs_in_flight: i64,
+    /// Runs in flight that the deploy ends `exited` (`step_removed`).
+    pub runs_ended: i64,
 }
 
 /// The result of [`plan`].
@@ -93,6 +156,8 @@ pub async fn plan(
 pub struct PlanReport {
     pub migration: MigrateReport,
     pub buckets: Vec<BucketPlan>,
+    /// Journeys and reactions added, changed or removed, with the runs each affects.
+    pub journeys: Vec<JourneyChange>,
 }
 
 /// A new or changed bucket in a [`PlanReport`].
@@ -155,7 +220,7 @@ async fn apply(
     tx: &mut PgConnection,
     schema: &SchemaName,
     generated: &[GeneratedFile],
-) -> Result<MigrateReport> {
+) -> Result<(MigrateReport, serde_json::Value)> {
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(lock_key(schema.as_str()))
         .execute(&mut *tx)
@@ -216,6 +281,7 @@ async fn apply(
         (&mut *tx).execute(sqlx::raw_sql(&file.sql)).await?;
     }
     let mut sync = serde_json::Value::Null;
+    let mut journey_sync = serde_json::Value::Null;
     let ordered: Vec<(String, String)> = apply_order(generated)
         .into_iter()
         .map(|f| (f.path.clone(), f.contents.clone()))
@@ -225,6 +291,12 @@ async fn apply(
         if path == "project.sql" {
             if let Some(row) = rows.last() {
                 sync = row.try_get::<serde_json::Value, _>(0)?;
+            }
+            // `_sync_journeys` runs first (its row comes first when there are two).
+            if rows.len() > 1 {
+                if let Some(row) = rows.first() {
+                    journey_sync = row.try_get::<serde_json::Value, _>(0)?;
+                }
             }
         }
     }
@@ -238,13 +310,14 @@ async fn apply(
             })
             .unwrap_or_default()
     };
-    Ok(MigrateReport {
+    let report = MigrateReport {
         base_from,
         base_to: base_from.max(supported_version()),
         added: list("added"),
         changed: list("changed"),
         removed: list("removed"),
-    })
+    };
+    Ok((report, journey_sync))
 }
 
 #[cfg(test)]

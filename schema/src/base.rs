@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "realtime",
         include_str!("../sql/migrations/0004_realtime.sql"),
     ),
+    (
+        5,
+        "journey_engine",
+        include_str!("../sql/migrations/0005_journey_engine.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and
@@ -47,6 +52,8 @@ const ENGINE: &[(&str, &str)] = &[
     ("pass", include_str!("../sql/engine/pass.sql")),
     ("project", include_str!("../sql/engine/project.sql")),
     ("identity", include_str!("../sql/engine/identity.sql")),
+    ("messaging", include_str!("../sql/engine/messaging.sql")),
+    ("journeys", include_str!("../sql/engine/journeys.sql")),
 ];
 
 /// One numbered base-schema migration, rendered for a schema.

@@ -64,7 +64,7 @@ pub fn compile_project(dir: &Path, out: &Output) -> Result<Option<(SourceSet, Co
 /// The `.sql` files under `dir` (relative, `/`-separated): what a previous compile wrote.
 fn existing_files(dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut found = BTreeMap::new();
-    for sub in ["", "buckets"] {
+    for sub in ["", "buckets", "journeys"] {
         let d = if sub.is_empty() {
             dir.to_path_buf()
         } else {

@@ -53,7 +53,24 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             for id in &m.removed {
                 println!("- remove {id}: its memberships end (reason `removed`, nothing fires)");
             }
-            if m.added.is_empty() && m.changed.is_empty() && m.removed.is_empty() {
+            for j in &report.journeys {
+                match j.change {
+                    "add" => println!("+ add    journey {}", j.id),
+                    "change" => println!(
+                        "~ change journey {}: {} runs in flight stay at their steps, {} end (step_removed)",
+                        j.id, j.runs_in_flight, j.runs_ended
+                    ),
+                    _ => println!(
+                        "- remove journey {}: {} runs in flight end (step_removed)",
+                        j.id, j.runs_ended
+                    ),
+                }
+            }
+            if m.added.is_empty()
+                && m.changed.is_empty()
+                && m.removed.is_empty()
+                && report.journeys.is_empty()
+            {
                 println!("no changes: the database runs this project already");
             }
         }

@@ -100,6 +100,15 @@ fn human_summary(s: &Value) -> String {
         num(s, &["passes", "dwell", "fires"]),
         num(s, &["passes", "dwell", "ms"]),
     );
+    text += &format!(
+        "  {:<10} {:>5} enrolled {:>5} skipped {:>7} steps {:>7} messages {:>7} ended\n",
+        "journeys",
+        num(s, &["journeys", "enrolled"]),
+        num(s, &["journeys", "skipped"]),
+        num(s, &["journeys", "steps"]),
+        num(s, &["journeys", "messages"]),
+        num(s, &["journeys", "ended"]),
+    );
     if let Some(buckets) = s["buckets"].as_object() {
         for (id, b) in buckets {
             let changed = num(b, &["joins"]) + num(b, &["leaves"]) + num(b, &["dwell_fires"]);

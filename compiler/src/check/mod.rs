@@ -271,6 +271,7 @@ impl<'a> Checker<'a> {
                     id: t.id.clone(),
                     has_html: t.html.is_some(),
                     has_text: t.text.is_some(),
+                    category: t.html.as_ref().and_then(|f| front_matter_category(&f.text)),
                 })
                 .collect(),
         }
@@ -637,6 +638,26 @@ impl<'a> Checker<'a> {
             suggestion,
         });
     }
+}
+
+/// The `category:` line of a template's front matter (between the leading `---` lines),
+/// unquoted and trimmed; `None` without front matter or without that key.
+pub(crate) fn front_matter_category(text: &str) -> Option<String> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "---" {
+        return None;
+    }
+    for line in lines {
+        let line = line.trim();
+        if line == "---" {
+            return None;
+        }
+        if let Some(value) = line.strip_prefix("category:") {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            return (!value.is_empty()).then(|| value.to_owned());
+        }
+    }
+    None
 }
 
 /// The candidate closest to `name` by edit distance, when close enough to be a typo.

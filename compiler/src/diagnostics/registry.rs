@@ -493,6 +493,7 @@ sections and keys are:
     [schedule] tick_every, realtime_flush_ms, realtime_max_backlog_age_ms
     [api]      listen, max_body_bytes, rate_limit_per_second, rate_limit_burst
     [email]    provider, from, smtp_url, http_url
+    [journeys] trigger_max_age
 
 Example:
 
@@ -502,9 +503,9 @@ Example:
     /// A value of the wrong type or shape in `hogsend.toml`.
     E0403 => "invalid configuration value",
 "A key in `hogsend.toml` has a value of the wrong type or form: `tick_every`
-is a duration string like `\"30s\"`, `listen` a socket address like
-`\"127.0.0.1:8080\"`, `provider` one of `\"log\"`, `\"smtp\"`, `\"http\"`, the
-numbers are non-negative integers.
+and `trigger_max_age` are duration strings like `\"30s\"`, `listen` a socket
+address like `\"127.0.0.1:8080\"`, `provider` one of `\"log\"`, `\"smtp\"`,
+`\"http\"`, the numbers are non-negative integers.
 
 Example:
 

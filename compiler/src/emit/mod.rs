@@ -4,6 +4,7 @@
 //! run and machine (sorted buckets, no timestamps, no absolute paths). `emit` cannot fail on
 //! a plan; a template error would be an internal compiler error and panics in tests.
 
+use crate::plan::journey::JourneyPlan;
 use crate::plan::sql::{literal, Select};
 use crate::plan::{BucketPlan, ProjectPlan};
 use askama::Template;
@@ -38,6 +39,39 @@ struct TickFile<'a> {
     s: &'a str,
     lock_key: i64,
     enabled: Vec<&'a str>,
+    /// `[journeys] trigger_max_age` as an interval literal.
+    max_age: String,
+    /// The project's time zone, quoted.
+    timezone: String,
+}
+
+#[derive(Template)]
+#[template(path = "project/journey.sql", escape = "none")]
+struct JourneyFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    kind: &'a str,
+    id: &'a str,
+    func: &'a str,
+    source: &'a str,
+    trigger: &'a str,
+    outline: Vec<String>,
+    q: String,
+    conditions: &'a [String],
+    candidates: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "project/journeys.sql", escape = "none")]
+struct JourneysFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    /// (quoted journey id, function stem) of the journeys with conditions.
+    with_conditions: Vec<(String, &'a str)>,
+    /// (quoted trigger event name, function stem) of every journey.
+    all: Vec<(String, &'a str)>,
+    /// `ARRAY[…]::text[]` of the event names the journeys' conditions read.
+    condition_events: String,
 }
 
 #[derive(Template)]
@@ -48,6 +82,9 @@ struct ProjectFile<'a> {
     /// The dollar-quote tag of the cleanup block (one that no registry entry contains).
     q: String,
     registry: Vec<String>,
+    journeys: Vec<String>,
+    /// `ARRAY['j_x_conds', …]::text[]`: the journey functions to keep.
+    journey_functions: String,
 }
 
 fn render(template: &impl Template) -> String {
@@ -103,6 +140,48 @@ fn bucket_file(plan: &ProjectPlan, bucket: &BucketPlan) -> GeneratedFile {
     }
 }
 
+fn journey_file(plan: &ProjectPlan, j: &JourneyPlan) -> GeneratedFile {
+    let width = j.outline.iter().map(|(id, _)| id.len()).max().unwrap_or(0);
+    let outline: Vec<String> = j
+        .outline
+        .iter()
+        .map(|(id, text)| format!("{id:width$}  {}", one_line(text)))
+        .collect();
+    let bodies: Vec<&str> = j
+        .conditions
+        .iter()
+        .chain(&j.candidates)
+        .map(String::as_str)
+        .collect();
+    let kind = j
+        .registry
+        .get("kind")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("journey");
+    let file = JourneyFile {
+        version: VERSION,
+        s: &plan.schema,
+        kind,
+        id: &j.id,
+        func: &j.func,
+        source: &j.source,
+        trigger: &j.trigger_text,
+        outline,
+        q: quote_tag(&bodies),
+        conditions: &j.conditions,
+        candidates: &j.candidates,
+    };
+    GeneratedFile {
+        path: format!("journeys/{}.sql", j.id),
+        contents: render(&file),
+    }
+}
+
+/// Text for a `--` comment line: line breaks shown as spaces.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
 /// Every generated file of a planned project, sorted by path.
 pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
     let mut files: Vec<GeneratedFile> = plan.buckets.iter().map(|b| bucket_file(plan, b)).collect();
@@ -116,7 +195,47 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
             .filter(|b| b.enabled)
             .map(|b| b.id.as_str())
             .collect(),
+        max_age: format!(
+            "make_interval(secs => {})",
+            plan.trigger_max_age
+                .min(u64::try_from(crate::plan::matcher::MAX_SECONDS).unwrap_or(u64::MAX))
+        ),
+        timezone: literal(&plan.timezone),
     };
+    files.extend(plan.journeys.iter().map(|j| journey_file(plan, j)));
+    files.push(GeneratedFile {
+        path: "journeys.sql".to_owned(),
+        contents: render(&JourneysFile {
+            version: VERSION,
+            s: &plan.schema,
+            with_conditions: plan
+                .journeys
+                .iter()
+                .filter(|j| !j.conditions.is_empty())
+                .map(|j| (literal(&j.id), j.func.as_str()))
+                .collect(),
+            all: plan
+                .journeys
+                .iter()
+                .flat_map(|j| {
+                    j.triggers
+                        .iter()
+                        .map(move |t| (literal(t), j.func.as_str()))
+                })
+                .collect(),
+            condition_events: {
+                let mut names: Vec<&str> = plan
+                    .journeys
+                    .iter()
+                    .flat_map(|j| j.condition_events.iter().map(String::as_str))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                let names: Vec<String> = names.into_iter().map(literal).collect();
+                format!("ARRAY[{}]::text[]", names.join(", "))
+            },
+        }),
+    });
     files.push(GeneratedFile {
         path: "tick.sql".to_owned(),
         contents: render(&tick),
@@ -128,13 +247,34 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
             .collect(),
         _ => Vec::new(),
     };
+    let journeys: Vec<String> = plan
+        .journeys
+        .iter()
+        .map(|j| format!("CAST({} AS jsonb)", literal(&j.registry.to_string())))
+        .collect();
+    let functions: Vec<String> = plan
+        .journeys
+        .iter()
+        .flat_map(|j| [format!("{}_conds", j.func), format!("{}_cands", j.func)])
+        .map(|f| literal(&f))
+        .collect();
+    let journey_functions = format!("ARRAY[{}]::text[]", functions.join(", "));
+    let bodies: Vec<&str> = registry
+        .iter()
+        .chain(&journeys)
+        .map(String::as_str)
+        .chain([journey_functions.as_str()])
+        .collect();
+    let q = quote_tag(&bodies);
     files.push(GeneratedFile {
         path: "project.sql".to_owned(),
         contents: render(&ProjectFile {
             version: VERSION,
             s: &plan.schema,
-            q: quote_tag(&registry.iter().map(String::as_str).collect::<Vec<_>>()),
+            q,
             registry,
+            journeys,
+            journey_functions,
         }),
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));

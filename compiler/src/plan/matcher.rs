@@ -109,7 +109,7 @@ fn when_type(value: Expr, ty: &str, then: Expr) -> Expr {
 }
 
 /// A property test, two-valued.
-fn prop_test(root: Expr, prop: &Prop) -> Expr {
+pub(super) fn prop_test(root: Expr, prop: &Prop) -> Expr {
     let value = path_value(root, &prop.path);
     match &prop.test {
         PropTest::Compare(CmpOp::Eq, literal) => equals(value, literal),
@@ -151,7 +151,7 @@ fn equals(value: Expr, literal: &Scalar) -> Expr {
     coalesce(value.eq(jsonb_literal(literal)), Expr::Bool(false))
 }
 
-fn event_pred(pred: &EventPred, root: &Expr) -> Expr {
+pub(super) fn event_pred(pred: &EventPred, root: &Expr) -> Expr {
     match pred {
         EventPred::And(children) => Expr::all(children.iter().map(|c| event_pred(c, root))),
         EventPred::Or(children) => Expr::any(children.iter().map(|c| event_pred(c, root))),

@@ -3,6 +3,7 @@
 //! `plan` cannot fail on a checked program. It reads no clock and does no IO; the only
 //! inputs are the program and the target schema name.
 
+pub mod journey;
 pub(crate) mod matcher;
 pub mod normalize;
 pub(crate) mod sql;
@@ -18,12 +19,19 @@ use serde_json::json;
 pub struct PlanOptions {
     /// The Postgres schema everything lives in (validated `[a-z_][a-z0-9_]*`).
     pub schema: String,
+    /// The project's IANA time zone (`[project] timezone`), for time-of-day waits of
+    /// contacts without a valid zone of their own.
+    pub timezone: String,
+    /// `[journeys] trigger_max_age`, in seconds.
+    pub trigger_max_age: u64,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             schema: "hogsend".to_owned(),
+            timezone: "UTC".to_owned(),
+            trigger_max_age: 86_400,
         }
     }
 }
@@ -38,6 +46,11 @@ pub struct ProjectPlan {
     pub buckets: Vec<BucketPlan>,
     /// The registry document `_sync_project` receives.
     pub registry: serde_json::Value,
+    /// Every journey and bucket reaction, sorted by id.
+    pub journeys: Vec<journey::JourneyPlan>,
+    /// The project's time zone and the trigger age limit in seconds (see [`PlanOptions`]).
+    pub timezone: String,
+    pub trigger_max_age: u64,
 }
 
 /// One bucket's SQL.
@@ -119,5 +132,8 @@ pub fn plan(program: &Program, options: &PlanOptions) -> ProjectPlan {
         lock_key: lock_key(schema),
         buckets,
         registry: serde_json::Value::Array(registry),
+        journeys: journey::plan_journeys(program, schema),
+        timezone: options.timezone.clone(),
+        trigger_max_age: options.trigger_max_age,
     }
 }

@@ -16,6 +16,8 @@ declare
   v_now   timestamptz := p_now;
   t0      timestamptz;
   s       jsonb := '{}';
+  tr      bigint;
+  j       jsonb;
 begin
   if v_now is null then
     -- Taken again by _tick_begin (transaction-scoped advisory locks nest).
@@ -23,10 +25,13 @@ begin
     v_now := clock_timestamp();
   end if;
   t0 := {{ s }}._tick_begin(v_now);
+  -- The journey pass enrols from the transitions recorded after this id (this tick's).
+  select coalesce(max(id), 0) into tr from {{ s }}.transitions;
 {%- for id in enabled %}
   s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_run(t0, v_now)));
 {%- endfor %}
-  return {{ s }}._tick_end(v_now, t0, started, s);
+  j := {{ s }}._journey_pass(v_now, null, {{ max_age }}, {{ timezone }}, tr, t0);
+  return {{ s }}._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire
@@ -56,6 +61,7 @@ declare
   v_now   timestamptz;
   n       bigint;
   s       jsonb := '{}';
+  j       jsonb;
 begin
   perform pg_advisory_xact_lock({{ lock_key }});
   locked := clock_timestamp();
@@ -87,8 +93,12 @@ begin
     s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_keys(v_now, p_drain)));
 {%- endfor %}
   end if;
+  -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
+  if cardinality(p_keys) > 0 then
+    j := {{ s }}._journey_pass(v_now, p_keys, {{ max_age }}, {{ timezone }}, null, null);
+  end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
-    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
+    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,
     'wait_ms', round(extract(epoch from locked - started)::numeric * 1000, 3),
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;

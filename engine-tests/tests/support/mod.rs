@@ -182,6 +182,7 @@ pub async fn deploy(conn: &mut PgConnection, schema: &str, program: &Program) ->
         program,
         &PlanOptions {
             schema: schema.to_owned(),
+            ..PlanOptions::default()
         },
     );
     let files = hogsend_compiler::emit::emit(&plan);

@@ -16,6 +16,8 @@ declare
   v_now   timestamptz := p_now;
   t0      timestamptz;
   s       jsonb := '{}';
+  tr      bigint;
+  j       jsonb;
 begin
   if v_now is null then
     -- Taken again by _tick_begin (transaction-scoped advisory locks nest).
@@ -23,6 +25,8 @@ begin
     v_now := clock_timestamp();
   end if;
   t0 := hogsend._tick_begin(v_now);
+  -- The journey pass enrols from the transitions recorded after this id (this tick's).
+  select coalesce(max(id), 0) into tr from hogsend.transitions;
   s := s || jsonb_strip_nulls(jsonb_build_object('big_spenders', hogsend.b_big_spenders_run(t0, v_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('churn_risk', hogsend.b_churn_risk_run(t0, v_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('lonely_team_admins', hogsend.b_lonely_team_admins_run(t0, v_now)));
@@ -32,7 +36,8 @@ begin
   s := s || jsonb_strip_nulls(jsonb_build_object('pricing_page_regulars', hogsend.b_pricing_page_regulars_run(t0, v_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_run(t0, v_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_run(t0, v_now)));
-  return hogsend._tick_end(v_now, t0, started, s);
+  j := hogsend._journey_pass(v_now, null, make_interval(secs => 86400), 'Europe/Berlin', tr, t0);
+  return hogsend._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j);
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire
@@ -62,6 +67,7 @@ declare
   v_now   timestamptz;
   n       bigint;
   s       jsonb := '{}';
+  j       jsonb;
 begin
   perform pg_advisory_xact_lock(-8636545163633039781);
   locked := clock_timestamp();
@@ -99,8 +105,12 @@ begin
     s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_keys(v_now, p_drain)));
     s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_keys(v_now, p_drain)));
   end if;
+  -- Journeys: the touched contacts' trigger events and waiting runs, and every due run.
+  if cardinality(p_keys) > 0 then
+    j := hogsend._journey_pass(v_now, p_keys, make_interval(secs => 86400), 'Europe/Berlin', null, null);
+  end if;
   return jsonb_build_object('now', v_now, 'keys', cardinality(p_keys),
-    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s,
+    case when p_drain then 'changes' else 'candidates' end, n, 'buckets', s, 'journeys', j,
     'wait_ms', round(extract(epoch from locked - started)::numeric * 1000, 3),
     'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
 end $hs$;

@@ -30,6 +30,12 @@ begin
   )
   insert into {{ s }}.changed_keys (user_key, kind, event, ready_at)
   select user_key, 'e', event, ready_at from touched;
+  -- The journey inbox: every event some journey triggers on (bucket events included),
+  -- considered exactly once by the first pass at or after its occurred_at.
+  insert into {{ s }}.journey_inbox (user_key, event_id, event, occurred_at)
+  select n.user_key, n.id, n.event, n.occurred_at from new_rows n
+   where n.event in (select t.event from {{ s }}.journey_trigger_events t)
+  on conflict do nothing;
   return null;
 end $hs$;
 create or replace trigger events_inserted after insert on {{ s }}.events

@@ -72,7 +72,13 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     let ran = if tests.is_empty() {
         Vec::new()
     } else {
-        database::runtime()?.block_on(run_all(&args, &program, tests))?
+        let config = &compiled.checked.config;
+        let base = PlanOptions {
+            schema: String::new(),
+            timezone: config.project.timezone.clone(),
+            trigger_max_age: config.journeys.trigger_max_age,
+        };
+        database::runtime()?.block_on(run_all(&args, &program, &base, tests))?
     };
     let elapsed = started.elapsed();
     report::print(out, &set, &ran, elapsed)?;
@@ -91,6 +97,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
 async fn run_all(
     args: &Args,
     program: &hogsend_compiler::ir::Program,
+    base: &PlanOptions,
     tests: Vec<TestCase>,
 ) -> Result<Vec<Ran>> {
     let scratch = server::Scratch::create(args.database_url.as_deref()).await?;
@@ -102,6 +109,7 @@ async fn run_all(
         let schema = SchemaName::new(&scratch.schema_for(w))?;
         let options = PlanOptions {
             schema: schema.as_str().to_owned(),
+            ..base.clone()
         };
         let files = hogsend_compiler::emit::emit(&plan::plan(program, &options));
         let (url, queue) = (scratch.url.clone(), queue.clone());
