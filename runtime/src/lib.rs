@@ -70,6 +70,10 @@ pub async fn launch(
             config.rate_limit_per_second,
             config.rate_limit_burst,
         )),
+        ip_limiter: Arc::new(http::auth::RateLimiter::new(
+            config.ip_rate_limit_per_second,
+            config.ip_rate_limit_burst,
+        )),
         health: Arc::new(Mutex::new(scheduler::TickHealth::default())),
         started: Instant::now(),
     };

@@ -41,6 +41,8 @@ pub struct AppState {
     pub pending: Arc<Pending>,
     /// The per-key rate limit.
     pub limiter: Arc<RateLimiter>,
+    /// The per-source-address rate limit of publishable keys.
+    pub ip_limiter: Arc<RateLimiter<std::net::IpAddr>>,
     /// The scheduler's last round, for `/readyz`.
     pub health: Arc<Mutex<TickHealth>>,
     /// When the daemon started.
