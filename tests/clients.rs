@@ -1,7 +1,8 @@
 //! Real clients against a running daemon: the stock Segment Python SDK, the PostHog Python
 //! SDK, rudder-sdk-python, the JavaScript SDKs (`@rudderstack/rudder-sdk-node` with its
 //! default settings, `posthog-node`, `@segment/analytics-node`) and a recorded PostHog
-//! webhook payload replayed with `requests` (scripts in `tests/clients/`).
+//! webhook payload replayed with `requests` (scripts in `tests/clients/`). Every SDK that
+//! takes a key is also given a revoked one: one 401, not retried.
 //!
 //! Nothing is skipped: without `python3`/`node` or the packages (`.ci/run` installs them:
 //! pip for the Python SDKs, `npm install --prefix tests/clients` for the JavaScript ones)
@@ -30,7 +31,7 @@ fn python() -> String {
 }
 
 /// Runs a client script against the daemon; panics with its output when it fails.
-async fn run_client(script: &str, d: &TestDaemon) {
+async fn run_client(script: &str, d: &TestDaemon, extra: &[&str]) {
     let check = tokio::process::Command::new(python())
         .args(["-c", "import segment.analytics, requests"])
         .output()
@@ -59,6 +60,7 @@ async fn run_client(script: &str, d: &TestDaemon) {
             "--key",
             &d.ingest_key,
         ])
+        .args(extra)
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
@@ -144,7 +146,8 @@ async fn wait_member(d: &TestDaemon, bucket: &str, key: &str) {
 async fn the_segment_python_sdk_feeds_the_daemon() {
     let tdb = TestDatabase::new().await;
     let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
-    run_client("segment_client.py", &d).await;
+    let revoked = revoked_key(&tdb).await;
+    run_client("segment_client.py", &d, &["--revoked", &revoked]).await;
     let mut conn = tdb.connect().await;
     // identify folded the anonymous visitor into the user: one contact, every event on it.
     let contacts = rows(
@@ -201,7 +204,7 @@ async fn the_segment_python_sdk_feeds_the_daemon() {
 async fn a_recorded_posthog_webhook_feeds_the_daemon() {
     let tdb = TestDatabase::new().await;
     let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
-    run_client("posthog_webhook.py", &d).await;
+    run_client("posthog_webhook.py", &d, &[]).await;
     let mut conn = tdb.connect().await;
     let contacts = rows(
         &mut conn,
@@ -418,6 +421,19 @@ async fn posthog_node_and_segment_analytics_node_feed_the_daemon() {
     );
     wait_member(&d, "pro", "pn-user").await;
     wait_member(&d, "pro", "sn-user").await;
+    d.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_javascript_sdks_take_a_revoked_key_401_as_final() {
+    let tdb = TestDatabase::new().await;
+    let d = TestDaemon::start(&tdb, compile(PROJECT), |_| {}).await;
+    let revoked = revoked_key(&tdb).await;
+    // The script counts every request each SDK makes through a proxy: one, answered 401.
+    run_script(&node(), "revoked_node.js", &d, &revoked, &[]).await;
+    let mut conn = tdb.connect().await;
+    let events = rows(&mut conn, "select event from hogsend.events").await;
+    assert_eq!(events, json!([]), "nothing was stored with the revoked key");
     d.stop().await.unwrap();
 }
 
