@@ -15,6 +15,8 @@
 pub mod config;
 pub mod db;
 pub mod error;
+#[cfg(feature = "testkit")]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod keys;

@@ -85,21 +85,25 @@ pub(super) async fn post_events(
 ) -> Result<(StatusCode, Json<Outcome>), ApiError> {
     let started = Instant::now();
     let received = Utc::now();
-    let idempotency = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    if let Some(problem) = idempotency.and_then(|k| validate::parameter(k, true)) {
+    let idempotency =
+        idempotency_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
+    let parsed = ingest::parse_events(&body, idempotency, received);
+    let outcome = accept(&state, &auth.0, parsed, received, started).await?;
+    Ok((StatusCode::ACCEPTED, Json(outcome)))
+}
+
+/// The `Idempotency-Key` header's value: trimmed, absent when empty, refused (400) when it
+/// could not be a message id.
+pub fn idempotency_key(header: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let key = header.map(str::trim).filter(|v| !v.is_empty());
+    if let Some(problem) = key.and_then(|k| validate::parameter(k, true)) {
         return Err(ApiError::invalid(&[FieldError {
             index: None,
             field: "Idempotency-Key".to_owned(),
             message: problem,
         }]));
     }
-    let parsed = ingest::parse_events(&body, idempotency, received);
-    let outcome = accept(&state, &auth.0, parsed, received, started).await?;
-    Ok((StatusCode::ACCEPTED, Json(outcome)))
+    Ok(key)
 }
 
 /// The end of every ingest route: refuses an invalid payload whole, restricts what a

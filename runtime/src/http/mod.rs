@@ -1,11 +1,13 @@
 //! The HTTP API (docs/api.md): one router per feature, one error shape, shared state.
 
 pub mod auth;
+pub mod body;
 pub mod buckets;
 pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod ingest_request;
 pub mod openapi;
 pub mod ops;
 pub mod posthog;
