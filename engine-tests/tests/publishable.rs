@@ -273,6 +273,49 @@ async fn a_publishable_key_patches_properties_but_not_emails_or_identified_conta
         .await,
         0
     );
+    // web-user absorbed anon-1 above: identified too, whatever its email.
+    let r = call(
+        &d,
+        "POST",
+        "/v1/alias",
+        &key,
+        &[],
+        Some(&json!({"userId": "attacker", "previousId": "web-user"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        scalar(
+            &tdb,
+            "select count(*) from hogsend.contacts where user_key = 'web-user' and deleted_at is null"
+        )
+        .await,
+        1
+    );
+    // posthog-js's login: its anonymous distinct id is a user id to hogsend, and the contact
+    // its events created holds nothing else, so $identify folds it.
+    let capture = json!({"api_key": key, "batch": [
+        {"event": "$pageview", "distinct_id": "ph-anon-uuid"},
+        {"event": "$identify", "distinct_id": "ph-user",
+         "properties": {"$anon_distinct_id": "ph-anon-uuid", "$set": {"plan": "pro"}}}]});
+    let r = request(
+        d.addr,
+        "POST",
+        "/batch/",
+        &[("Content-Type".to_owned(), "application/json".to_owned())],
+        Some(capture.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        scalar(
+            &tdb,
+            "select jsonb_agg(user_key order by user_key) from hogsend.events
+              where user_key like 'ph-%'"
+        )
+        .await,
+        json!(["ph-user", "ph-user"])
+    );
     // The same alias with a secret key (the server vouches for it) does merge.
     let r = d
         .call(

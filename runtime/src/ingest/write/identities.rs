@@ -62,9 +62,9 @@ pub(super) async fn lock_items(conn: &mut PgConnection, live: &[&Item]) -> Resul
 /// Folds the anonymous contact into the user's for every merging item with both ids, in
 /// request order, each pair once (`merge_contacts` in the base schema). The user id is
 /// first resolved like any id, so a merge into an id another contact absorbed goes to that
-/// contact instead of re-creating it. With `anonymous_only` (a publishable key's request) a
-/// contact that has a user id is never folded: such a pair merges nothing. Returns the keys
-/// merged into.
+/// contact instead of re-creating it. With `anonymous_only` (a publishable key's request) an
+/// identified contact ([`identified`]) is never folded: such a pair merges nothing. Returns
+/// the keys merged into.
 pub(super) async fn merge(
     conn: &mut PgConnection,
     s: &str,
@@ -95,12 +95,17 @@ pub(super) async fn merge(
     Ok(touched)
 }
 
-/// Whether a live contact keyed by `id` has a user id (an external id): a contact a
-/// publishable key may not fold into another.
+/// Whether the live contact keyed by `id` is *identified*, which a publishable key may not
+/// fold into another: it has a user id (an external id) and an email address, or has
+/// absorbed another id (an earlier identify or alias). A contact only events created (a
+/// PostHog anonymous distinct id is a user id to hogsend) is not.
 async fn identified(conn: &mut PgConnection, s: &str, id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.contacts
-                         where user_key = $1 and external_id is not null and deleted_at is null)"
+        "select exists (
+           select 1 from {s}.contacts c
+            where c.user_key = $1 and c.deleted_at is null and c.external_id is not null
+              and (c.email is not null or c.anonymous_id is not null
+                   or exists (select 1 from {s}.contact_aliases a where a.contact_id = c.id)))"
     ))
     .bind(id)
     .fetch_one(&mut *conn)
