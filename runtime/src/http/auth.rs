@@ -91,18 +91,20 @@ impl<R: Required> FromRequestParts<AppState> for Auth<R> {
 }
 
 /// The client's address: the last entry of the configured client-IP header
-/// (`HOGSEND_CLIENT_IP_HEADER`, the address the proxy in front appended), else the peer
-/// address of the connection. `None` when neither is known.
+/// (`HOGSEND_CLIENT_IP_HEADER`, the address the proxy in front appended) when it is an
+/// address, else the peer address of the connection. `None` when neither is known.
 pub fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     if let Some(name) = &state.config.client_ip_header {
+        // Only the very last entry is the proxy's: when it is unreadable, the peer address
+        // is used, never an earlier entry (the client wrote those).
         let from_header = parts
             .headers
             .get_all(name.as_str())
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(parse_ip)
-            .last();
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(parse_ip);
         if from_header.is_some() {
             return from_header;
         }
