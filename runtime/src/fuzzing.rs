@@ -258,6 +258,8 @@ fn interesting_string(pick: u8, data: &mut Bytes<'_>) -> String {
         15 => "  ".into(),
         16 => "\u{feff}".into(),
         17 => "9999-12-31T23:59:60Z".into(),
+        18 => "\u{0}".into(),
+        19 => format!("{}\u{0}", char::from(data.next() % 26 + b'a')),
         _ => {
             let n = usize::from(data.next() % 16);
             (0..n).map(|_| char::from(data.next() % 95 + 32)).collect()
@@ -280,20 +282,69 @@ impl Bytes<'_> {
     }
 }
 
-/// A JSON document decoded from bytes, biased towards the payload families' shapes: objects
-/// keyed by their field names, arrays of such objects, strings that probe the validators,
-/// numbers at the edges. Deterministic, so a fuzz input replays.
+/// A JSON document decoded from bytes, biased towards the payload families' shapes: an
+/// object (or an array of them) keyed by their field names, each field mostly of the kind
+/// its family expects (ids and names strings, `properties` objects, `batch` arrays of
+/// calls), strings that probe the validators, numbers at the edges. Deterministic, so a
+/// fuzz input replays.
 pub fn json_from_bytes(data: &[u8]) -> Value {
     let mut bytes = Bytes(data);
     let mut budget = 400usize;
-    gen_value(&mut bytes, 0, &mut budget)
+    if bytes.next() % 4 == 0 {
+        let n = usize::from(bytes.next() % 4);
+        Value::Array((0..n).map(|_| gen_object(&mut bytes, 1, &mut budget)).collect())
+    } else {
+        gen_object(&mut bytes, 0, &mut budget)
+    }
+}
+
+/// What a field usually holds.
+enum Kind {
+    Text,
+    Object,
+    Calls,
+}
+
+fn kind_of(key: &str) -> Kind {
+    match key {
+        "events" | "batch" => Kind::Calls,
+        "properties" | "traits" | "context" | "contact" | "contactProperties"
+        | "eventProperties" | "$set" | "$set_once" | "person" | "integrations" => Kind::Object,
+        _ => Kind::Text,
+    }
+}
+
+fn gen_object(data: &mut Bytes<'_>, depth: usize, budget: &mut usize) -> Value {
+    *budget = budget.saturating_sub(1);
+    let n = usize::from(data.next() % 8);
+    let mut map = Map::new();
+    for _ in 0..n {
+        let k = data.next();
+        let key = if k < 230 {
+            KEYS[usize::from(k) % KEYS.len()].to_owned()
+        } else {
+            interesting_string(k, data)
+        };
+        let typed = data.next() % 8 != 0 && depth < 6 && *budget > 0;
+        let v = match (typed, kind_of(&key)) {
+            (true, Kind::Text) => Value::String(interesting_string(data.next(), data)),
+            (true, Kind::Object) => gen_object(data, depth + 1, budget),
+            (true, Kind::Calls) => {
+                let n = usize::from(data.next() % 4);
+                Value::Array((0..n).map(|_| gen_object(data, depth + 1, budget)).collect())
+            }
+            (false, _) => gen_value(data, depth + 1, budget),
+        };
+        map.insert(key, v);
+    }
+    Value::Object(map)
 }
 
 fn gen_value(data: &mut Bytes<'_>, depth: usize, budget: &mut usize) -> Value {
     *budget = budget.saturating_sub(1);
     let pick = data.next();
     let leaf = depth > 6 || *budget == 0;
-    match if leaf { pick % 5 } else { pick % 8 } {
+    match if leaf { pick % 5 } else { pick % 7 } {
         0 => Value::Null,
         1 => Value::Bool(pick & 0x80 != 0),
         2 => match data.next() % 6 {
@@ -308,20 +359,6 @@ fn gen_value(data: &mut Bytes<'_>, depth: usize, budget: &mut usize) -> Value {
             let n = usize::from(data.next() % 5);
             Value::Array((0..n).map(|_| gen_value(data, depth + 1, budget)).collect())
         }
-        _ => {
-            let n = usize::from(data.next() % 7);
-            let mut map = Map::new();
-            for _ in 0..n {
-                let k = data.next();
-                let key = if k < 200 {
-                    KEYS[usize::from(k) % KEYS.len()].to_owned()
-                } else {
-                    interesting_string(k, data)
-                };
-                let v = gen_value(data, depth + 1, budget);
-                map.insert(key, v);
-            }
-            Value::Object(map)
-        }
+        _ => gen_object(data, depth, budget),
     }
 }
