@@ -271,5 +271,36 @@ mod tests {
             (n == "HOGSEND_TICK_EVERY").then(|| "soon".to_owned())
         });
         assert!(bad.unwrap_err().to_string().contains("HOGSEND_TICK_EVERY"));
+        assert_eq!(
+            (
+                rc.ip_rate_limit_per_second,
+                rc.ip_rate_limit_burst,
+                &rc.client_ip_header
+            ),
+            (10, 50, &None),
+            "publishable keys are limited per address by default"
+        );
+        let proxied = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| match n {
+            "HOGSEND_IP_RATE_LIMIT_PER_SECOND" => Some("3".to_owned()),
+            "HOGSEND_IP_RATE_LIMIT_BURST" => Some("7".to_owned()),
+            "HOGSEND_CLIENT_IP_HEADER" => Some(" X-Forwarded-For ".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                proxied.ip_rate_limit_per_second,
+                proxied.ip_rate_limit_burst,
+                proxied.client_ip_header.as_deref()
+            ),
+            (3, 7, Some("x-forwarded-for"))
+        );
+        let bad = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| {
+            (n == "HOGSEND_CLIENT_IP_HEADER").then(|| "not a header".to_owned())
+        });
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("HOGSEND_CLIENT_IP_HEADER"));
     }
 }

@@ -292,7 +292,11 @@ pub fn json_from_bytes(data: &[u8]) -> Value {
     let mut budget = 400usize;
     if bytes.next() % 4 == 0 {
         let n = usize::from(bytes.next() % 4);
-        Value::Array((0..n).map(|_| gen_object(&mut bytes, 1, &mut budget)).collect())
+        Value::Array(
+            (0..n)
+                .map(|_| gen_object(&mut bytes, 1, &mut budget))
+                .collect(),
+        )
     } else {
         gen_object(&mut bytes, 0, &mut budget)
     }
@@ -331,7 +335,11 @@ fn gen_object(data: &mut Bytes<'_>, depth: usize, budget: &mut usize) -> Value {
             (true, Kind::Object) => gen_object(data, depth + 1, budget),
             (true, Kind::Calls) => {
                 let n = usize::from(data.next() % 4);
-                Value::Array((0..n).map(|_| gen_object(data, depth + 1, budget)).collect())
+                Value::Array(
+                    (0..n)
+                        .map(|_| gen_object(data, depth + 1, budget))
+                        .collect(),
+                )
             }
             (false, _) => gen_value(data, depth + 1, budget),
         };
