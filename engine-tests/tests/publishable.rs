@@ -569,6 +569,11 @@ async fn a_browser_origin_preflights_and_sends_with_a_publishable_key() {
         r.header("access-control-allow-origin"),
         Some("https://shop.example")
     );
+    assert!(
+        r.header("access-control-expose-headers")
+            .is_some_and(|h| h.to_ascii_lowercase().contains("retry-after")),
+        "a page can read Retry-After"
+    );
     // An error answer carries the grant too, so the page can read it.
     let r = call(
         &d,

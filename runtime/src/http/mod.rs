@@ -137,6 +137,8 @@ fn ingest_routes(origins: &[String]) -> Router<AppState> {
                     header::CONTENT_ENCODING,
                     HeaderName::from_static("idempotency-key"),
                 ])
+                // A page's script may read when to retry after a 429.
+                .expose_headers([header::RETRY_AFTER])
                 .max_age(std::time::Duration::from_secs(3600)),
         )
 }
