@@ -144,6 +144,42 @@ async fn serve_drains_on_sigterm_and_keys_work() {
     let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(listed["keys"][0]["scope"], "ingest");
     assert_eq!(listed["keys"][0]["name"], "ci");
+    assert_eq!(listed["keys"][0]["publishable"], false);
+
+    // A publishable key is an ingest key; no other scope can be publishable.
+    let out = hogsend()
+        .args(["keys", "create", "--scope", "ingest", "--publishable"])
+        .arg(dir.path())
+        .args(["--database-url", tdb.url()])
+        .output()
+        .expect("keys create --publishable");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created publishable ingest key"));
+    let out = hogsend()
+        .args(["keys", "create", "--scope", "read", "--publishable"])
+        .arg(dir.path())
+        .args(["--database-url", tdb.url()])
+        .output()
+        .expect("keys create --scope read --publishable");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only an `ingest` key can be publishable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hogsend()
+        .args(["--format", "json", "keys", "list"])
+        .arg(dir.path())
+        .args(["--database-url", tdb.url()])
+        .output()
+        .expect("keys list");
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed["keys"][1]["publishable"], true);
+    assert_eq!(listed["keys"].as_array().map(Vec::len), Some(2));
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains(&key),
         "the secret is never shown again"

@@ -35,6 +35,13 @@ pub struct RuntimeConfig {
     pub rate_limit_per_second: u32,
     /// Per-key token bucket: its size (the burst a key may send at once).
     pub rate_limit_burst: u32,
+    /// Per-source-IP token bucket of publishable keys: tokens per second (0: no limit).
+    pub ip_rate_limit_per_second: u32,
+    /// Per-source-IP token bucket of publishable keys: its size.
+    pub ip_rate_limit_burst: u32,
+    /// The request header naming the client's address when a proxy stands in front
+    /// (`X-Forwarded-For`: its last entry, the one the proxy added); none: the peer address.
+    pub client_ip_header: Option<String>,
     /// Database connections in the daemon's pool.
     pub pool_size: u32,
     /// Whether this daemon runs the scheduler (ticks). Tests turn it off to drive time.
@@ -87,7 +94,9 @@ impl RuntimeConfig {
     /// URL, the compiled project and the environment (`HOGSEND_LISTEN`, `HOGSEND_TICK_EVERY`,
     /// `HOGSEND_REALTIME_FLUSH_MS`, `HOGSEND_REALTIME_MAX_BACKLOG_AGE_MS`,
     /// `HOGSEND_MAX_BODY_BYTES`, `HOGSEND_RATE_LIMIT_PER_SECOND`,
-    /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_DB_POOL_SIZE`, and the durations
+    /// `HOGSEND_RATE_LIMIT_BURST`, `HOGSEND_IP_RATE_LIMIT_PER_SECOND`,
+    /// `HOGSEND_IP_RATE_LIMIT_BURST`, `HOGSEND_CLIENT_IP_HEADER`, `HOGSEND_DB_POOL_SIZE`,
+    /// `HOGSEND_CORS_ORIGINS`, and the durations
     /// `HOGSEND_HEADER_TIMEOUT`, `HOGSEND_BODY_TIMEOUT`, `HOGSEND_REQUEST_TIMEOUT`,
     /// `HOGSEND_SHUTDOWN_GRACE`, e.g. `30s`).
     pub fn from_settings(
@@ -111,6 +120,9 @@ impl RuntimeConfig {
             max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
             rate_limit_per_second: api.rate_limit_per_second,
             rate_limit_burst: api.rate_limit_burst,
+            ip_rate_limit_per_second: 10,
+            ip_rate_limit_burst: 50,
+            client_ip_header: None,
             pool_size: 10,
             scheduler: true,
             header_timeout: Duration::from_secs(30),
@@ -178,6 +190,23 @@ impl RuntimeConfig {
         if let Some(n) = number("HOGSEND_RATE_LIMIT_BURST")? {
             rc.rate_limit_burst = u32::try_from(n).unwrap_or(u32::MAX);
         }
+        if let Some(n) = number("HOGSEND_IP_RATE_LIMIT_PER_SECOND")? {
+            rc.ip_rate_limit_per_second = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = number("HOGSEND_IP_RATE_LIMIT_BURST")? {
+            rc.ip_rate_limit_burst = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = get("HOGSEND_CLIENT_IP_HEADER") {
+            let name = v.trim().to_ascii_lowercase();
+            axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                bad(
+                    "HOGSEND_CLIENT_IP_HEADER",
+                    &v,
+                    format!("{e}; expected a header name such as x-forwarded-for"),
+                )
+            })?;
+            rc.client_ip_header = Some(name);
+        }
         if let Some(n) = number("HOGSEND_DB_POOL_SIZE")? {
             rc.pool_size = u32::try_from(n.clamp(2, 1000)).unwrap_or(10);
         }
@@ -213,6 +242,9 @@ impl fmt::Debug for RuntimeConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("ip_rate_limit_per_second", &self.ip_rate_limit_per_second)
+            .field("ip_rate_limit_burst", &self.ip_rate_limit_burst)
+            .field("client_ip_header", &self.client_ip_header)
             .field("pool_size", &self.pool_size)
             .field("scheduler", &self.scheduler)
             .field("header_timeout", &self.header_timeout)
@@ -260,5 +292,36 @@ mod tests {
             (n == "HOGSEND_TICK_EVERY").then(|| "soon".to_owned())
         });
         assert!(bad.unwrap_err().to_string().contains("HOGSEND_TICK_EVERY"));
+        assert_eq!(
+            (
+                rc.ip_rate_limit_per_second,
+                rc.ip_rate_limit_burst,
+                &rc.client_ip_header
+            ),
+            (10, 50, &None),
+            "publishable keys are limited per address by default"
+        );
+        let proxied = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| match n {
+            "HOGSEND_IP_RATE_LIMIT_PER_SECOND" => Some("3".to_owned()),
+            "HOGSEND_IP_RATE_LIMIT_BURST" => Some("7".to_owned()),
+            "HOGSEND_CLIENT_IP_HEADER" => Some(" X-Forwarded-For ".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                proxied.ip_rate_limit_per_second,
+                proxied.ip_rate_limit_burst,
+                proxied.client_ip_header.as_deref()
+            ),
+            (3, 7, Some("x-forwarded-for"))
+        );
+        let bad = RuntimeConfig::from_settings(config, "x", vec![], |n: &str| {
+            (n == "HOGSEND_CLIENT_IP_HEADER").then(|| "not a header".to_owned())
+        });
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("HOGSEND_CLIENT_IP_HEADER"));
     }
 }

@@ -3,6 +3,10 @@
 //! A key reads `hs_<prefix>_<secret>`: the 12-hex-digit prefix is public (it names the key in
 //! `hogsend keys list` and finds its row), the 48-hex-digit secret holds at least 180 random bits. Only
 //! the hash of the whole text is stored, so a database dump holds no usable key.
+//!
+//! An `ingest` key may be minted *publishable* ([`create_publishable`]): meant to be shipped
+//! in a browser or mobile app, it may only send events, and is rate limited per source IP
+//! as well as per key (docs/api.md, "Publishable keys").
 
 use crate::db::not_migrated;
 use crate::Result;
@@ -74,6 +78,8 @@ pub struct KeyInfo {
     pub name: Option<String>,
     /// What it may do.
     pub scope: Scope,
+    /// Whether it is a publishable `ingest` key (events only; limited per source IP).
+    pub publishable: bool,
     /// When it was minted.
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
@@ -87,6 +93,8 @@ pub struct Caller {
     pub key_id: i64,
     /// What the key may do.
     pub scope: Scope,
+    /// A publishable key: it may only send events, and is rate limited per source IP too.
+    pub publishable: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -114,16 +122,37 @@ pub async fn create(
     scope: Scope,
     name: Option<&str>,
 ) -> Result<(KeyInfo, String)> {
+    mint(executor, schema, scope, false, name).await
+}
+
+/// Mints a publishable `ingest` key (for browsers and mobile apps): like [`create`].
+pub async fn create_publishable(
+    executor: &mut PgConnection,
+    schema: &str,
+    name: Option<&str>,
+) -> Result<(KeyInfo, String)> {
+    mint(executor, schema, Scope::Ingest, true, name).await
+}
+
+async fn mint(
+    executor: &mut PgConnection,
+    schema: &str,
+    scope: Scope,
+    publishable: bool,
+    name: Option<&str>,
+) -> Result<(KeyInfo, String)> {
     let prefix = random_hex(12);
     let key = format!("hs_{prefix}_{}", random_hex(48));
     let (id, created_at): (i64, DateTime<Utc>) = sqlx::query_as(
-        "insert into api_keys (prefix, hash, name, scope) values ($1, $2, $3, $4)
+        "insert into api_keys (prefix, hash, name, scope, publishable)
+         values ($1, $2, $3, $4, $5)
          returning id, created_at",
     )
     .bind(&prefix)
     .bind(hash(&key))
     .bind(name)
     .bind(scope.as_str())
+    .bind(publishable)
     .fetch_one(&mut *executor)
     .await
     .map_err(not_migrated(schema))?;
@@ -132,6 +161,7 @@ pub async fn create(
         prefix,
         name: name.map(str::to_owned),
         scope,
+        publishable,
         created_at,
         revoked_at: None,
     };
@@ -144,6 +174,7 @@ type KeyRow = (
     String,
     Option<String>,
     String,
+    bool,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
 );
@@ -151,7 +182,8 @@ type KeyRow = (
 /// Every key, oldest first.
 pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyInfo>> {
     let rows: Vec<KeyRow> = sqlx::query_as(
-        "select id, prefix, name, scope, created_at, revoked_at from api_keys order by id",
+        "select id, prefix, name, scope, publishable, created_at, revoked_at
+           from api_keys order by id",
     )
     .fetch_all(&mut *executor)
     .await
@@ -159,11 +191,12 @@ pub async fn list(executor: &mut PgConnection, schema: &str) -> Result<Vec<KeyIn
     Ok(rows
         .into_iter()
         .map(
-            |(id, prefix, name, scope, created_at, revoked_at)| KeyInfo {
+            |(id, prefix, name, scope, publishable, created_at, revoked_at)| KeyInfo {
                 id,
                 prefix,
                 name,
                 scope: scope.parse().unwrap_or(Scope::Read),
+                publishable,
                 created_at,
                 revoked_at,
             },
@@ -202,18 +235,20 @@ pub async fn verify(
     else {
         return Ok(None);
     };
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "select id, hash, scope from api_keys where prefix = $1 and revoked_at is null",
+    let row: Option<(i64, String, String, bool)> = sqlx::query_as(
+        "select id, hash, scope, publishable from api_keys
+          where prefix = $1 and revoked_at is null",
     )
     .bind(prefix)
     .fetch_optional(&mut *executor)
     .await
     .map_err(not_migrated(schema))?;
-    Ok(row.and_then(|(id, stored, scope)| {
+    Ok(row.and_then(|(id, stored, scope, publishable)| {
         let matches: bool = hash(presented).as_bytes().ct_eq(stored.as_bytes()).into();
         matches.then(|| Caller {
             key_id: id,
             scope: scope.parse().unwrap_or(Scope::Read),
+            publishable,
         })
     }))
 }

@@ -15,6 +15,8 @@
 pub mod config;
 pub mod db;
 pub mod error;
+#[cfg(feature = "testkit")]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod keys;
@@ -69,6 +71,10 @@ pub async fn launch(
         limiter: Arc::new(http::auth::RateLimiter::new(
             config.rate_limit_per_second,
             config.rate_limit_burst,
+        )),
+        ip_limiter: Arc::new(http::auth::RateLimiter::new(
+            config.ip_rate_limit_per_second,
+            config.ip_rate_limit_burst,
         )),
         health: Arc::new(Mutex::new(scheduler::TickHealth::default())),
         started: Instant::now(),

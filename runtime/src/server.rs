@@ -49,8 +49,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
@@ -59,7 +59,15 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // The peer address, for the per-address rate limit of publishable keys.
+                let service = TowerToHyperService::new(
+                    tower::ServiceBuilder::new()
+                        .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                            req
+                        })
+                        .service(app.clone()),
+                );
                 let mut close = close_rx.clone();
                 connections.spawn(async move {
                     let mut builder = http1::Builder::new();

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "journey_engine",
         include_str!("../sql/migrations/0005_journey_engine.sql"),
     ),
+    (
+        6,
+        "publishable_keys",
+        include_str!("../sql/migrations/0006_publishable_keys.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

@@ -27,13 +27,17 @@ enum Action {
         /// What the key may do: ingest (write events/contacts), read, or admin (everything)
         #[arg(long, value_parser = parse_scope)]
         scope: Scope,
+        /// With --scope ingest: a key safe to ship in a browser or app (events only, rate
+        /// limited per source IP too)
+        #[arg(long)]
+        publishable: bool,
         /// A name to recognise the key by
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
         common: Common,
     },
-    /// List keys (prefix, scope, name, created, revoked)
+    /// List keys (prefix, scope and whether publishable, name, created, revoked)
     List {
         #[command(flatten)]
         common: Common,
@@ -81,8 +85,20 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             bail!("the schema `{schema}` has no API keys table yet: run `hogsend migrate` (or `hogsend serve`) first");
         }
         match &args.action {
-            Action::Create { scope, name, .. } => {
-                let (info, key) = keys::create(&mut conn, &schema, *scope, name.as_deref()).await?;
+            Action::Create {
+                scope,
+                name,
+                publishable,
+                ..
+            } => {
+                let (info, key) = if *publishable {
+                    if *scope != Scope::Ingest {
+                        bail!("only an `ingest` key can be publishable: use `--scope ingest --publishable`");
+                    }
+                    keys::create_publishable(&mut conn, &schema, name.as_deref()).await?
+                } else {
+                    keys::create(&mut conn, &schema, *scope, name.as_deref()).await?
+                };
                 match out.format {
                     Format::Json => println!(
                         "{}",
@@ -92,8 +108,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                     Format::Human => {
                         println!("{key}");
                         eprintln!(
-                            "created {} key {} (id {}); it is shown only this once",
-                            info.scope, info.prefix, info.id
+                            "created {}{} key {} (id {}); it is shown only this once",
+                            if info.publishable { "publishable " } else { "" },
+                            info.scope,
+                            info.prefix,
+                            info.id
                         );
                     }
                 }
@@ -108,13 +127,17 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                             "format_version": JSON_FORMAT_VERSION, "keys": list}))?
                     ),
                     Format::Human => {
-                        println!("{:>4}  {:<12}  {:<6}  {:<20}  {:<25}  revoked", "id", "prefix", "scope", "name", "created");
+                        println!("{:>4}  {:<12}  {:<18}  {:<20}  {:<25}  revoked", "id", "prefix", "scope", "name", "created");
                         for k in list {
                             println!(
-                                "{:>4}  {:<12}  {:<6}  {:<20}  {:<25}  {}",
+                                "{:>4}  {:<12}  {:<18}  {:<20}  {:<25}  {}",
                                 k.id,
                                 k.prefix,
-                                k.scope.as_str(),
+                                if k.publishable {
+                                    format!("{} publishable", k.scope)
+                                } else {
+                                    k.scope.to_string()
+                                },
                                 k.name.unwrap_or_default(),
                                 k.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
                                 k.revoked_at

@@ -1,18 +1,21 @@
 """Drive a running hogsend daemon with the stock Segment Python SDK (segment-analytics-python).
 
-Usage: python3 segment_client.py --host http://127.0.0.1:PORT --key WRITE_KEY
+Usage: python3 segment_client.py --host http://127.0.0.1:PORT --key WRITE_KEY [--revoked KEY]
 
 The SDK is used exactly as an application would: a Client pointed at the daemon's host with
 the API key as its write key (sent as HTTP basic auth). sync_mode makes every call one
 request to /v1/batch, so an error raises here instead of being retried in a thread; the
 script exits non-zero on any failure. The Rust test (tests/clients.rs) then checks what the
-daemon stored.
+daemon stored. With `--revoked`, one event is sent with a revoked key from the SDK's own
+upload thread (not sync_mode), counting the HTTP requests it makes: the 401 must be final
+(one request, no retry).
 """
 
 import argparse
 import sys
 
 try:
+    import requests
     from segment.analytics import Client
 except ImportError:
     sys.exit(
@@ -25,6 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--revoked")
     args = parser.parse_args()
 
     errors = []
@@ -50,6 +54,28 @@ def main() -> int:
         print(f"segment SDK errors: {errors}", file=sys.stderr)
         return 1
     print("segment client: 8 calls sent")
+
+    if args.revoked:
+        sent = []
+        original = requests.Session.post
+
+        def counting(self, url, *a, **kw):
+            if url.startswith(args.host):
+                sent.append(url)
+            return original(self, url, *a, **kw)
+
+        requests.Session.post = counting
+        refused = []
+        revoked = Client(args.revoked, host=args.host, on_error=lambda e, batch: refused.append(e))
+        revoked.track(user_id="py-user", event="lost")
+        revoked.flush()
+        revoked.join()
+        requests.Session.post = original
+        statuses = [getattr(e, "status", None) for e in refused]
+        if statuses != [401] or len(sent) != 1:
+            print(f"revoked key: errors {refused!r}, requests {sent!r}", file=sys.stderr)
+            return 1
+        print("segment client: a revoked key was refused once, not retried")
     return 0
 
 

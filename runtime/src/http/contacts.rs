@@ -128,6 +128,7 @@ pub(super) async fn put_contact(
     let schema = &state.config.schema;
     let revived = queries::undelete_contact(&state.pool, schema, &key).await?;
     let payload = Payload {
+        publishable: false,
         items: vec![item],
         ignored: 0,
     };

@@ -1,10 +1,11 @@
 //! `POST /v1/events`: hogsend's own ingest route (with the alias field names of docs/api.md).
 
-use super::auth::{Auth, Ingest};
+use super::auth::{Auth, Events};
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::AppState;
 use crate::ingest::{self, validate, FieldError, Outcome, Payload};
+use crate::keys::Caller;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -78,43 +79,52 @@ pub(super) enum EventsBody {
     security(("bearer" = []), ("basic" = [])))]
 pub(super) async fn post_events(
     State(state): State<AppState>,
-    _auth: Auth<Ingest>,
+    auth: Auth<Events>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Outcome>), ApiError> {
     let started = Instant::now();
     let received = Utc::now();
-    let idempotency = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    if let Some(problem) = idempotency.and_then(|k| validate::parameter(k, true)) {
+    let idempotency =
+        idempotency_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
+    let parsed = ingest::parse_events(&body, idempotency, received);
+    let outcome = accept(&state, &auth.0, parsed, received, started).await?;
+    Ok((StatusCode::ACCEPTED, Json(outcome)))
+}
+
+/// The `Idempotency-Key` header's value: trimmed, absent when empty, refused (400) when it
+/// could not be a message id.
+pub fn idempotency_key(header: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let key = header.map(str::trim).filter(|v| !v.is_empty());
+    if let Some(problem) = key.and_then(|k| validate::parameter(k, true)) {
         return Err(ApiError::invalid(&[FieldError {
             index: None,
             field: "Idempotency-Key".to_owned(),
             message: problem,
         }]));
     }
-    let parsed = ingest::parse_events(&body, idempotency, received);
-    let outcome = accept(&state, parsed, received, started).await?;
-    Ok((StatusCode::ACCEPTED, Json(outcome)))
+    Ok(key)
 }
 
-/// The end of every ingest route: refuses an invalid payload whole, writes a valid one
+/// The end of every ingest route: refuses an invalid payload whole, restricts what a
+/// publishable key's request may change ([`Payload::restrict_to_publishable`]), writes it
 /// ([`ingest::write`]) and queues its touched contacts for the real-time pass (the
 /// **queue** step), counting all of it in the metrics.
 pub async fn accept(
     state: &AppState,
+    caller: &Caller,
     parsed: Result<Payload, Vec<FieldError>>,
     received: DateTime<Utc>,
     started: Instant,
 ) -> Result<Outcome, ApiError> {
     let m = &state.metrics;
-    let payload = parsed.map_err(|problems| {
+    let mut payload = parsed.map_err(|problems| {
         m.ingest_rejected.fetch_add(1, Ordering::Relaxed);
         ApiError::invalid(&problems)
     })?;
+    if caller.publishable {
+        payload.restrict_to_publishable();
+    }
     let outcome = ingest::write(&state.pool, &state.config.schema, &payload, received).await?;
     state.pending.touch(outcome.keys.iter().cloned());
     m.ingest_requests.fetch_add(1, Ordering::Relaxed);

@@ -1,11 +1,13 @@
 //! The HTTP API (docs/api.md): one router per feature, one error shape, shared state.
 
 pub mod auth;
+pub mod body;
 pub mod buckets;
 pub mod contacts;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod ingest_request;
 pub mod journeys;
 pub mod messages;
 pub mod openapi;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub pending: Arc<Pending>,
     /// The per-key rate limit.
     pub limiter: Arc<RateLimiter>,
+    /// The per-source-address rate limit of publishable keys.
+    pub ip_limiter: Arc<RateLimiter<std::net::IpAddr>>,
     /// The scheduler's last round, for `/readyz`.
     pub health: Arc<Mutex<TickHealth>>,
     /// When the daemon started.
@@ -139,6 +143,8 @@ fn ingest_routes(origins: &[String]) -> Router<AppState> {
                     header::CONTENT_ENCODING,
                     HeaderName::from_static("idempotency-key"),
                 ])
+                // A page's script may read when to retry after a 429.
+                .expose_headers([header::RETRY_AFTER])
                 .max_age(std::time::Duration::from_secs(3600)),
         )
 }

@@ -3,13 +3,12 @@
 //! `/i/v1/analytics/events`), so PostHog's SDKs pointed at the daemon work unchanged: the
 //! project API key may travel in the body (`api_key`, `token`) instead of a Bearer header.
 
-use super::auth::{authorize, header_key, Auth, Ingest};
+use super::auth::{authorize, header_key, Auth, ClientIp, Events, Ingest};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::events::accept;
 use super::extract::{CaptureBody, JsonBody};
 use super::AppState;
 use crate::ingest::{self, Outcome};
-use crate::keys::Scope;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -60,7 +59,7 @@ pub(super) struct CaptureOutcome {
 /// PostHog's capture API: `{"api_key", "batch": [...], "sent_at"}` as the server SDKs send
 /// it, an array of events or one event; JSON, gzip (`Content-Encoding: gzip` or
 /// `?compression=gzip-js`) or a form with base64 `data`. The key is a Bearer header or
-/// `api_key`/`token` in the body; it needs the `ingest` scope.
+/// `api_key`/`token` in the body; it needs the `ingest` scope (publishable keys welcome).
 #[utoipa::path(post, path = "/batch/", tag = "posthog",
     request_body(content = PosthogEvent, description = "A batch, an array or one event"),
     responses((status = 200, description = "Stored", body = CaptureOutcome),
@@ -68,6 +67,7 @@ pub(super) struct CaptureOutcome {
         (status = 401, description = "`unauthorized`", body = ErrorBody)))]
 pub(super) async fn capture(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     CaptureBody(body): CaptureBody,
 ) -> Result<Json<CaptureOutcome>, ApiError> {
@@ -82,9 +82,9 @@ pub(super) async fn capture(
             )
         })?,
     };
-    authorize(&state, &key, Scope::Ingest).await?;
+    let caller = authorize::<Events>(&state, &key, client).await?;
     let parsed = ingest::parse_capture(&body, received);
-    let outcome = accept(&state, parsed, received, started).await?;
+    let outcome = accept(&state, &caller, parsed, received, started).await?;
     Ok(Json(CaptureOutcome {
         status: 1,
         accepted: outcome.accepted,
@@ -124,12 +124,12 @@ pub(super) struct PosthogEvent {
     security(("bearer" = []), ("basic" = [])))]
 pub(super) async fn webhook(
     State(state): State<AppState>,
-    _auth: Auth<Ingest>,
+    auth: Auth<Ingest>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Outcome>, ApiError> {
     let started = Instant::now();
     let received = Utc::now();
     let parsed = ingest::parse_posthog(&body, received);
-    let outcome = accept(&state, parsed, received, started).await?;
+    let outcome = accept(&state, &auth.0, parsed, received, started).await?;
     Ok(Json(outcome))
 }

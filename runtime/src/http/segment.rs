@@ -5,12 +5,13 @@
 //! undone), and error bodies also carry Segment's top-level `code` and `message`, which
 //! SDKs read to tell a permanent 4xx from a retryable failure.
 
-use super::auth::{Auth, Ingest};
+use super::auth::{Auth, Events};
 use super::error::{ApiError, ErrorCode, ErrorObject};
 use super::events::accept;
 use super::extract::AnyJsonBody;
 use super::AppState;
 use crate::ingest;
+use crate::keys::Caller;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
@@ -143,13 +144,14 @@ pub(super) struct SegmentBatch {
 
 async fn call(
     state: AppState,
+    caller: Caller,
     body: Value,
     kind: Option<&'static str>,
 ) -> Result<Json<SegmentOutcome>, ApiError> {
     let started = Instant::now();
     let received = Utc::now();
     let parsed = ingest::parse_segment(&body, kind, received);
-    let outcome = accept(&state, parsed, received, started).await?;
+    let outcome = accept(&state, &caller, parsed, received, started).await?;
     Ok(Json(SegmentOutcome {
         success: true,
         accepted: outcome.accepted,
@@ -170,10 +172,10 @@ macro_rules! segment_route {
             security(("bearer" = []), ("basic" = [])))]
         pub(super) async fn $name(
             State(state): State<AppState>,
-            _auth: Auth<Ingest>,
+            auth: Auth<Events>,
             AnyJsonBody(body): AnyJsonBody,
         ) -> Result<Json<SegmentOutcome>, ApiError> {
-            call(state, body, $kind).await
+            call(state, auth.0, body, $kind).await
         }
     };
 }

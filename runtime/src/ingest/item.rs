@@ -38,6 +38,24 @@ pub struct Payload {
     pub items: Vec<Item>,
     /// Items of a kind hogsend accepts and ignores (Segment `group`).
     pub ignored: usize,
+    /// Sent with a publishable key ([`Payload::restrict_to_publishable`]): a merge never
+    /// folds an identified contact (one with an email address, or that absorbed another id).
+    pub publishable: bool,
+}
+
+impl Payload {
+    /// What a request made with a publishable key may do (docs/api.md, "Publishable keys"):
+    /// store its events and patch its contacts' properties (what the events carry), but not
+    /// set a contact's email address (a public key must not choose where mail goes), and
+    /// never fold an identified contact into another (one with an email address, or that
+    /// absorbed another id: PostHog's rule for `$identify`), so a visitor cannot take over a
+    /// known person's history with `alias`.
+    pub fn restrict_to_publishable(&mut self) {
+        self.publishable = true;
+        for item in &mut self.items {
+            item.email = None;
+        }
+    }
 }
 
 /// What a write did.

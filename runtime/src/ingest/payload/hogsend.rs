@@ -65,7 +65,11 @@ pub fn parse_events(
     ) {
         items.push(item);
     }
-    errors.into_result(Payload { items, ignored: 0 })
+    errors.into_result(Payload {
+        items,
+        ignored: 0,
+        publishable: false,
+    })
 }
 
 /// `{"events": [...]}`: nothing else beside the list, 1 to [`MAX_BATCH`] events.

@@ -62,13 +62,23 @@ pub(super) async fn lock_items(conn: &mut PgConnection, live: &[&Item]) -> Resul
 /// Folds the anonymous contact into the user's for every merging item with both ids, in
 /// request order, each pair once (`merge_contacts` in the base schema). The user id is
 /// first resolved like any id, so a merge into an id another contact absorbed goes to that
-/// contact instead of re-creating it. Returns the keys merged into.
-pub(super) async fn merge(conn: &mut PgConnection, s: &str, live: &[&Item]) -> Result<Vec<String>> {
+/// contact instead of re-creating it. With `anonymous_only` (a publishable key's request) an
+/// identified contact ([`identified`]) is never folded: such a pair merges nothing. Returns
+/// the keys merged into.
+pub(super) async fn merge(
+    conn: &mut PgConnection,
+    s: &str,
+    live: &[&Item],
+    anonymous_only: bool,
+) -> Result<Vec<String>> {
     let mut touched = Vec::new();
     let mut linked: HashSet<(&str, &str)> = HashSet::new();
     for item in live {
         if let (true, Some(user), Some(anon)) = (item.merge, &item.user_id, &item.anonymous_id) {
             if linked.insert((user, anon)) {
+                if anonymous_only && identified(conn, s, anon).await? {
+                    continue;
+                }
                 let target = resolve_ids(conn, s, &[user.as_str()])
                     .await?
                     .remove(user.as_str())
@@ -83,6 +93,23 @@ pub(super) async fn merge(conn: &mut PgConnection, s: &str, live: &[&Item]) -> R
         }
     }
     Ok(touched)
+}
+
+/// Whether the live contact keyed by `id` is *identified*, which a publishable key may not
+/// fold into another: it has a user id (an external id) and an email address, or has
+/// absorbed another id (an earlier identify or alias). A contact only events created (a
+/// PostHog anonymous distinct id is a user id to hogsend) is not.
+async fn identified(conn: &mut PgConnection, s: &str, id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(&format!(
+        "select exists (
+           select 1 from {s}.contacts c
+            where c.user_key = $1 and c.deleted_at is null and c.external_id is not null
+              and (c.email is not null or c.anonymous_id is not null
+                   or exists (select 1 from {s}.contact_aliases a where a.contact_id = c.id)))"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// What each id resolves to (`resolve_anonymous`): the live contact whose key it is, else

@@ -73,7 +73,7 @@ async fn write_once(
     let mut tx = pool.begin().await?;
     let live: Vec<&Item> = replays::live_items(&mut tx, &s, &payload.items).await?;
     identities::lock_items(&mut tx, &live).await?;
-    let mut touched = identities::merge(&mut tx, &s, &live).await?;
+    let mut touched = identities::merge(&mut tx, &s, &live, payload.publishable).await?;
     let keys = identities::resolve(&mut tx, &s, &live).await?;
     touched.extend(contacts::apply(&mut tx, &s, &live, &keys, received).await?);
     let stored = events::insert(&mut tx, &s, &live, &keys, received).await?;
