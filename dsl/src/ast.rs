@@ -28,6 +28,7 @@ pub struct Comment {
 pub enum Item {
     Bucket(Bucket),
     Journey(Journey),
+    List(List),
 }
 
 impl Item {
@@ -36,6 +37,7 @@ impl Item {
         match self {
             Item::Bucket(b) => b.span,
             Item::Journey(j) => j.span,
+            Item::List(l) => l.span,
         }
     }
 }
@@ -314,6 +316,42 @@ pub struct Bucket {
     pub id: Ident,
     /// Fields and reactions in source order. Duplicates are kept; the checker reports them.
     pub members: Vec<BucketMember>,
+    pub span: Span,
+}
+
+/// `list ID { name "…" description "…" default subscribed|unsubscribed }`: a subscription
+/// category (docs/language.md#lists).
+#[derive(Debug, Clone, PartialEq)]
+pub struct List {
+    pub id: Ident,
+    /// Fields in source order. Duplicates are kept; the checker reports them.
+    pub fields: Vec<ListField>,
+    pub span: Span,
+}
+
+/// One field of a list body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListField {
+    pub kind: ListFieldKind,
+    /// The span of the field's keyword alone.
+    pub keyword_span: Span,
+    pub span: Span,
+}
+
+/// The list fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListFieldKind {
+    Name(StringLit),
+    Description(StringLit),
+    /// `default subscribed` (opt-out) or `default unsubscribed` (opt-in).
+    Default(ListDefault),
+}
+
+/// A list's `default`, with the span of its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListDefault {
+    /// True for `subscribed`.
+    pub subscribed: bool,
     pub span: Span,
 }
 

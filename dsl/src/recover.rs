@@ -131,7 +131,7 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
             depth += 1;
         } else if tok.is_punct("}") {
             depth = depth.saturating_sub(1);
-        } else if (tok.is_word("bucket") || tok.is_word("journey"))
+        } else if is_definition_keyword(&tok)
             && (depth == 0 || (tok.line_start && is_definition_start(&tok)))
         {
             return tok.at;
@@ -140,9 +140,14 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
     ""
 }
 
-/// True when `tok` starts `bucket ID {` or `journey ID {`.
+/// True when `tok` is a word that starts a definition (`bucket`, `journey`, `list`).
+pub(crate) fn is_definition_keyword(tok: &Token<'_>) -> bool {
+    tok.is_word("bucket") || tok.is_word("journey") || tok.is_word("list")
+}
+
+/// True when `tok` starts `bucket ID {`, `journey ID {` or `list ID {`.
 pub(crate) fn is_definition_start(tok: &Token<'_>) -> bool {
-    if !(tok.is_word("bucket") || tok.is_word("journey")) {
+    if !is_definition_keyword(tok) {
         return false;
     }
     let mut next = Tokens::new(tok.rest());

@@ -64,7 +64,7 @@ fn unexpected_token() {
         "journey j { trigger dwell b . l }",
         &["28..29: expected `.` and a dwell label, as in `went_dormant.after_3d`, found `.`"],
     );
-    check_errors("}", &["0..1: expected `bucket` or `journey`, found `}`"]);
+    check_errors("}", &["0..1: expected `bucket`, `journey` or `list`, found `}`"]);
     check_errors("bucket { }", &["7..8: expected a bucket id, found `{`"]);
     check_errors(
         "journey j { send \"welcome\" }",
@@ -462,7 +462,7 @@ bucket good {}";
     assert_eq!(
         errors(input),
         vec![
-            "0..5: expected `bucket` or `journey`, found identifier `buckt`",
+            "0..5: expected `bucket`, `journey` or `list`, found identifier `buckt`",
             "34..38: identifier `Went` has uppercase letters",
             "39..46: expected `{`, found identifier `Dormant`",
             "70..75: expected `unlimited`, `once` or `once per …`, found identifier `twice`",
@@ -548,6 +548,7 @@ fn garbage_never_panics_and_keeps_good_definitions() {
             let ok = parsed.file.items.iter().any(|i| match i {
                 Item::Bucket(b) => b.id.name == "ok",
                 Item::Journey(j) => j.id.name == "ok",
+                Item::List(l) => l.id.name == "ok",
             });
             assert!(
                 ok,

@@ -305,3 +305,12 @@ fn the_deepest_accepted_nesting_formats() {
     );
     check_properties(&ifs);
 }
+
+#[test]
+fn lists_align_their_fields_like_buckets() {
+    check_format(
+        "list   news{name \"News\"   default unsubscribed\n// why\ndescription \"Monthly\"}\nlist e {   }",
+        "list news {\n  name        \"News\"\n  default     unsubscribed\n  // why\n  description \"Monthly\"\n}\n\nlist e {}\n",
+    );
+    check_properties("list a {\n  name \"A\" // trailing\n  default subscribed\n}\n");
+}

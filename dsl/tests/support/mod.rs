@@ -62,9 +62,22 @@ pub(crate) fn dump(file: &SourceFile) -> String {
                 let members: Vec<_> = j.members.iter().map(journey_member).collect();
                 format!("(journey {} {})", j.id.name, members.join(" "))
             }
+            Item::List(l) => {
+                let fields: Vec<_> = l.fields.iter().map(list_field).collect();
+                format!("(list {} {})", l.id.name, fields.join(" "))
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn list_field(f: &hogsend_dsl::ast::ListField) -> String {
+    use hogsend_dsl::ast::ListFieldKind;
+    match &f.kind {
+        ListFieldKind::Name(s) => format!("(name {:?})", s.value),
+        ListFieldKind::Description(s) => format!("(description {:?})", s.value),
+        ListFieldKind::Default(d) => format!("(default {})", d.subscribed),
+    }
 }
 
 fn bucket_member(m: &BucketMember) -> String {
