@@ -201,6 +201,27 @@ impl Constructs<'_> {
             match item {
                 ast::Item::Bucket(b) => self.bucket(b),
                 ast::Item::Journey(j) => self.journey(j),
+                ast::Item::List(l) => self.list(l),
+            }
+        }
+    }
+
+    fn list(&mut self, l: &ast::List) {
+        self.add("list");
+        for f in &l.fields {
+            match &f.kind {
+                ast::ListFieldKind::Name(s) => {
+                    self.add("list name");
+                    self.string(s);
+                }
+                ast::ListFieldKind::Description(s) => {
+                    self.add("list description");
+                    self.string(s);
+                }
+                ast::ListFieldKind::Default(d) if d.subscribed => {
+                    self.add("list default subscribed");
+                }
+                ast::ListFieldKind::Default(_) => self.add("list default unsubscribed"),
             }
         }
     }
@@ -608,6 +629,11 @@ const CONSTRUCTS: &[&str] = &[
     "journey description",
     "journey entry",
     "journey name",
+    "list",
+    "list default subscribed",
+    "list default unsubscribed",
+    "list description",
+    "list name",
     "not",
     "number",
     "number decimal",

@@ -3,7 +3,7 @@
 //!
 //! Codes are stable: once released, a code keeps its meaning forever. A retired code is
 //! never reused. Ranges: `E01xx` parse, `E02xx` names, `E03xx` semantics, `E04xx`
-//! configuration, `W01xx` warnings. Titles are short, lowercase, with no trailing period.
+//! configuration, `E05xx` templates, `W01xx` warnings. Titles are short, lowercase, with no trailing period.
 
 use super::Severity;
 
@@ -264,6 +264,22 @@ Example:
 
 Combine them: `criteria did a and did b`.";
 
+    /// A template `category` that is neither a declared list nor `transactional`.
+    E0208 => "unknown list",
+"A template's front matter names its `category`: the list whose subscribers
+may receive it, or `transactional` (receipts, password resets: sent whatever
+the contact's subscriptions, never to a suppressed address). The category
+must be a list declared in a `.hog` file.
+
+Example:
+
+    ---
+    subject: Tips for your first week
+    category: onboardng
+    ---
+
+Declare `list onboarding { … }` or fix the spelling.";
+
     // ---- E03xx: semantics ----
     /// A bucket whose criteria hold for a contact with no properties and no events.
     E0301 => "this bucket would contain every contact",
@@ -462,6 +478,47 @@ Example:
     schema = \"Hog-Send\"
 
 Write `schema = \"hogsend\"`.";
+
+    // ---- E05xx: templates ----
+    /// A template's front matter is missing, unclosed or has a bad line or key.
+    E0501 => "invalid template front matter",
+"Every template starts with front matter between two `---` lines: `key: value`
+lines with `subject` (required, Jinja allowed), `category` (required: a list id
+or `transactional`), and optionally `from`, `reply_to`, `preheader`. A value
+may be wrapped in double quotes. Unknown or repeated keys are errors.
+
+Example:
+
+    ---
+    subjet: Welcome
+    category: onboarding
+    ---
+
+Write `subject: Welcome`.";
+
+    /// Jinja could not parse a template's body or subject.
+    E0502 => "template syntax error",
+"Template bodies and subjects use Jinja syntax (`{{ … }}`, `{% if %}`,
+`{% for %}`, filters). A tag that is not closed, an unknown tag or a malformed
+expression is reported at its place in the template file.
+
+Example:
+
+    {% if contact.plan == \"pro\" %}<p>Thanks!</p>
+
+Close the block with `{% endif %}`.";
+
+    /// A template uses a top-level variable that does not exist.
+    E0503 => "unknown template variable",
+"A template may use `contact` (properties, `email`, `key`), `event`, `journey`,
+`campaign`, `unsubscribe_url` and `preferences_url`, and the variables it sets
+itself. Anything else would always render empty, which is almost always a typo.
+
+Example:
+
+    <p>Hi {{ user.first_name }}</p>
+
+Write `{{ contact.first_name }}`.";
 
     // ---- W01xx: warnings ----
     /// A `count` atom whose value does not depend on the count.
