@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("../sql/migrations/0001_base.sql")),
     (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
     (3, "journeys", include_str!("../sql/migrations/0003_journeys.sql")),
+    (4, "email", include_str!("../sql/migrations/0004_email.sql")),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and
@@ -34,6 +35,7 @@ const ENGINE: &[(&str, &str)] = &[
     ("pass", include_str!("../sql/engine/pass.sql")),
     ("project", include_str!("../sql/engine/project.sql")),
     ("identity", include_str!("../sql/engine/identity.sql")),
+    ("messaging", include_str!("../sql/engine/messaging.sql")),
 ];
 
 /// One numbered base-schema migration, rendered for a schema.

@@ -38,6 +38,11 @@ pub struct ProjectPlan {
     pub buckets: Vec<BucketPlan>,
     /// The registry document `_sync_project` receives.
     pub registry: serde_json::Value,
+    /// The lists `_sync_lists` receives, one JSON object each, sorted by id.
+    pub lists: Vec<serde_json::Value>,
+    /// The templates `_sync_templates` receives (`hogsend_mail::DeployedTemplate`), sorted
+    /// by id.
+    pub templates: Vec<serde_json::Value>,
 }
 
 /// One bucket's SQL.
@@ -119,5 +124,22 @@ pub fn plan(program: &Program, options: &PlanOptions) -> ProjectPlan {
         lock_key: lock_key(schema),
         buckets,
         registry: serde_json::Value::Array(registry),
+        lists: program
+            .lists
+            .iter()
+            .map(|l| {
+                json!({
+                    "id": l.id,
+                    "name": l.name,
+                    "description": l.description,
+                    "default_subscribed": l.default_subscribed,
+                })
+            })
+            .collect(),
+        templates: program
+            .templates
+            .iter()
+            .map(|t| serde_json::to_value(&t.deployed).unwrap_or_default())
+            .collect(),
     }
 }
