@@ -447,7 +447,8 @@ sections and keys are:
     [database] url, schema
     [schedule] tick_every, realtime_flush_ms
     [api]      listen, max_body_bytes, rate_limit_per_second, rate_limit_burst
-    [email]    provider, from, smtp_url, http_url
+    [email]    provider, from, public_url, unsubscribe_mailto, host, port, tls,
+               username, smtp_url, http_url, rate
 
 Example:
 
@@ -458,8 +459,9 @@ Example:
     E0403 => "invalid configuration value",
 "A key in `hogsend.toml` has a value of the wrong type or form: `tick_every`
 is a duration string like `\"30s\"`, `listen` a socket address like
-`\"127.0.0.1:8080\"`, `provider` one of `\"log\"`, `\"smtp\"`, `\"http\"`, the
-numbers are non-negative integers.
+`\"127.0.0.1:8080\"`, `provider` one of `\"log\"`, `\"smtp\"`, `\"http\"`, `tls`
+one of `\"starttls\"`, `\"tls\"`, `\"none\"`, `rate` like `\"50/s\"`, the numbers are
+non-negative integers.
 
 Example:
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub health: Arc<Mutex<TickHealth>>,
     /// When the daemon started.
     pub started: Instant,
+    /// Email settings and the link signer.
+    pub mail: Arc<crate::mail::MailState>,
 }
 
 /// The whole API.

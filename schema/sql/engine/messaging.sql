@@ -75,3 +75,29 @@ language sql as $hs$
    where m.id = picked.id
   returning m.*;
 $hs$;
+
+-- Who may receive a message (docs/language.md, "Who receives a message"), checked again by
+-- delivery right before sending, so a contact who unsubscribed (or an address suppressed)
+-- after the message was queued gets nothing: the first reason that applies, or null.
+create or replace function {{ s }}._delivery_skip_reason(p_user_key text, p_email text, p_category text)
+returns text
+language sql stable as $hs$
+  select case
+    when p_email is null or btrim(p_email) = '' then 'no_email'
+    when exists (select 1 from {{ s }}.suppressions x where x.email = lower(btrim(p_email)))
+      then 'suppressed'
+    when p_category = 'transactional' then null
+    when exists (select 1 from {{ s }}.subscriptions u
+                  where u.user_key = p_user_key and u.list_id = '*' and u.status = 'unsubscribed')
+      then 'unsubscribed_all'
+    when (select u.status from {{ s }}.subscriptions u
+           where u.user_key = p_user_key and u.list_id = p_category) = 'unsubscribed'
+      then 'unsubscribed:' || p_category
+    when coalesce((select u.status = 'subscribed' from {{ s }}.subscriptions u
+                    where u.user_key = p_user_key and u.list_id = p_category),
+                  (select l.default_subscribed from {{ s }}.lists l where l.id = p_category),
+                  false)
+      then null
+    else 'not_subscribed:' || p_category
+  end
+$hs$;
