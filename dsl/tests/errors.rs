@@ -64,7 +64,10 @@ fn unexpected_token() {
         "journey j { trigger dwell b . l }",
         &["28..29: expected `.` and a dwell label, as in `went_dormant.after_3d`, found `.`"],
     );
-    check_errors("}", &["0..1: expected `bucket`, `journey` or `list`, found `}`"]);
+    check_errors(
+        "}",
+        &["0..1: expected `bucket`, `journey` or `list`, found `}`"],
+    );
     check_errors("bucket { }", &["7..8: expected a bucket id, found `{`"]);
     check_errors(
         "journey j { send \"welcome\" }",

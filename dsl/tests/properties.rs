@@ -389,7 +389,13 @@ fn item() -> impl Strategy<Value = Item> {
             })
             .boxed(),
         (ident(), prop::collection::vec(list_field(), 0..4))
-            .prop_map(|(id, fields)| Item::List(List { id, fields, span: sp() }))
+            .prop_map(|(id, fields)| {
+                Item::List(List {
+                    id,
+                    fields,
+                    span: sp(),
+                })
+            })
             .boxed(),
     ])
 }

@@ -62,15 +62,33 @@ pub fn check_template(
         })
         .collect();
     if let Some((subject, at)) = &fm.subject {
-        problems.extend(check_source(fm_part, fm_text, subject, at.start, "subject.txt"));
+        problems.extend(check_source(
+            fm_part,
+            fm_text,
+            subject,
+            at.start,
+            "subject.txt",
+        ));
     }
     if let Some(h) = html {
         let start = fm.body_start;
-        problems.extend(check_source(TemplatePart::Html, h, &h[start..], start, "body.html"));
+        problems.extend(check_source(
+            TemplatePart::Html,
+            h,
+            &h[start..],
+            start,
+            "body.html",
+        ));
     }
     if let Some(t) = text {
         let start = if html.is_some() { 0 } else { fm.body_start };
-        problems.extend(check_source(TemplatePart::Text, t, &t[start..], start, "body.txt"));
+        problems.extend(check_source(
+            TemplatePart::Text,
+            t,
+            &t[start..],
+            start,
+            "body.txt",
+        ));
     }
     (fm, problems)
 }
@@ -93,7 +111,9 @@ fn check_source(
                 .or_else(|| e.line().map(|line| line_range(source, line)))
                 .unwrap_or(0..source.len().min(1));
             let range = widen(file_text, offset + range.start..offset + range.end);
-            let message = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+            let message = e
+                .detail()
+                .map_or_else(|| e.kind().to_string(), str::to_string);
             return vec![TemplateProblem {
                 part,
                 range,
@@ -121,7 +141,11 @@ fn check_source(
 
 /// The byte range of 1-based `line` of `source` (without its line end).
 fn line_range(source: &str, line: usize) -> Range<usize> {
-    let start: usize = source.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let start: usize = source
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
     let len = source[start..].find('\n').unwrap_or(source.len() - start);
     start..start + len
 }
@@ -208,7 +232,10 @@ mod tests {
     #[test]
     fn unknown_variables_point_at_their_first_use() {
         let html = format!("{FM}<p>{{{{ user.name }}}} {{{{ 'user' }}}} {{{{ user }}}}</p>");
-        assert_eq!(problems(&html), [("user".to_string(), "unknown: user".to_string())]);
+        assert_eq!(
+            problems(&html),
+            [("user".to_string(), "unknown: user".to_string())]
+        );
         let p = check_template(Some(&html), None).1;
         assert_eq!(p[0].range.start, FM.len() + 6);
     }

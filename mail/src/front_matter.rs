@@ -213,10 +213,25 @@ mod tests {
         let (_, errors) = parse(text);
         let ranges: Vec<&str> = errors.iter().map(|e| &text[e.range(text)]).collect();
         assert_eq!(ranges, ["subjet", "subject", "nonsense", "---"]);
-        assert!(matches!(errors[3], FrontMatterError::MissingKey { key: "category", .. }));
-        assert_eq!(parse("<p>no front matter</p>").1, [FrontMatterError::Missing]);
-        assert!(matches!(parse("---\nsubject: a\n").1[0], FrontMatterError::Unclosed { .. }));
-        assert!(matches!(parse("---\nsubject: \"a\n---\n").1[0], FrontMatterError::BadQuote { .. }));
+        assert!(matches!(
+            errors[3],
+            FrontMatterError::MissingKey {
+                key: "category",
+                ..
+            }
+        ));
+        assert_eq!(
+            parse("<p>no front matter</p>").1,
+            [FrontMatterError::Missing]
+        );
+        assert!(matches!(
+            parse("---\nsubject: a\n").1[0],
+            FrontMatterError::Unclosed { .. }
+        ));
+        assert!(matches!(
+            parse("---\nsubject: \"a\n---\n").1[0],
+            FrontMatterError::BadQuote { .. }
+        ));
         assert_eq!(parse("").1, [FrontMatterError::Missing]);
     }
 }

@@ -14,7 +14,7 @@ pub mod front_matter;
 pub mod render;
 pub mod text;
 
-pub use check::{check_template, TemplateProblem, TemplatePart};
+pub use check::{check_template, TemplatePart, TemplateProblem};
 pub use front_matter::{FrontMatter, FrontMatterError};
 pub use render::{render, DeployedTemplate, RenderContext, RenderError, Rendered};
 

@@ -4,6 +4,7 @@
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 use crate::text::html_to_text;
 
@@ -87,38 +88,53 @@ pub(crate) fn environment() -> Environment<'static> {
 }
 
 impl RenderContext {
-    /// The Jinja context: `contact` = properties + `email` + `key`, and the rest.
-    fn to_value(&self) -> Value {
+    /// The Jinja context: `contact` = properties + `email` + `key`, and the rest. The links
+    /// are marked safe: they are ours, and escaping would turn their `/` into entities.
+    fn to_value(&self) -> minijinja::Value {
         let mut contact = match &self.properties {
             Value::Object(m) => m.clone(),
             _ => Map::new(),
         };
-        contact.insert("email".into(), self.email.clone().map_or(Value::Null, Value::String));
+        contact.insert(
+            "email".into(),
+            self.email.clone().map_or(Value::Null, Value::String),
+        );
         contact.insert("key".into(), Value::String(self.key.clone()));
-        let mut ctx = Map::new();
-        ctx.insert("contact".into(), Value::Object(contact));
+        let mut ctx: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
+        ctx.insert(
+            "contact",
+            minijinja::Value::from_serialize(Value::Object(contact)),
+        );
         for (name, value) in [
             ("event", &self.event),
             ("journey", &self.journey),
             ("campaign", &self.campaign),
         ] {
             if let Some(v) = value {
-                ctx.insert(name.into(), v.clone());
+                ctx.insert(name, minijinja::Value::from_serialize(v));
             }
         }
-        ctx.insert("unsubscribe_url".into(), self.unsubscribe_url.clone().into());
-        ctx.insert("preferences_url".into(), self.preferences_url.clone().into());
-        Value::Object(ctx)
+        ctx.insert(
+            "unsubscribe_url",
+            minijinja::Value::from_safe_string(self.unsubscribe_url.clone()),
+        );
+        ctx.insert(
+            "preferences_url",
+            minijinja::Value::from_safe_string(self.preferences_url.clone()),
+        );
+        minijinja::Value::from_iter(ctx)
     }
 }
 
 /// Renders `template` for one recipient.
 pub fn render(template: &DeployedTemplate, ctx: &RenderContext) -> Result<Rendered, RenderError> {
     let env = environment();
-    let value = minijinja::Value::from_serialize(ctx.to_value());
+    let value = ctx.to_value();
     let fail = |e: minijinja::Error| RenderError {
         template: template.id.clone(),
-        message: e.detail().map_or_else(|| e.kind().to_string(), str::to_string),
+        message: e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string),
     };
     let one = |name: &str, source: &str| -> Result<String, RenderError> {
         env.render_named_str(name, source, &value).map_err(fail)
@@ -203,7 +219,10 @@ mod tests {
         let r = render(&t, &ctx).unwrap();
         assert_eq!(r.subject, "Hi Ada & co");
         let html = r.html.unwrap();
-        assert!(html.starts_with("<body><div style=\"display:none"), "{html}");
+        assert!(
+            html.starts_with("<body><div style=\"display:none"),
+            "{html}"
+        );
         assert!(html.contains("Read &lt;this&gt;"));
         assert!(html.contains("<p>Ada &amp; co u1 |</p>"), "{html}");
         assert!(r.text.contains("Ada & co u1 |"), "{}", r.text);

@@ -175,7 +175,13 @@ mod tests {
             html_to_text(html),
             "Hi Ada\n\nOne two\nthree\n\n- a\n- b & c\n\nGo (https://x.test/?a=1&b=2)\n"
         );
-        assert_eq!(html_to_text("plain &#233; &#x41; & more"), "plain é A & more\n");
-        assert_eq!(html_to_text("<p>unclosed <a href=x"), "unclosed <a href=x\n");
+        assert_eq!(
+            html_to_text("plain &#233; &#x41; & more"),
+            "plain é A & more\n"
+        );
+        assert_eq!(
+            html_to_text("<p>unclosed <a href=x"),
+            "unclosed <a href=x\n"
+        );
     }
 }

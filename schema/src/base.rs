@@ -21,8 +21,16 @@ use sha2::{Digest, Sha256};
 /// The migrations, in version order: (version, name, template text).
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "base", include_str!("../sql/migrations/0001_base.sql")),
-    (2, "messaging", include_str!("../sql/migrations/0002_messaging.sql")),
-    (3, "journeys", include_str!("../sql/migrations/0003_journeys.sql")),
+    (
+        2,
+        "messaging",
+        include_str!("../sql/migrations/0002_messaging.sql"),
+    ),
+    (
+        3,
+        "journeys",
+        include_str!("../sql/migrations/0003_journeys.sql"),
+    ),
     (4, "email", include_str!("../sql/migrations/0004_email.sql")),
 ];
 

@@ -123,11 +123,16 @@ impl<'a> Checker<'a> {
                 });
             }
         }
-        let body = |text: Option<&str>, start: usize| text.map(|s| s[start.min(s.len())..].to_string());
+        let body =
+            |text: Option<&str>, start: usize| text.map(|s| s[start.min(s.len())..].to_string());
         let deployed = DeployedTemplate {
             id: t.id.clone(),
             subject: fm.subject.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
-            category: fm.category.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+            category: fm
+                .category
+                .as_ref()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
             from: fm.from.clone(),
             reply_to: fm.reply_to.clone(),
             preheader: fm.preheader.clone(),

@@ -150,13 +150,12 @@ impl Worker {
     pub async fn round(&self) -> Result<Round, sqlx::Error> {
         let settings = &self.mail.settings;
         let s = schema_ident(&self.schema);
-        let ids: Vec<i64> = sqlx::query_scalar(&format!(
-            "select id from {s}.claim_messages($1, $2)"
-        ))
-        .bind(settings.batch_size)
-        .bind(i32::try_from(settings.lease.as_secs()).unwrap_or(i32::MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar(&format!("select id from {s}.claim_messages($1, $2)"))
+                .bind(settings.batch_size)
+                .bind(i32::try_from(settings.lease.as_secs()).unwrap_or(i32::MAX))
+                .fetch_all(&self.pool)
+                .await?;
         let mut round = Round {
             claimed: ids.len(),
             ..Round::default()
@@ -255,7 +254,9 @@ impl Job {
             .bind(reason)
             .execute(&self.pool)
             .await?;
-            self.metrics.email_skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics
+                .email_skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(Outcome::Skipped);
         }
         let outgoing = match self.prepare(&row).await {
@@ -277,7 +278,9 @@ impl Job {
                 .bind(&outgoing.to)
                 .execute(&self.pool)
                 .await?;
-                self.metrics.email_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .email_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let latency = (Utc::now() - row.created_at).to_std().unwrap_or_default();
                 self.metrics.email_latency.observe(latency);
                 Ok(Outcome::Sent)
@@ -300,7 +303,9 @@ impl Job {
                 .bind(delay.as_secs_f64())
                 .execute(&self.pool)
                 .await?;
-                self.metrics.email_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .email_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(Outcome::Retry)
             }
         }
@@ -318,7 +323,9 @@ impl Job {
         .bind(problem)
         .execute(&self.pool)
         .await?;
-        self.metrics.email_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .email_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Outcome::Failed)
     }
 
@@ -354,13 +361,19 @@ impl Job {
             email: row.email.clone(),
             key: row.user_key.clone(),
             event: row.event.clone(),
-            journey: row.journey_id.as_ref().map(|id| json!({"id": id, "name": row.journey_name})),
+            journey: row
+                .journey_id
+                .as_ref()
+                .map(|id| json!({"id": id, "name": row.journey_name})),
             campaign: row.campaign_id.as_ref().map(|id| json!({"id": id})),
             unsubscribe_url: unsubscribe_url.clone(),
             preferences_url,
         };
         let rendered = render(&template, &ctx).map_err(|e| e.to_string())?;
-        let from = template.from.clone().unwrap_or_else(|| settings.from.clone());
+        let from = template
+            .from
+            .clone()
+            .unwrap_or_else(|| settings.from.clone());
         let domain = domain_of(&from);
         let mut headers = Vec::new();
         if !transactional {
@@ -373,7 +386,10 @@ impl Job {
             ));
             headers.push(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()));
             let name = row.list_name.clone().unwrap_or_else(|| category.clone());
-            let name: String = name.chars().filter(|c| !matches!(c, '<' | '>' | '"' | '\r' | '\n')).collect();
+            let name: String = name
+                .chars()
+                .filter(|c| !matches!(c, '<' | '>' | '"' | '\r' | '\n'))
+                .collect();
             headers.push(("List-Id", format!("\"{name}\" <{category}.{domain}>")));
         }
         Ok(Outgoing {
@@ -393,7 +409,9 @@ impl Job {
 /// ±25 % jitter so that messages failing together do not retry together.
 fn backoff(base: Duration, attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    let raw = base.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(6 * 3600));
+    let raw = base
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(Duration::from_secs(6 * 3600));
     let jitter: f64 = rand::thread_rng().gen_range(0.75..1.25);
     raw.mul_f64(jitter)
 }

@@ -120,7 +120,10 @@ mod tests {
         let claims = s.verify(LinkKind::Unsubscribe, &t).unwrap();
         assert_eq!(claims.user_key, "user:1/é");
         assert_eq!(claims.list, "news");
-        assert!(s.verify(LinkKind::Preferences, &t).is_none(), "kind is bound");
+        assert!(
+            s.verify(LinkKind::Preferences, &t).is_none(),
+            "kind is bound"
+        );
         let forged = t.replacen('A', "B", 1);
         assert!(forged == t || s.verify(LinkKind::Unsubscribe, &forged).is_none());
         let other = Signer::from_env_value("other").unwrap();
@@ -136,7 +139,11 @@ mod tests {
         let t = old.token(LinkKind::Unsubscribe, "k", "l");
         let rotated = Signer::from_env_value("new, old").unwrap();
         assert!(rotated.verify(LinkKind::Unsubscribe, &t).is_some());
-        assert_ne!(rotated.token(LinkKind::Unsubscribe, "k", "l"), t, "the new secret signs");
+        assert_ne!(
+            rotated.token(LinkKind::Unsubscribe, "k", "l"),
+            t,
+            "the new secret signs"
+        );
         assert!(Signer::from_env_value(" , ").is_none());
     }
 }

@@ -93,16 +93,18 @@ fn smtp_transport(
     concurrency: usize,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let builder = match &s.url {
-        Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| e.to_string())?,
+        Some(url) => {
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| e.to_string())?
+        }
         None => {
             let tls = match s.tls {
                 SmtpTls::None => Tls::None,
-                SmtpTls::Starttls => Tls::Required(
-                    TlsParameters::new(s.host.clone()).map_err(|e| e.to_string())?,
-                ),
-                SmtpTls::Tls => Tls::Wrapper(
-                    TlsParameters::new(s.host.clone()).map_err(|e| e.to_string())?,
-                ),
+                SmtpTls::Starttls => {
+                    Tls::Required(TlsParameters::new(s.host.clone()).map_err(|e| e.to_string())?)
+                }
+                SmtpTls::Tls => {
+                    Tls::Wrapper(TlsParameters::new(s.host.clone()).map_err(|e| e.to_string())?)
+                }
             };
             let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
                 .port(s.port)
@@ -140,7 +142,10 @@ pub fn build_message(m: &Outgoing) -> Result<Message, String> {
         b = b.raw_header(HeaderValue::new(name, value.clone()));
     }
     let built = match &m.html {
-        Some(html) => b.multipart(MultiPart::alternative_plain_html(m.text.clone(), html.clone())),
+        Some(html) => b.multipart(MultiPart::alternative_plain_html(
+            m.text.clone(),
+            html.clone(),
+        )),
         None => b.singlepart(SinglePart::plain(m.text.clone())),
     };
     built.map_err(|e| e.to_string())

@@ -174,8 +174,7 @@ impl MailSettings {
             return Err(ConfigError {
                 name: "HOGSEND_SECRET",
                 value: String::new(),
-                problem: "required when mail leaves the machine: it signs unsubscribe links"
-                    .into(),
+                problem: "required when mail leaves the machine: it signs unsubscribe links".into(),
             });
         }
         Ok(s)
