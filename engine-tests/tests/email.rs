@@ -389,3 +389,211 @@ async fn the_worker_delivers_to_a_real_smtp_server_and_respects_who_may_receive(
     assert_eq!(provider_id, Some(format!("<{ada}.hogsend@acme.test>")));
     daemon.stop().await.unwrap();
 }
+
+/// The path of a `List-Unsubscribe` header's HTTPS link (the daemon's public URL is a
+/// stand-in host; the test calls the daemon itself).
+fn unsubscribe_path(list_unsubscribe: &str) -> String {
+    let url = list_unsubscribe[1..].split('>').next().unwrap();
+    url.strip_prefix("https://mail.acme.test")
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_end_to_end_and_the_subscription_api() {
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    let daemon = TestDaemon::start(&db, files(), |c| c.mail = smtp_settings(sink.port)).await;
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email, properties) values
+             ('ada', 'ada@x.test', '{"first_name": "Ada"}')"#,
+    )
+    .await;
+    let first = queue(&mut conn, "ada", "welcome", "news").await;
+    settled(&mut conn).await;
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let path = unsubscribe_path(header(&received[0], "List-Unsubscribe").unwrap());
+
+    // A link scanner's GET shows a page and changes nothing.
+    let page = daemon.call("GET", &path, None, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.body.contains("Product news") && page.body.contains("<form method=\"post\">"));
+    let count: i64 = sqlx::query_scalar("select count(*) from hogsend.subscriptions")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "GET never unsubscribes");
+
+    // RFC 8058 one-click: POST with List-Unsubscribe=One-Click.
+    let headers = vec![(
+        "Content-Type".to_string(),
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    let post = hogsend_runtime::testkit::request(
+        daemon.addr,
+        "POST",
+        &path,
+        &headers,
+        Some(b"List-Unsubscribe=One-Click"),
+    )
+    .await;
+    assert_eq!(post.status, 200, "{}", post.body);
+    let (status, source): (String, String) = sqlx::query_as(
+        "select status, source from hogsend.subscriptions where user_key = 'ada' and list_id = 'news'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), source.as_str()),
+        ("unsubscribed", "one_click")
+    );
+
+    // The next send of that list is skipped; nothing more reaches the server.
+    let second = queue(&mut conn, "ada", "welcome", "news").await;
+    let rows = settled(&mut conn).await;
+    assert_eq!(rows.iter().find(|r| r.0 == first).unwrap().1, "sent");
+    let r = rows.iter().find(|r| r.0 == second).unwrap();
+    assert_eq!(
+        (r.1.as_str(), r.2.as_deref()),
+        ("skipped", Some("unsubscribed:news"))
+    );
+    assert_eq!(sink.received().len(), 1);
+
+    // A forged or mangled token is refused, as JSON with a registered code.
+    for bad in [
+        "/u/nope",
+        &format!("{path}x"),
+        "/u/bm9wZQ.AAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = daemon.call("POST", bad, None, None).await;
+        assert_eq!(r.status, 404, "{bad}");
+        assert_eq!(r.json()["error"]["code"], "invalid_link", "{bad}");
+    }
+
+    // The subscription API sees the choice and can undo it.
+    let (read, admin, ingest) = (&daemon.read_key, &daemon.admin_key, &daemon.ingest_key);
+    let subs = daemon
+        .call("GET", "/v1/contacts/ada/subscriptions", Some(read), None)
+        .await;
+    assert_eq!(subs.status, 200, "{}", subs.body);
+    let body = subs.json();
+    assert_eq!(body["unsubscribed_all"], false);
+    assert_eq!(body["lists"][0]["list_id"], "news");
+    assert_eq!(body["lists"][0]["subscribed"], false);
+    assert_eq!(body["lists"][0]["source"], "one_click");
+    assert_eq!(body["lists"][1]["list_id"], "offers");
+    assert_eq!(body["lists"][1]["subscribed"], false, "opt-in default");
+    assert_eq!(body["lists"][1]["status"], Value::Null);
+    let put = daemon
+        .call(
+            "PUT",
+            "/v1/contacts/ada/subscriptions",
+            Some(ingest),
+            Some(&serde_json::json!({"news": true, "offers": true, "*": false})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(put.json()["unsubscribed_all"], true);
+    assert_eq!(
+        put.json()["lists"][0]["subscribed"],
+        false,
+        "unsubscribed from all"
+    );
+    let put = daemon
+        .call(
+            "PUT",
+            "/v1/contacts/ada/subscriptions",
+            Some(ingest),
+            Some(&serde_json::json!({"*": true})),
+        )
+        .await;
+    assert_eq!(put.json()["lists"][0]["subscribed"], true);
+    assert_eq!(put.json()["lists"][1]["subscribed"], true);
+    let bad = daemon
+        .call(
+            "PUT",
+            "/v1/contacts/ada/subscriptions",
+            Some(ingest),
+            Some(&serde_json::json!({"newz": true, "news": "yes"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["code"], "invalid_request");
+    assert_eq!(bad.json()["error"]["details"].as_array().unwrap().len(), 2);
+    let missing = daemon
+        .call("GET", "/v1/contacts/zed/subscriptions", Some(read), None)
+        .await;
+    assert_eq!(missing.json()["error"]["code"], "contact_not_found");
+    let no_key = daemon
+        .call("GET", "/v1/contacts/ada/subscriptions", None, None)
+        .await;
+    assert_eq!(no_key.status, 401);
+
+    let lists = daemon.call("GET", "/v1/lists", Some(read), None).await;
+    assert_eq!(lists.status, 200);
+    let lists = lists.json();
+    assert_eq!(lists["lists"][0]["id"], "news");
+    assert_eq!(lists["lists"][0]["name"], "Product news");
+    assert_eq!(lists["lists"][0]["subscribed"], 1);
+    assert_eq!(lists["lists"][1]["default_subscribed"], false);
+
+    // Suppression by hand: the next message is skipped; lifting it lets mail through again.
+    let s = daemon
+        .call(
+            "POST",
+            "/v1/suppressions",
+            Some(admin),
+            Some(&serde_json::json!({"email": " ADA@x.test "})),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    assert_eq!(s.json()["email"], "ada@x.test");
+    assert_eq!(s.json()["reason"], "manual");
+    let forbidden = daemon
+        .call(
+            "POST",
+            "/v1/suppressions",
+            Some(read),
+            Some(&serde_json::json!({"email": "a@x.test"})),
+        )
+        .await;
+    assert_eq!(forbidden.status, 403);
+    let invalid = daemon
+        .call(
+            "POST",
+            "/v1/suppressions",
+            Some(admin),
+            Some(&serde_json::json!({"email": "nope", "reason": "spite", "x": 1})),
+        )
+        .await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(
+        invalid.json()["error"]["details"].as_array().unwrap().len(),
+        3
+    );
+    let third = queue(&mut conn, "ada", "receipt", "transactional").await;
+    let rows = settled(&mut conn).await;
+    let r = rows.iter().find(|r| r.0 == third).unwrap();
+    assert_eq!(r.2.as_deref(), Some("suppressed"));
+    let lifted = daemon
+        .call("DELETE", "/v1/suppressions/ada@x.test", Some(admin), None)
+        .await;
+    assert_eq!(lifted.status, 204);
+    let again = daemon
+        .call("DELETE", "/v1/suppressions/ada@x.test", Some(admin), None)
+        .await;
+    assert_eq!(again.json()["error"]["code"], "not_suppressed");
+    let fourth = queue(&mut conn, "ada", "receipt", "transactional").await;
+    let rows = settled(&mut conn).await;
+    assert_eq!(rows.iter().find(|r| r.0 == fourth).unwrap().1, "sent");
+    assert_eq!(sink.received().len(), 2);
+    daemon.stop().await.unwrap();
+}

@@ -10,7 +10,9 @@ pub mod openapi;
 pub mod ops;
 pub mod posthog;
 pub mod segment;
+pub mod subscriptions;
 pub mod timeouts;
+pub mod unsubscribe;
 
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
@@ -56,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest_routes(&state.config.cors_origins))
         .merge(contacts::router())
         .merge(buckets::router())
+        .merge(subscriptions::router())
+        .merge(unsubscribe::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -3,7 +3,7 @@
 //! routes and shapes, nothing about the data, and clients generate code from it.
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
-use super::{buckets, contacts, events, ops, posthog, segment, AppState};
+use super::{buckets, contacts, events, ops, posthog, segment, subscriptions, AppState};
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::{
     Bucket, Contact, ContactMembership, Member, Membership, StoredEvent, Transition,
@@ -36,12 +36,17 @@ pub fn router() -> Router<AppState> {
         contacts::get_contact, contacts::put_contact, contacts::delete_contact,
         contacts::contact_buckets, contacts::contact_events,
         buckets::list, buckets::one, buckets::members, buckets::member, buckets::why, buckets::transitions,
+        subscriptions::lists, subscriptions::subscriptions, subscriptions::put_subscriptions,
+        subscriptions::suppress, subscriptions::unsuppress,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
     components(schemas(
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
         StoredEvent, Bucket, Member, Membership, Transition,
+        subscriptions::List, subscriptions::Lists, subscriptions::Subscription,
+        subscriptions::Subscriptions, subscriptions::Suppression,
+        subscriptions::SuppressionRequest,
     )),
     modifiers(&Security),
     tags(
@@ -50,6 +55,7 @@ pub fn router() -> Router<AppState> {
         (name = "segment", description = "The Segment HTTP tracking API, for Segment and RudderStack SDKs"),
         (name = "contacts", description = "Contacts: upsert, read, delete, their buckets and events"),
         (name = "buckets", description = "Buckets, their members and their transition feed"),
+        (name = "email", description = "Lists, subscriptions and suppressions"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]
