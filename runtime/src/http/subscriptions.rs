@@ -158,15 +158,6 @@ pub(super) async fn subscriptions(
     Ok(Json(read_subscriptions(&state, &key).await?))
 }
 
-/// The body of `PUT /v1/contacts/{key}/subscriptions`: `{"<list id>": true|false, …}`;
-/// `"*": false` unsubscribes from everything non-transactional, `"*": true` undoes it.
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes the body read by `put_subscriptions`
-pub(super) struct SubscriptionUpdate {
-    #[schema(value_type = Object)]
-    lists: Value,
-}
-
 /// Sets a contact's subscriptions; lists not named keep their state.
 #[utoipa::path(put, path = "/v1/contacts/{key}/subscriptions", tag = "email",
     params(("key" = String, Path, description = "The contact's key")),
