@@ -597,3 +597,83 @@ async fn one_click_unsubscribe_end_to_end_and_the_subscription_api() {
     assert_eq!(sink.received().len(), 2);
     daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_daemons_deliver_each_message_once() {
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    let files = files();
+    let mut settings = smtp_settings(sink.port);
+    settings.batch_size = 7;
+    let first = TestDaemon::start(&db, files.clone(), |c| c.mail = settings.clone()).await;
+    let second = TestDaemon::start(&db, files, |c| c.mail = settings.clone()).await;
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email, properties)
+           select 'c' || i, 'c' || i || '@x.test', '{}' from generate_series(1, 80) i;
+           insert into hogsend.messages (user_key, template, category, to_email)
+           select 'c' || i, 'receipt', 'transactional', 'c' || i || '@x.test'
+             from generate_series(1, 80) i"#,
+    )
+    .await;
+    let rows = settled(&mut conn).await;
+    assert_eq!(rows.len(), 80);
+    assert!(rows.iter().all(|r| r.1 == "sent" && r.3 == 1), "{rows:?}");
+    let received = sink.received();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(received.len(), 80, "each message once");
+    assert_eq!(ids.len(), 80);
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_claimed_again_and_sent_once() {
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    // Migrate without a worker, then play a worker that claims and dies.
+    let daemon = TestDaemon::start(&db, files(), |c| {
+        c.mail = smtp_settings(sink.port);
+        c.mail.worker = false;
+    })
+    .await;
+    daemon.stop().await.unwrap();
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email) values ('ada', 'ada@x.test'), ('bob', 'bob@x.test')"#,
+    )
+    .await;
+    let a = queue(&mut conn, "ada", "receipt", "transactional").await;
+    let b = queue(&mut conn, "bob", "receipt", "transactional").await;
+    let claimed: Vec<i64> = sqlx::query_scalar("select id from hogsend.claim_messages(1, 2)")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![a], "oldest first, one per the limit");
+    let again: Vec<i64> = sqlx::query_scalar("select id from hogsend.claim_messages(10, 2)")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(again, vec![b], "a leased message is not claimed twice");
+    // Both "workers" died. A live daemon takes them over when the leases run out.
+    let started = Instant::now();
+    let daemon = TestDaemon::start(&db, files(), |c| c.mail = smtp_settings(sink.port)).await;
+    let rows = settled(&mut conn).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "not before the lease ends"
+    );
+    assert!(
+        rows.iter().all(|r| r.1 == "sent" && r.3 == 2),
+        "second attempt each: {rows:?}"
+    );
+    assert_eq!(sink.received().len(), 2);
+    daemon.stop().await.unwrap();
+}
