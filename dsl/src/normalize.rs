@@ -112,7 +112,7 @@ impl VisitSpans for Item {
                     f.span.visit_spans(visit);
                     match &mut f.kind {
                         ListFieldKind::Name(s) | ListFieldKind::Description(s) => {
-                            s.visit_spans(visit)
+                            s.visit_spans(visit);
                         }
                         ListFieldKind::Default(d) => d.span.visit_spans(visit),
                     }

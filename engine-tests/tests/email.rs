@@ -211,14 +211,14 @@ async fn queue(conn: &mut PgConnection, key: &str, template: &str, category: &st
     .unwrap()
 }
 
-/// Waits until no message is queued or being sent; returns (id, status, skip_reason,
-/// attempts, last_error) of each.
-async fn settled(
-    conn: &mut PgConnection,
-) -> Vec<(i64, String, Option<String>, i32, Option<String>)> {
+/// A message row: (id, status, skip_reason, attempts, last_error).
+type Row = (i64, String, Option<String>, i32, Option<String>);
+
+/// Waits until no message is queued or being sent; returns every message row.
+async fn settled(conn: &mut PgConnection) -> Vec<Row> {
     let start = Instant::now();
     loop {
-        let rows: Vec<(i64, String, Option<String>, i32, Option<String>)> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(
             "select id, status, skip_reason, attempts, last_error from hogsend.messages order by id",
         )
         .fetch_all(&mut *conn)

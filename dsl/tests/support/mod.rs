@@ -71,8 +71,7 @@ pub(crate) fn dump(file: &SourceFile) -> String {
         .join("\n")
 }
 
-fn list_field(f: &hogsend_dsl::ast::ListField) -> String {
-    use hogsend_dsl::ast::ListFieldKind;
+fn list_field(f: &ListField) -> String {
     match &f.kind {
         ListFieldKind::Name(s) => format!("(name {:?})", s.value),
         ListFieldKind::Description(s) => format!("(description {:?})", s.value),
