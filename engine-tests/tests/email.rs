@@ -216,6 +216,11 @@ type Row = (i64, String, Option<String>, i32, Option<String>);
 
 /// Waits until no message is queued or being sent; returns every message row.
 async fn settled(conn: &mut PgConnection) -> Vec<Row> {
+    settled_within(conn, Duration::from_secs(30)).await
+}
+
+/// [`settled`], waiting at most `limit`.
+async fn settled_within(conn: &mut PgConnection, limit: Duration) -> Vec<Row> {
     let start = Instant::now();
     loop {
         let rows: Vec<Row> = sqlx::query_as(
@@ -227,10 +232,18 @@ async fn settled(conn: &mut PgConnection) -> Vec<Row> {
         if rows.iter().all(|r| r.1 != "queued" && r.1 != "sending") {
             return rows;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "not delivered: {rows:?}"
-        );
+        if start.elapsed() > limit {
+            let pending: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.1 == "queued" || r.1 == "sending")
+                .collect();
+            panic!(
+                "{} of {} not delivered, e.g. {:?}",
+                pending.len(),
+                rows.len(),
+                pending.first()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -676,4 +689,55 @@ async fn an_expired_lease_is_claimed_again_and_sent_once() {
     );
     assert_eq!(sink.received().len(), 2);
     daemon.stop().await.unwrap();
+}
+
+/// A measurement, not a check: `HOGSEND_EMAIL_BENCH=N cargo test -p hogsend-engine-tests
+/// --test email delivery_throughput -- --ignored --nocapture` queues N messages (default
+/// 5,000) and prints how fast one daemon delivers them to the `log` provider, then to the
+/// SMTP sink, rendering each (BENCHMARKS.md, "Email delivery").
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn delivery_throughput() {
+    let n: i64 = std::env::var("HOGSEND_EMAIL_BENCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let sink = Sink::start();
+    for provider in ["log", "smtp"] {
+        let db = TestDatabase::new().await;
+        let mut conn = db.connect().await;
+        let daemon = TestDaemon::start(&db, files(), |c| {
+            c.mail = smtp_settings(sink.port);
+            c.mail.worker = false;
+        })
+        .await;
+        daemon.stop().await.unwrap();
+        sql(
+            &mut conn,
+            &format!(
+                r#"insert into hogsend.contacts (external_id, email, properties)
+                   select 'c' || i, 'c' || i || '@x.test', '{{"first_name": "C"}}' from generate_series(1, {n}) i;
+                   insert into hogsend.messages (user_key, template, category, to_email)
+                   select 'c' || i, 'welcome', 'news', 'c' || i || '@x.test' from generate_series(1, {n}) i"#
+            ),
+        )
+        .await;
+        let started = Instant::now();
+        let daemon = TestDaemon::start(&db, files(), |c| {
+            c.mail = smtp_settings(sink.port);
+            if provider == "log" {
+                c.mail.provider = ProviderSettings::Log;
+                c.mail.provider_name = "log";
+            }
+        })
+        .await;
+        let rows = settled_within(&mut conn, Duration::from_secs(600)).await;
+        let secs = started.elapsed().as_secs_f64();
+        assert!(rows.iter().all(|r| r.1 == "sent"));
+        println!(
+            "{provider}: {n} messages in {secs:.2} s = {:.0} messages/s",
+            n as f64 / secs
+        );
+        daemon.stop().await.unwrap();
+    }
 }
