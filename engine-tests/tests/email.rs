@@ -741,3 +741,58 @@ async fn delivery_throughput() {
         daemon.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_frequency_cap_skips_non_transactional_mail_over_it() {
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    let daemon = TestDaemon::start(&db, files(), |c| {
+        c.mail = smtp_settings(sink.port);
+        c.mail.worker = false;
+    })
+    .await;
+    daemon.stop().await.unwrap();
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email) values ('ada', 'ada@x.test'), ('bob', 'bob@x.test');
+           -- one sent an hour ago (counts), one two days ago (outside the window)
+           insert into hogsend.messages (user_key, template, category, to_email, status, sent_at) values
+             ('ada', 'welcome', 'news', 'ada@x.test', 'sent', now() - interval '1 hour'),
+             ('ada', 'welcome', 'news', 'ada@x.test', 'sent', now() - interval '2 days')"#,
+    )
+    .await;
+    let news: Vec<i64> = [
+        queue(&mut conn, "ada", "welcome", "news").await,
+        queue(&mut conn, "ada", "welcome", "news").await,
+        queue(&mut conn, "ada", "welcome", "news").await,
+    ]
+    .to_vec();
+    let receipt = queue(&mut conn, "ada", "receipt", "transactional").await;
+    let bob = queue(&mut conn, "bob", "welcome", "news").await;
+    let daemon = TestDaemon::start(&db, files(), |c| {
+        c.mail = smtp_settings(sink.port);
+        c.mail.frequency_cap = Some((2, 86_400));
+    })
+    .await;
+    let rows = settled(&mut conn).await;
+    let status = |id: i64| {
+        let r = rows.iter().find(|r| r.0 == id).unwrap();
+        (r.1.clone(), r.2.clone())
+    };
+    assert_eq!(status(news[0]), ("sent".into(), None));
+    for id in &news[1..] {
+        assert_eq!(
+            status(*id),
+            ("skipped".into(), Some("frequency_cap".into()))
+        );
+    }
+    assert_eq!(
+        status(receipt),
+        ("sent".into(), None),
+        "transactional mail is not capped"
+    );
+    assert_eq!(status(bob), ("sent".into(), None), "the cap is per contact");
+    assert_eq!(sink.received().len(), 3);
+    daemon.stop().await.unwrap();
+}

@@ -82,6 +82,37 @@ pub struct EmailConfig {
     pub http_url: Option<RedactedUrl>,
     /// The most messages sent per second, e.g. `"50/s"`, `"3000/m"` (default: no limit).
     pub rate: Option<SendRate>,
+    /// At most N non-transactional messages per contact within a duration, e.g. `"3/1d"`;
+    /// messages over it are `skipped` (`frequency_cap`). Default: no cap.
+    pub max_per_contact: Option<FrequencyCap>,
+}
+
+/// `[email] max_per_contact`: `"N/DURATION"`, e.g. `"3/1d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    /// At most this many messages…
+    pub count: u32,
+    /// …within this many seconds.
+    pub seconds: u64,
+}
+
+impl<'de> Deserialize<'de> for FrequencyCap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_frequency_cap(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"3/1d"`: a positive count, `/`, a duration.
+pub fn parse_frequency_cap(text: &str) -> Result<FrequencyCap, String> {
+    let bad = || format!("invalid cap `{text}`: expected e.g. \"3/1d\" (at most 3 per day)");
+    let (n, d) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(bad());
+    }
+    let seconds = parse_duration(d.trim()).map_err(|_| bad())?;
+    Ok(FrequencyCap { count, seconds })
 }
 
 /// The email providers.

@@ -448,7 +448,7 @@ sections and keys are:
     [schedule] tick_every, realtime_flush_ms
     [api]      listen, max_body_bytes, rate_limit_per_second, rate_limit_burst
     [email]    provider, from, public_url, unsubscribe_mailto, host, port, tls,
-               username, smtp_url, http_url, rate
+               username, smtp_url, http_url, rate, max_per_contact
 
 Example:
 

@@ -58,6 +58,9 @@ struct Claimed {
     category: Option<String>,
     list_name: Option<String>,
     skip_reason: Option<String>,
+    /// Non-transactional messages sent to the contact within the cap's window (null: no
+    /// cap, or a transactional message).
+    sent_in_window: Option<i64>,
     event: Option<Value>,
     journey_id: Option<String>,
     journey_name: Option<String>,
@@ -174,6 +177,13 @@ impl Worker {
                       m.user_key,
                       case when c.user_key is not null then coalesce(c.email, m.to_email) end,
                       coalesce(m.category, t.category, '{TRANSACTIONAL}')) as skip_reason,
+                    case when $2::bigint is not null
+                          and coalesce(m.category, t.category, '{TRANSACTIONAL}') <> '{TRANSACTIONAL}'
+                         then (select count(*) from {s}.messages x
+                                where x.user_key = m.user_key and x.status = 'sent'
+                                  and x.category is distinct from '{TRANSACTIONAL}'
+                                  and x.sent_at > now() - make_interval(secs => $3::bigint))
+                    end as sent_in_window,
                     r.trigger_properties as event,
                     m.journey_id, j.definition->>'name' as journey_name, m.campaign_id
                from {s}.messages m
@@ -185,8 +195,11 @@ impl Worker {
               where m.id = any($1) and m.status = 'sending'"
         ))
         .bind(&ids)
+        .bind(settings.frequency_cap.map(|c| c.0))
+        .bind(settings.frequency_cap.map(|c| c.1))
         .fetch_all(&self.pool)
         .await?;
+        let rows = apply_frequency_cap(rows, settings.frequency_cap.map(|c| c.0));
         let gate = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
@@ -403,6 +416,32 @@ impl Job {
             headers,
         })
     }
+}
+
+/// Marks the messages over `[email] max_per_contact` as skipped (`frequency_cap`): per
+/// contact, the ones sent within the window plus this round's earlier ones (oldest first)
+/// count against the cap.
+fn apply_frequency_cap(mut rows: Vec<Claimed>, cap: Option<i64>) -> Vec<Claimed> {
+    let Some(cap) = cap else {
+        return rows;
+    };
+    rows.sort_by_key(|r| r.id);
+    let mut used: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for row in &mut rows {
+        let Some(sent) = row.sent_in_window else {
+            continue;
+        };
+        if row.skip_reason.is_some() {
+            continue;
+        }
+        let n = used.entry(row.user_key.clone()).or_insert(sent);
+        if *n >= cap {
+            row.skip_reason = Some("frequency_cap".into());
+        } else {
+            *n += 1;
+        }
+    }
+    rows
 }
 
 /// The delay before retry number `attempts`: `base · 2^(attempts-1)`, at most 6 hours,

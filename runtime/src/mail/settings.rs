@@ -52,6 +52,8 @@ pub struct MailSettings {
     pub signer: Option<Signer>,
     /// At most this many messages per second (none: no limit).
     pub rate_per_second: Option<f64>,
+    /// At most (count, within seconds) non-transactional messages per contact.
+    pub frequency_cap: Option<(i64, i64)>,
     /// Messages claimed per round.
     pub batch_size: i32,
     /// Messages sent at once within a round.
@@ -79,6 +81,7 @@ impl Default for MailSettings {
             unsubscribe_mailto: "unsubscribe@localhost".into(),
             signer: None,
             rate_per_second: None,
+            frequency_cap: None,
             batch_size: 100,
             concurrency: 8,
             lease: Duration::from_secs(300),
@@ -139,6 +142,12 @@ impl MailSettings {
             .clone()
             .unwrap_or_else(|| format!("unsubscribe@{}", domain_of(&s.from)));
         s.rate_per_second = email.rate.map(|r| r.per_second);
+        s.frequency_cap = email.max_per_contact.map(|c| {
+            (
+                i64::from(c.count),
+                i64::try_from(c.seconds).unwrap_or(i64::MAX),
+            )
+        });
         s.signer = get("HOGSEND_SECRET").and_then(|v| Signer::from_env_value(&v));
         match email.provider {
             EmailProvider::Log => {}
