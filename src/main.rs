@@ -38,6 +38,8 @@ enum Command {
     Migrate(commands::migrate::Args),
     /// Run one full tick at an instant and print what changed
     Tick(commands::tick::Args),
+    /// Render a template as it would be sent: subject, HTML and text
+    Preview(commands::preview::Args),
     /// Explain why a contact is (or is not) in a bucket at an instant
     Why(commands::why::Args),
     /// Run the project's test blocks, each on a fresh schema (exit 1 when one fails)
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => commands::compile::run(args, &output),
         Command::Plan(args) => commands::plan::run(args, &output),
         Command::Migrate(args) => commands::migrate::run(args, &output),
+        Command::Preview(args) => commands::preview::run(args, &output),
         Command::Tick(args) => commands::tick::run(args, &output),
         Command::Why(args) => commands::why::run(args, &output),
         Command::Test(args) => commands::test::run(args, &output),

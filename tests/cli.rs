@@ -246,3 +246,25 @@ fn compile_refuses_a_project_with_errors() {
         hogsend(&["compile", "--check", "tests/cli/errors"])
     );
 }
+
+#[test]
+fn preview_renders_a_template_without_a_database() {
+    snapshot!(
+        "preview_props",
+        hogsend(&[
+            "preview",
+            "tips_1",
+            "examples/saas",
+            "--props",
+            r#"{"first_name": "Ada <& co>", "email": "ada@x.test"}"#,
+        ])
+    );
+    snapshot!(
+        "preview_unknown_template",
+        hogsend(&["preview", "tips_one", "examples/saas"])
+    );
+    snapshot!(
+        "preview_bad_props",
+        hogsend(&["preview", "tips_1", "examples/saas", "--props", "[1]"])
+    );
+}

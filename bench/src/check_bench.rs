@@ -159,7 +159,7 @@ pub(crate) fn generate(buckets: usize, journeys: usize, files: usize) -> Vec<(St
     for t in 0..TEMPLATES {
         out.push((
             format!("templates/t{t}.html"),
-            format!("---\nsubject: Message {t}\ncategory: lifecycle\n---\n<p>Hello {{{{ email }}}}</p>\n"),
+            format!("---\nsubject: Message {t}\ncategory: transactional\n---\n<p>Hello {{{{ contact.email }}}}</p>\n"),
         ));
     }
     out.push((

@@ -39,7 +39,7 @@ fn template(id: &str) -> TemplateSource {
         id: id.to_owned(),
         html: Some(SourceFile::new(
             format!("templates/{id}.html"),
-            format!("---\nsubject: {id}\n---\n<p>Hello {{{{ email }}}}</p>\n"),
+            format!("---\nsubject: {id}\ncategory: transactional\n---\n<p>Hello {{{{ contact.email }}}}</p>\n"),
         )),
         text: None,
     }

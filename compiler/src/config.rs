@@ -13,7 +13,10 @@ use crate::source::{SourceFile, SourceSet};
 
 // The daemon's sections and the shared value types live in `hogsend-schema` (the runtime
 // takes them from there, without the compiler); this module composes the whole file.
-pub use hogsend_schema::settings::{ApiConfig, RedactedUrl, ScheduleConfig, TickEvery};
+pub use hogsend_schema::settings::{
+    ApiConfig, EmailConfig, EmailProvider, RedactedUrl, ScheduleConfig, SendRate, SmtpTls,
+    TickEvery,
+};
 pub use hogsend_schema::SchemaName;
 use hogsend_schema::SCHEMA_ERROR_PREFIX;
 
@@ -80,30 +83,6 @@ pub struct DatabaseConfig {
     pub url: Option<RedactedUrl>,
     /// The schema hogsend owns. Default `hogsend` (`SchemaName::default`).
     pub schema: SchemaName,
-}
-
-/// `[email]`
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmailConfig {
-    /// Where mail goes. Default `log` (written to the log, never sent).
-    pub provider: EmailProvider,
-    /// The `From:` header, e.g. `Acme <hello@acme.test>`.
-    pub from: Option<String>,
-    /// `smtp://user:pass@host:port` for the `smtp` provider (password redacted in `Debug`).
-    pub smtp_url: Option<RedactedUrl>,
-    /// The endpoint of the `http` provider (credentials redacted in `Debug`).
-    pub http_url: Option<RedactedUrl>,
-}
-
-/// The email providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EmailProvider {
-    #[default]
-    Log,
-    Smtp,
-    Http,
 }
 
 /// Parses a positive duration written as in the language (`30s`, `15m`, `1h30m`) with the

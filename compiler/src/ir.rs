@@ -18,6 +18,8 @@ pub struct Program {
     pub journeys: Vec<Journey>,
     /// Every template found under `templates/`, sorted by id.
     pub templates: Vec<Template>,
+    /// Every list (subscription category), sorted by id.
+    pub lists: Vec<List>,
 }
 
 /// Where a definition came from: the file path relative to the project root (always with
@@ -34,9 +36,21 @@ pub struct Template {
     pub id: String,
     pub has_html: bool,
     pub has_text: bool,
-    /// The `category:` of the HTML part's front matter (a list id or `transactional`), when
-    /// it has one.
+    /// The front matter's `category`: a declared list id or `transactional`.
     pub category: Option<String>,
+    /// What `migrate` deploys: the front matter and the bodies (without the front matter).
+    pub deployed: hogsend_mail::DeployedTemplate,
+}
+
+/// A checked list (docs/language.md#lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List {
+    pub id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `default subscribed` (the default) or `default unsubscribed` (opt-in).
+    pub default_subscribed: bool,
+    pub origin: Origin,
 }
 
 /// A checked bucket (docs/language.md#buckets).

@@ -40,11 +40,13 @@ pub struct TemplateSource {
 }
 
 impl TemplateSource {
-    /// A template known only by id, with an (empty) HTML part. Handy in tests.
+    /// A template known only by id: an HTML part with the least valid front matter
+    /// (`subject: <id>`, `category: transactional`) and an empty body. Handy in tests.
     pub fn html_only(id: impl Into<String>) -> Self {
         let id = id.into();
+        let text = format!("---\nsubject: {id}\ncategory: transactional\n---\n");
         TemplateSource {
-            html: Some(SourceFile::new(format!("templates/{id}.html"), "")),
+            html: Some(SourceFile::new(format!("templates/{id}.html"), text)),
             text: None,
             id,
         }
@@ -74,7 +76,7 @@ impl SourceSet {
         }
     }
 
-    /// Adds templates known only by id (an empty HTML part each).
+    /// Adds templates known only by id (see [`TemplateSource::html_only`]).
     pub fn with_templates<I, S>(mut self, ids: I) -> Self
     where
         I: IntoIterator<Item = S>,

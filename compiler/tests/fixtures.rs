@@ -153,11 +153,11 @@ fn every_code_is_rendered_by_a_fixture() {
             seen.insert(d.code);
         }
     }
-    // E05xx are the results of `hogsend test`, not of the checker: the CLI's snapshot of a
+    // E06xx are the results of `hogsend test`, not of the checker: the CLI's snapshot of a
     // failing test renders them (tests/test_command.rs).
     let missing: Vec<&str> = Code::ALL
         .iter()
-        .filter(|c| !seen.contains(c) && !c.as_str().starts_with("E05"))
+        .filter(|c| !seen.contains(c) && !c.as_str().starts_with("E06"))
         .map(|c| c.as_str())
         .collect();
     assert!(
@@ -218,6 +218,27 @@ impl Constructs<'_> {
                 ast::Item::Bucket(b) => self.bucket(b),
                 ast::Item::Journey(j) => self.journey(j),
                 ast::Item::Test(_) => self.add("test"),
+                ast::Item::List(l) => self.list(l),
+            }
+        }
+    }
+
+    fn list(&mut self, l: &ast::List) {
+        self.add("list");
+        for f in &l.fields {
+            match &f.kind {
+                ast::ListFieldKind::Name(s) => {
+                    self.add("list name");
+                    self.string(s);
+                }
+                ast::ListFieldKind::Description(s) => {
+                    self.add("list description");
+                    self.string(s);
+                }
+                ast::ListFieldKind::Default(d) if d.subscribed => {
+                    self.add("list default subscribed");
+                }
+                ast::ListFieldKind::Default(_) => self.add("list default unsubscribed"),
             }
         }
     }
@@ -625,6 +646,11 @@ const CONSTRUCTS: &[&str] = &[
     "journey description",
     "journey entry",
     "journey name",
+    "list",
+    "list default subscribed",
+    "list default unsubscribed",
+    "list description",
+    "list name",
     "not",
     "number",
     "number decimal",

@@ -31,6 +31,7 @@ pub enum Item {
     Journey(Journey),
     /// `test "…" { … }` (docs/language.md#tests)
     Test(TestBlock),
+    List(List),
 }
 
 impl Item {
@@ -40,6 +41,7 @@ impl Item {
             Item::Bucket(b) => b.span,
             Item::Journey(j) => j.span,
             Item::Test(t) => t.span,
+            Item::List(l) => l.span,
         }
     }
 }
@@ -318,6 +320,42 @@ pub struct Bucket {
     pub id: Ident,
     /// Fields and reactions in source order. Duplicates are kept; the checker reports them.
     pub members: Vec<BucketMember>,
+    pub span: Span,
+}
+
+/// `list ID { name "…" description "…" default subscribed|unsubscribed }`: a subscription
+/// category (docs/language.md#lists).
+#[derive(Debug, Clone, PartialEq)]
+pub struct List {
+    pub id: Ident,
+    /// Fields in source order. Duplicates are kept; the checker reports them.
+    pub fields: Vec<ListField>,
+    pub span: Span,
+}
+
+/// One field of a list body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListField {
+    pub kind: ListFieldKind,
+    /// The span of the field's keyword alone.
+    pub keyword_span: Span,
+    pub span: Span,
+}
+
+/// The list fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListFieldKind {
+    Name(StringLit),
+    Description(StringLit),
+    /// `default subscribed` (opt-out) or `default unsubscribed` (opt-in).
+    Default(ListDefault),
+}
+
+/// A list's `default`, with the span of its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListDefault {
+    /// True for `subscribed`.
+    pub subscribed: bool,
     pub span: Span,
 }
 

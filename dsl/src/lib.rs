@@ -24,6 +24,7 @@ mod expr;
 pub mod format;
 mod journey;
 mod lexical;
+mod list;
 mod names;
 mod nom_error;
 mod normalize;

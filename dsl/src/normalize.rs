@@ -106,6 +106,20 @@ impl VisitSpans for Item {
                 j.span.visit_spans(visit);
             }
             Item::Test(t) => t.visit_spans(visit),
+            Item::List(l) => {
+                l.id.visit_spans(visit);
+                for f in &mut l.fields {
+                    f.keyword_span.visit_spans(visit);
+                    f.span.visit_spans(visit);
+                    match &mut f.kind {
+                        ListFieldKind::Name(s) | ListFieldKind::Description(s) => {
+                            s.visit_spans(visit);
+                        }
+                        ListFieldKind::Default(d) => d.span.visit_spans(visit),
+                    }
+                }
+                l.span.visit_spans(visit);
+            }
         }
     }
 }

@@ -131,7 +131,7 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
             depth += 1;
         } else if tok.is_punct("}") {
             depth = depth.saturating_sub(1);
-        } else if (tok.is_word("bucket") || tok.is_word("journey") || tok.is_word("test"))
+        } else if (is_definition_keyword(&tok) || tok.is_word("test"))
             && (depth == 0 || (tok.line_start && is_definition_start(&tok)))
         {
             return tok.at;
@@ -140,11 +140,17 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
     ""
 }
 
-/// True when `tok` starts `bucket ID {`, `journey ID {` or `test "…" {`.
+/// True when `tok` is a word that starts a definition with an id (`bucket`, `journey`,
+/// `list`); `test` blocks, named by a string, are told apart by the caller.
+pub(crate) fn is_definition_keyword(tok: &Token<'_>) -> bool {
+    tok.is_word("bucket") || tok.is_word("journey") || tok.is_word("list")
+}
+
+/// True when `tok` starts `bucket ID {`, `journey ID {`, `list ID {` or `test "…" {`.
 pub(crate) fn is_definition_start(tok: &Token<'_>) -> bool {
     let name = if tok.is_word("test") {
         TokenKind::String
-    } else if tok.is_word("bucket") || tok.is_word("journey") {
+    } else if is_definition_keyword(tok) {
         TokenKind::Word
     } else {
         return false;

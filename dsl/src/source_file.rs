@@ -1,17 +1,18 @@
-//! The top level of a file: `bucket`, `journey` and `test` definitions, with recovery between
-//! them.
+//! The top level of a file: `bucket`, `journey`, `list` and `test` definitions, with recovery
+//! between them.
 //!
 //! ```text
 //! source_file := definition*
-//! definition  := ("bucket" | "journey") ID "{" member* "}" | test
+//! definition  := ("bucket" | "journey" | "list") ID "{" member* "}" | test
 //! ```
 
-use crate::ast::{Bucket, Item, Journey};
+use crate::ast::{Bucket, Item, Journey, List};
 use crate::bucket::{bucket_member, BUCKET_MEMBERS};
 use crate::journey::{journey_member, JOURNEY_MEMBERS};
 use crate::lexical::{ident, punct};
+use crate::list::{list_field, LIST_FIELDS};
 use crate::nom_error::{into_parse_error, unexpected, PResult};
-use crate::recover::{body, brace_on_this_line, skip_to_definition};
+use crate::recover::{body, brace_on_this_line, is_definition_keyword, skip_to_definition};
 use crate::span::Span;
 use crate::state::{self, span_between};
 use crate::token::{self, Token};
@@ -22,7 +23,7 @@ pub(crate) fn source_file(i: &str) -> Vec<Item> {
     let mut i = i;
     let mut items = Vec::new();
     while let Some(tok) = token::peek(i) {
-        if tok.is_word("bucket") || tok.is_word("journey") {
+        if is_definition_keyword(&tok) {
             let (rest, item) = definition(tok);
             items.extend(item);
             i = rest;
@@ -39,22 +40,28 @@ pub(crate) fn source_file(i: &str) -> Vec<Item> {
                 }
             }
         } else {
-            state::report(unexpected(i, &["`bucket`", "`journey`", "`test`"]));
+            state::report(unexpected(
+                i,
+                &["`bucket`", "`journey`", "`list`", "`test`"],
+            ));
             i = skip_to_definition(tok.at);
         }
     }
     items
 }
 
-// definition := ("bucket" | "journey") ID "{" member* "}"
+// definition := ("bucket" | "journey" | "list") ID "{" member* "}"
 /// The definition starting at the keyword `kw`. A definition whose header is broken is
 /// dropped, but its body is still parsed (when its `{` is on the header line) so the errors
 /// inside are reported too.
 fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
     let is_bucket = kw.is_word("bucket");
+    let is_list = kw.is_word("list");
     let kw_span = span_between(kw.at, kw.rest());
     let what = if is_bucket {
         "a bucket id"
+    } else if is_list {
+        "a list id"
     } else {
         "a journey id"
     };
@@ -73,6 +80,8 @@ fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
             let open = span_between(brace, &brace[1..]);
             let rest = if is_bucket {
                 body(&brace[1..], open, &BUCKET_MEMBERS, bucket_member).rest
+            } else if is_list {
+                body(&brace[1..], open, &LIST_FIELDS, list_field).rest
             } else {
                 body(&brace[1..], open, &JOURNEY_MEMBERS, journey_member).rest
             };
@@ -88,6 +97,15 @@ fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
             span,
         };
         (parsed.rest, Some(Item::Bucket(bucket)))
+    } else if is_list {
+        let parsed = body(i, open, &LIST_FIELDS, list_field);
+        let span = Span::new(kw_span.start, parsed.end);
+        let list = List {
+            id,
+            fields: parsed.members,
+            span,
+        };
+        (parsed.rest, Some(Item::List(list)))
     } else {
         let parsed = body(i, open, &JOURNEY_MEMBERS, journey_member);
         let span = Span::new(kw_span.start, parsed.end);

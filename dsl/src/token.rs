@@ -79,6 +79,10 @@ pub(crate) fn is_keyword(word: &str) -> bool {
         word,
         "bucket"
             | "journey"
+            | "list"
+            | "default"
+            | "subscribed"
+            | "unsubscribed"
             | "name"
             | "description"
             | "criteria"

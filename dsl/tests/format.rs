@@ -324,3 +324,12 @@ fn test_blocks_format_idempotently_and_keep_their_meaning() {
         "test \"x\" {\n  contact u1\n  // before\n  at 2027-01-04 { u1 set { \"a b\": { c: [1, null] } } } // after\n}\n",
     );
 }
+
+#[test]
+fn lists_align_their_fields_like_buckets() {
+    check_format(
+        "list   news{name \"News\"   default unsubscribed\n// why\ndescription \"Monthly\"}\nlist e {   }",
+        "list news {\n  name        \"News\"\n  default     unsubscribed\n  // why\n  description \"Monthly\"\n}\n\nlist e {}\n",
+    );
+    check_properties("list a {\n  name \"A\" // trailing\n  default subscribed\n}\n");
+}

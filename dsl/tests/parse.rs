@@ -365,3 +365,32 @@ fn without_spans_ignores_layout_and_comments() {
         .iter()
         .all(|s| *s == Span::default()));
 }
+
+#[test]
+fn list_fields() {
+    check(
+        r#"list product_updates {
+  name        "Product updates"
+  description "New features, about once a month"
+  default     unsubscribed
+}
+list onboarding { default subscribed }
+list bare {}"#,
+        r#"(list product_updates (name "Product updates")
+            (description "New features, about once a month") (default false))
+           (list onboarding (default true))
+           (list bare )"#,
+    );
+}
+
+#[test]
+fn list_errors_recover_to_the_next_definition() {
+    let parsed = parse("list a { default maybe }\nlist b { colour \"red\" }\nbucket ok {}");
+    assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+    assert!(parsed.errors[0].message().contains("`subscribed`"));
+    assert!(parsed
+        .file
+        .items
+        .iter()
+        .any(|i| matches!(i, Item::Bucket(b) if b.id.name == "ok")));
+}

@@ -553,7 +553,32 @@ fn item() -> impl Strategy<Value = Item> {
                 })
             })
             .boxed(),
+        (ident(), prop::collection::vec(list_field(), 0..4))
+            .prop_map(|(id, fields)| {
+                Item::List(List {
+                    id,
+                    fields,
+                    span: sp(),
+                })
+            })
+            .boxed(),
     ])
+}
+
+fn list_field() -> impl Strategy<Value = ListField> {
+    let kind = prop_oneof![
+        string_lit().prop_map(ListFieldKind::Name),
+        string_lit().prop_map(ListFieldKind::Description),
+        any::<bool>().prop_map(|subscribed| ListFieldKind::Default(ListDefault {
+            subscribed,
+            span: sp()
+        })),
+    ];
+    kind.prop_map(|kind| ListField {
+        kind,
+        keyword_span: sp(),
+        span: sp(),
+    })
 }
 
 fn source_file() -> impl Strategy<Value = SourceFile> {

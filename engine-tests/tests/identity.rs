@@ -112,6 +112,8 @@ async fn identity_holds_under_concurrent_identify_alias_track_put_delete() {
         TestDaemon::start(&tdb, compile(PROJECT), |c| {
             c.pool_size = 12;
             c.realtime_flush = Duration::from_millis(20);
+            // Eight clients fire as fast as they can: the per-key limit is not under test.
+            c.rate_limit_per_second = 0;
         })
         .await,
     );

@@ -32,7 +32,10 @@ fn files() -> Vec<hogsend_compiler::emit::GeneratedFile> {
         templates: vec![TemplateSource {
             id: "welcome".into(),
             html: None,
-            text: Some(SourceFile::new("welcome.txt", "Welcome!")),
+            text: Some(SourceFile::new(
+                "welcome.txt",
+                "---\nsubject: Welcome\ncategory: transactional\n---\nWelcome!",
+            )),
         }],
         ..Default::default()
     };

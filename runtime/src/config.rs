@@ -59,6 +59,9 @@ pub struct RuntimeConfig {
     pub cors_origins: Vec<String>,
     /// The compiled project, applied by `migrate` on start.
     pub generated: Vec<GeneratedFile>,
+    /// Email delivery (`[email]`, `HOGSEND_SECRET`, …); the `log` provider by default. Set
+    /// by [`RuntimeConfig::with_email`].
+    pub mail: crate::mail::MailSettings,
 }
 
 /// The sections of `hogsend.toml` the daemon reads.
@@ -131,6 +134,10 @@ impl RuntimeConfig {
             shutdown_grace: Duration::from_secs(15),
             cors_origins: Vec::new(),
             generated,
+            mail: crate::mail::MailSettings {
+                public_url: format!("http://{}", api.listen),
+                ..crate::mail::MailSettings::default()
+            },
         };
         let get = |name: &'static str| env(name).filter(|v| !v.trim().is_empty());
         let bad = |name: &'static str, value: &str, problem: String| ConfigError {
@@ -227,6 +234,19 @@ impl RuntimeConfig {
             }
         }
         Ok(rc)
+    }
+}
+
+impl RuntimeConfig {
+    /// Adds the `[email]` settings and their environment (`HOGSEND_SECRET`,
+    /// `HOGSEND_SMTP_PASSWORD`); links default to the listen address.
+    pub fn with_email(
+        mut self,
+        email: &hogsend_schema::settings::EmailConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<RuntimeConfig, ConfigError> {
+        self.mail = crate::mail::MailSettings::from_config(email, self.listen, env)?;
+        Ok(self)
     }
 }
 

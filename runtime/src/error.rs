@@ -54,6 +54,9 @@ pub enum Error {
     /// A tick was asked for an instant before the last tick.
     #[error("{0}")]
     TickRefused(String),
+    /// The daemon's configuration cannot work (e.g. an email provider lettre refuses).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The listener failed.
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),

@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod migrate;
 pub mod pgcluster;
@@ -78,6 +79,7 @@ pub async fn launch(
         )),
         health: Arc::new(Mutex::new(scheduler::TickHealth::default())),
         started: Instant::now(),
+        mail: Arc::new(mail::MailState::new(config.mail.clone())),
     };
     let (stop_ticks, ticks_stopped) = watch::channel(false);
     let (stop_realtime, realtime_stopped) = watch::channel(false);
@@ -99,6 +101,20 @@ pub async fn launch(
         state.metrics.clone(),
         realtime_stopped,
     ));
+    let (stop_delivery, delivery_stopped) = watch::channel(false);
+    let delivery = if config.mail.worker {
+        match mail::deliver::Worker::new(
+            pool.clone(),
+            schema.as_str(),
+            state.mail.clone(),
+            state.metrics.clone(),
+        ) {
+            Ok(worker) => Some(tokio::spawn(worker.run(delivery_stopped))),
+            Err(e) => return Err(Error::Config(format!("email provider: {e}"))),
+        }
+    } else {
+        None
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tick_every = ?config.tick_every, realtime_flush = ?config.realtime_flush, "listening");
     let app = http::router(state);
@@ -122,6 +138,10 @@ pub async fn launch(
     let deadline = signalled.get().copied().unwrap_or_else(Instant::now) + config.shutdown_grace;
     let left = || deadline.saturating_duration_since(Instant::now());
     let _ = stop_realtime.send(true);
+    let _ = stop_delivery.send(true);
+    if let Some(handle) = delivery {
+        finish_within(handle, left(), "email delivery").await;
+    }
     if let Some(handle) = scheduler {
         finish_within(handle, left(), "the running tick").await;
     }

@@ -100,6 +100,13 @@ pub struct Metrics {
     /// Real-time passes' wait for the pass lock (a tick or a merge holding it).
     pub realtime_lock_wait: Histogram,
     pub rate_limited: AtomicU64,
+    /// Messages the delivery worker sent, skipped, failed, or put back for a retry.
+    pub email_sent: AtomicU64,
+    pub email_skipped: AtomicU64,
+    pub email_failed: AtomicU64,
+    pub email_retries: AtomicU64,
+    /// Queued → sent, per message sent.
+    pub email_latency: Histogram,
 }
 
 fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
@@ -281,6 +288,28 @@ impl Metrics {
             "# HELP hogsend_realtime_backlog_age_seconds How long the oldest change waiting for the real-time pass has waited (0 when none waits).\n# TYPE hogsend_realtime_backlog_age_seconds gauge\nhogsend_realtime_backlog_age_seconds {}",
             backlog.oldest_age.unwrap_or_default().as_secs_f64()
         );
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_email_messages_total Messages delivered by this daemon's worker, by outcome (retry: a transient failure, tried again later).\n# TYPE hogsend_email_messages_total counter"
+        );
+        for (outcome, c) in [
+            ("sent", &self.email_sent),
+            ("skipped", &self.email_skipped),
+            ("failed", &self.email_failed),
+            ("retry", &self.email_retries),
+        ] {
+            let _ = writeln!(
+                out,
+                "hogsend_email_messages_total{{outcome=\"{outcome}\"}} {}",
+                load(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hogsend_email_delivery_seconds Time from a message's creation (queued) to its acceptance by the provider.\n# TYPE hogsend_email_delivery_seconds histogram"
+        );
+        self.email_latency
+            .render(&mut out, "hogsend_email_delivery_seconds", "");
         let _ = writeln!(
             out,
             "# HELP hogsend_bucket_members Active members per bucket.\n# TYPE hogsend_bucket_members gauge"

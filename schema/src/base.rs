@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "publishable_keys",
         include_str!("../sql/migrations/0006_publishable_keys.sql"),
     ),
+    (7, "email", include_str!("../sql/migrations/0007_email.sql")),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

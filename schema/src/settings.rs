@@ -59,6 +59,125 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[email]` (docs/operations.md#email).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Where mail goes. Default `log` (written to the log, never sent).
+    pub provider: EmailProvider,
+    /// The `From:` header, e.g. `Acme <hello@acme.test>` (a template's `from` wins).
+    pub from: Option<String>,
+    /// The base URL of unsubscribe, preferences and tracking links, e.g.
+    /// `https://mail.acme.test` (default: `http://` + the API's listen address).
+    pub public_url: Option<String>,
+    /// The mailbox of the `mailto:` unsubscribe (default: `unsubscribe@` + the From domain).
+    pub unsubscribe_mailto: Option<String>,
+    /// SMTP server host (the `smtp` provider).
+    pub host: Option<String>,
+    /// SMTP server port (default by `tls`: 587 starttls, 465 tls, 25 none).
+    pub port: Option<u16>,
+    /// SMTP transport security.
+    pub tls: SmtpTls,
+    /// SMTP user name; the password comes from `HOGSEND_SMTP_PASSWORD`.
+    pub username: Option<String>,
+    /// `smtp://user:pass@host:port` (lettre's URL form), instead of `host`/`port`/`tls`
+    /// (password redacted in `Debug`).
+    pub smtp_url: Option<RedactedUrl>,
+    /// The endpoint of the `http` provider (credentials redacted in `Debug`).
+    pub http_url: Option<RedactedUrl>,
+    /// The most messages sent per second, e.g. `"50/s"`, `"3000/m"` (default: no limit).
+    pub rate: Option<SendRate>,
+    /// At most N non-transactional messages per contact within a duration, e.g. `"3/1d"`;
+    /// messages over it are `skipped` (`frequency_cap`). Default: no cap.
+    pub max_per_contact: Option<FrequencyCap>,
+}
+
+/// `[email] max_per_contact`: `"N/DURATION"`, e.g. `"3/1d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    /// At most this many messages…
+    pub count: u32,
+    /// …within this many seconds.
+    pub seconds: u64,
+}
+
+impl<'de> Deserialize<'de> for FrequencyCap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_frequency_cap(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"3/1d"`: a positive count, `/`, a duration.
+pub fn parse_frequency_cap(text: &str) -> Result<FrequencyCap, String> {
+    let bad = || format!("invalid cap `{text}`: expected e.g. \"3/1d\" (at most 3 per day)");
+    let (n, d) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(bad());
+    }
+    let seconds = parse_duration(d.trim()).map_err(|_| bad())?;
+    Ok(FrequencyCap { count, seconds })
+}
+
+/// The email providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailProvider {
+    #[default]
+    Log,
+    Smtp,
+    Http,
+}
+
+/// How the `smtp` provider secures its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), port 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS), port 465.
+    Tls,
+    /// No encryption (a local relay or a test server only).
+    None,
+}
+
+/// `[email] rate`: `"N/s"`, `"N/m"` or `"N/h"`, N a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SendRate {
+    /// Messages per second.
+    pub per_second: f64,
+}
+
+impl Eq for SendRate {}
+
+impl<'de> Deserialize<'de> for SendRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rate(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"50/s"`, `"3000/m"`, `"100/h"`.
+pub fn parse_rate(text: &str) -> Result<SendRate, String> {
+    let bad = || format!("invalid rate `{text}`: expected e.g. \"50/s\", \"3000/m\" or \"100/h\"");
+    let (n, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(SendRate {
+        per_second: f64::from(n) / per,
+    })
+}
+
 /// `[schedule] tick_every`: a duration string (`"30s"`, `"1m"`, `"1m30s"`), positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TickEvery {

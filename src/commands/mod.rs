@@ -9,6 +9,7 @@ pub mod fmt;
 pub mod keys;
 pub mod migrate;
 pub mod plan;
+pub mod preview;
 pub mod serve;
 pub mod test;
 pub mod tick;

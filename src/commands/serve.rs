@@ -52,7 +52,8 @@ pub fn runtime_config(
         api: &config.api,
         schedule: &config.schedule,
     };
-    let rc = RuntimeConfig::from_settings(settings, &url, files, |name| std::env::var(name).ok())?;
+    let rc = RuntimeConfig::from_settings(settings, &url, files, |name| std::env::var(name).ok())?
+        .with_email(&config.email, |name| std::env::var(name).ok())?;
     Ok(Some(rc))
 }
 

@@ -23,6 +23,7 @@ impl Loc {
 pub(crate) enum DefKind {
     Bucket,
     Journey,
+    List,
 }
 
 impl DefKind {
@@ -30,6 +31,7 @@ impl DefKind {
         match self {
             DefKind::Bucket => "bucket",
             DefKind::Journey => "journey",
+            DefKind::List => "list",
         }
     }
 }
@@ -155,6 +157,18 @@ pub(crate) enum CheckError {
     JourneyDoesNothing { id: String, at: Loc },
     /// `on leave because max_dwell` without `max_dwell` (warning)
     ReactionNeverFires { at: Loc },
+    /// `category: onboardng` in a template's front matter
+    UnknownList {
+        name: String,
+        at: Loc,
+        suggestion: Option<String>,
+    },
+    /// a template without `subject:`, or with `subjet: …`
+    TemplateFrontMatter { message: String, at: Loc },
+    /// `{% if contact.plan %}` never closed in a template
+    TemplateSyntax { message: String, at: Loc },
+    /// `{{ user.name }}` in a template (no top-level variable `user`)
+    UnknownTemplateVariable { name: String, at: Loc },
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> Option<String> {
@@ -450,6 +464,41 @@ impl CheckError {
                 at.label("the bucket has no `max_dwell`"),
             )
             .with_help("add `max_dwell D` to the bucket, or react to `on leave`"),
+            UnknownList {
+                name,
+                at,
+                suggestion,
+            } => Diagnostic::new(
+                Code::E0208,
+                format!("unknown list `{name}`"),
+                at.label("not a declared list, nor `transactional`"),
+            )
+            .with_help(did_you_mean(suggestion).unwrap_or_else(|| {
+                format!("declare it in a .hog file: `list {name} {{ name \"…\" }}`")
+            })),
+            TemplateFrontMatter { message, at } => Diagnostic::new(
+                Code::E0501,
+                format!("invalid template front matter: {message}"),
+                at.label("here"),
+            )
+            .with_help(
+                "a template starts with `---`, then `subject: …` and `category: …` lines \
+                 (optionally `from`, `reply_to`, `preheader`), then `---`",
+            ),
+            TemplateSyntax { message, at } => Diagnostic::new(
+                Code::E0502,
+                "template syntax error",
+                at.label(message.clone()),
+            ),
+            UnknownTemplateVariable { name, at } => Diagnostic::new(
+                Code::E0503,
+                format!("unknown template variable `{name}`"),
+                at.label("not a template variable"),
+            )
+            .with_help(
+                "the variables are `contact`, `event`, `journey`, `campaign`, \
+                 `unsubscribe_url` and `preferences_url`",
+            ),
         }
     }
 }

@@ -21,6 +21,7 @@ mod cycles;
 mod empty_contact;
 mod error;
 mod lower;
+mod messaging;
 mod tests_block;
 
 use std::collections::{HashMap, HashSet};
@@ -91,6 +92,11 @@ fn sort_diagnostics(set: &SourceSet, diagnostics: &mut [Diagnostic]) {
         .config
         .iter()
         .chain(set.files.iter())
+        .chain(
+            set.templates
+                .iter()
+                .flat_map(|t| t.html.iter().chain(t.text.iter())),
+        )
         .enumerate()
         .map(|(i, f)| (f.path.as_str(), i))
         .collect();
@@ -128,6 +134,7 @@ pub(crate) struct Checker<'a> {
     templates: HashSet<&'a str>,
     buckets: HashMap<&'a str, Def<'a, ast::Bucket>>,
     journeys: HashMap<&'a str, Def<'a, ast::Journey>>,
+    lists: HashMap<&'a str, Def<'a, ast::List>>,
     /// Dwell labels per bucket id (from its first definition).
     dwell_labels: HashMap<&'a str, Vec<String>>,
     /// Byte offsets of line starts, per file, for origins.
@@ -147,6 +154,7 @@ impl<'a> Checker<'a> {
             templates: set.templates.iter().map(|t| t.id.as_str()).collect(),
             buckets: HashMap::new(),
             journeys: HashMap::new(),
+            lists: HashMap::new(),
             dwell_labels: HashMap::new(),
             line_starts: set
                 .files
@@ -211,6 +219,7 @@ impl<'a> Checker<'a> {
                     ast::Item::Bucket(b) => self.define_bucket(file, b),
                     ast::Item::Journey(j) => self.define_journey(file, j),
                     ast::Item::Test(_) => {}
+                    ast::Item::List(l) => self.define_list(file, l),
                 }
             }
         }
@@ -253,27 +262,32 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // Lists.
+        let mut lists = Vec::new();
+        for (file, p) in parsed.iter().enumerate() {
+            self.file = file;
+            for (index, item) in p.ast.items.iter().enumerate() {
+                if let ast::Item::List(l) = item {
+                    self.muted = self.damaged(index);
+                    lists.push(self.list(l));
+                }
+            }
+        }
         self.muted = false;
+        // Templates (their categories name lists).
+        let templates = self.templates();
         // Pass 4: start cycles.
         for e in cycles::find(&starts) {
             self.report(e);
         }
         buckets.sort_by(|a, b| a.id.cmp(&b.id));
         journeys.sort_by(|a, b| a.id.cmp(&b.id));
+        lists.sort_by(|a, b| a.id.cmp(&b.id));
         ir::Program {
             buckets,
             journeys,
-            templates: self
-                .set
-                .templates
-                .iter()
-                .map(|t| ir::Template {
-                    id: t.id.clone(),
-                    has_html: t.html.is_some(),
-                    has_text: t.text.is_some(),
-                    category: t.html.as_ref().and_then(|f| front_matter_category(&f.text)),
-                })
-                .collect(),
+            templates,
+            lists,
         }
     }
 
@@ -638,26 +652,6 @@ impl<'a> Checker<'a> {
             suggestion,
         });
     }
-}
-
-/// The `category:` line of a template's front matter (between the leading `---` lines),
-/// unquoted and trimmed; `None` without front matter or without that key.
-pub(crate) fn front_matter_category(text: &str) -> Option<String> {
-    let mut lines = text.lines();
-    if lines.next()?.trim() != "---" {
-        return None;
-    }
-    for line in lines {
-        let line = line.trim();
-        if line == "---" {
-            return None;
-        }
-        if let Some(value) = line.strip_prefix("category:") {
-            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-            return (!value.is_empty()).then(|| value.to_owned());
-        }
-    }
-    None
 }
 
 /// The candidate closest to `name` by edit distance, when close enough to be a typo.

@@ -225,19 +225,3 @@ fn duplicates_and_cycles_point_at_both_places() {
         "first defined here"
     );
 }
-
-#[test]
-fn front_matter_category_is_read_from_the_leading_block_only() {
-    use super::front_matter_category as category;
-    assert_eq!(
-        category("---\nsubject: Hi\ncategory: onboarding\n---\n<p>x</p>"),
-        Some("onboarding".to_owned())
-    );
-    assert_eq!(
-        category("---\ncategory: \"transactional\"\n---\n"),
-        Some("transactional".to_owned())
-    );
-    assert_eq!(category("---\nsubject: Hi\n---\ncategory: body\n"), None);
-    assert_eq!(category("<p>category: none</p>"), None);
-    assert_eq!(category("---\ncategory:\n---\n"), None);
-}

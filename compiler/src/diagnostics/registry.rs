@@ -3,7 +3,7 @@
 //!
 //! Codes are stable: once released, a code keeps its meaning forever. A retired code is
 //! never reused. Ranges: `E01xx` parse, `E02xx` names, `E03xx` semantics, `E04xx`
-//! configuration, `W01xx` warnings. Titles are short, lowercase, with no trailing period.
+//! configuration, `E05xx` templates, `E06xx` test results (`hogsend test`), `W01xx` warnings. Titles are short, lowercase, with no trailing period.
 
 use super::Severity;
 
@@ -276,6 +276,22 @@ Example:
 
 Combine them: `criteria did a and did b`.";
 
+    /// A template `category` that is neither a declared list nor `transactional`.
+    E0208 => "unknown list",
+"A template's front matter names its `category`: the list whose subscribers
+may receive it, or `transactional` (receipts, password resets: sent whatever
+the contact's subscriptions, never to a suppressed address). The category
+must be a list declared in a `.hog` file.
+
+Example:
+
+    ---
+    subject: Tips for your first week
+    category: onboardng
+    ---
+
+Declare `list onboarding { … }` or fix the spelling.";
+
     /// A test names a contact it does not declare.
     E0250 => "unknown contact",
 "Every contact a test uses is declared at the top of the test with
@@ -311,6 +327,7 @@ Example:
     test \"dormant\" { … }
 
 Rename one of them.";
+
 
     // ---- E03xx: semantics ----
     /// A bucket whose criteria hold for a contact with no properties and no events.
@@ -492,7 +509,8 @@ sections and keys are:
     [database] url, schema
     [schedule] tick_every, realtime_flush_ms, realtime_max_backlog_age_ms
     [api]      listen, max_body_bytes, rate_limit_per_second, rate_limit_burst
-    [email]    provider, from, smtp_url, http_url
+    [email]    provider, from, public_url, unsubscribe_mailto, host, port, tls,
+               username, smtp_url, http_url, rate, max_per_contact
     [journeys] trigger_max_age
 
 Example:
@@ -505,7 +523,8 @@ Example:
 "A key in `hogsend.toml` has a value of the wrong type or form: `tick_every`
 and `trigger_max_age` are duration strings like `\"30s\"`, `listen` a socket
 address like `\"127.0.0.1:8080\"`, `provider` one of `\"log\"`, `\"smtp\"`,
-`\"http\"`, the numbers are non-negative integers.
+`\"http\"`, `tls` one of `\"starttls\"`, `\"tls\"`, `\"none\"`, `rate` like
+`\"50/s\"`, the numbers are non-negative integers.
 
 Example:
 
@@ -525,9 +544,50 @@ Example:
 
 Write `schema = \"hogsend\"`.";
 
-    // ---- E05xx: test results (reported by `hogsend test`, not by the checker) ----
+    // ---- E05xx: templates ----
+    /// A template's front matter is missing, unclosed or has a bad line or key.
+    E0501 => "invalid template front matter",
+"Every template starts with front matter between two `---` lines: `key: value`
+lines with `subject` (required, Jinja allowed), `category` (required: a list id
+or `transactional`), and optionally `from`, `reply_to`, `preheader`. A value
+may be wrapped in double quotes. Unknown or repeated keys are errors.
+
+Example:
+
+    ---
+    subjet: Welcome
+    category: onboarding
+    ---
+
+Write `subject: Welcome`.";
+
+    /// Jinja could not parse a template's body or subject.
+    E0502 => "template syntax error",
+"Template bodies and subjects use Jinja syntax (`{{ … }}`, `{% if %}`,
+`{% for %}`, filters). A tag that is not closed, an unknown tag or a malformed
+expression is reported at its place in the template file.
+
+Example:
+
+    {% if contact.plan == \"pro\" %}<p>Thanks!</p>
+
+Close the block with `{% endif %}`.";
+
+    /// A template uses a top-level variable that does not exist.
+    E0503 => "unknown template variable",
+"A template may use `contact` (properties, `email`, `key`), `event`, `journey`,
+`campaign`, `unsubscribe_url` and `preferences_url`, and the variables it sets
+itself. Anything else would always render empty, which is almost always a typo.
+
+Example:
+
+    <p>Hi {{ user.first_name }}</p>
+
+Write `{{ contact.first_name }}`.";
+
+    // ---- E06xx: test results (reported by `hogsend test`, not by the checker) ----
     /// A test's expectation did not hold.
-    E0501 => "expectation failed",
+    E0601 => "expectation failed",
 "`hogsend test` ran the test on a fresh database, ticked at each instant, and
 after the tick at this expectation's instant the expectation did not hold.
 The label says what held instead; for bucket membership the notes carry the

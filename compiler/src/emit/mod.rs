@@ -87,6 +87,15 @@ struct ProjectFile<'a> {
     journey_functions: String,
 }
 
+#[derive(Template)]
+#[template(path = "project/messaging.sql", escape = "none")]
+struct MessagingFile<'a> {
+    version: &'a str,
+    s: &'a str,
+    lists: Vec<String>,
+    templates: Vec<String>,
+}
+
 fn render(template: &impl Template) -> String {
     match template.render() {
         Ok(text) => text,
@@ -275,6 +284,21 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
             registry,
             journeys,
             journey_functions,
+        }),
+    });
+    let as_jsonb = |values: &[serde_json::Value]| -> Vec<String> {
+        values
+            .iter()
+            .map(|e| format!("CAST({} AS jsonb)", literal(&e.to_string())))
+            .collect()
+    };
+    files.push(GeneratedFile {
+        path: "messaging.sql".to_owned(),
+        contents: render(&MessagingFile {
+            version: VERSION,
+            s: &plan.schema,
+            lists: as_jsonb(&plan.lists),
+            templates: as_jsonb(&plan.templates),
         }),
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));

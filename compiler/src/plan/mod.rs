@@ -51,6 +51,11 @@ pub struct ProjectPlan {
     /// The project's time zone and the trigger age limit in seconds (see [`PlanOptions`]).
     pub timezone: String,
     pub trigger_max_age: u64,
+    /// The lists `_sync_lists` receives, one JSON object each, sorted by id.
+    pub lists: Vec<serde_json::Value>,
+    /// The templates `_sync_templates` receives (`hogsend_mail::DeployedTemplate`), sorted
+    /// by id.
+    pub templates: Vec<serde_json::Value>,
 }
 
 /// One bucket's SQL.
@@ -135,5 +140,22 @@ pub fn plan(program: &Program, options: &PlanOptions) -> ProjectPlan {
         journeys: journey::plan_journeys(program, schema),
         timezone: options.timezone.clone(),
         trigger_max_age: options.trigger_max_age,
+        lists: program
+            .lists
+            .iter()
+            .map(|l| {
+                json!({
+                    "id": l.id,
+                    "name": l.name,
+                    "description": l.description,
+                    "default_subscribed": l.default_subscribed,
+                })
+            })
+            .collect(),
+        templates: program
+            .templates
+            .iter()
+            .map(|t| serde_json::to_value(&t.deployed).unwrap_or_default())
+            .collect(),
     }
 }

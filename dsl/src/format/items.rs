@@ -2,8 +2,8 @@
 
 use crate::ast::{
     Block, Bucket, BucketField, BucketFieldKind, BucketMember, Item, Journey, JourneyHeader,
-    JourneyHeaderKind, JourneyMember, LeaveReason, Reaction, ReactionTrigger, SourceFile, Step,
-    StepKind, Trigger,
+    JourneyHeaderKind, JourneyMember, LeaveReason, List, ListField, ListFieldKind, Reaction,
+    ReactionTrigger, SourceFile, Step, StepKind, Trigger,
 };
 use crate::format::expr::{expr_frags, flat, push_filter, width, Frag};
 use crate::format::printer::{Printer, CLOSE, MAX_WIDTH, MEMBER};
@@ -24,8 +24,49 @@ pub(crate) fn file(p: &mut Printer<'_>, file: &SourceFile) {
             Item::Bucket(b) => bucket(p, b),
             Item::Journey(j) => journey(p, j),
             Item::Test(t) => crate::format::test_block::test_block(p, t),
+            Item::List(l) => list(p, l),
         }
     }
+}
+
+/// `list id { … }`: fields aligned like a bucket's.
+fn list(p: &mut Printer<'_>, l: &List) {
+    let open_end = p.src.open_brace_end(l.id.span.end);
+    if l.fields.is_empty() && !p.src.has_comment_between(open_end, l.span.end) {
+        let line = format!("list {} {{}}", l.id.name);
+        p.line(0, &line, l.span.start, l.span.end, MEMBER);
+        return;
+    }
+    p.line(
+        0,
+        &format!("list {} {{", l.id.name),
+        l.span.start,
+        open_end,
+        MEMBER,
+    );
+    for f in &l.fields {
+        list_field(p, 1, f);
+    }
+    p.line(0, "}", l.span.end.saturating_sub(1), l.span.end, CLOSE);
+}
+
+/// `name        "Onboarding"`, `default     subscribed`, …
+fn list_field(p: &mut Printer<'_>, indent: usize, f: &ListField) {
+    let (keyword, value) = match &f.kind {
+        ListFieldKind::Name(s) => ("name", text::quote(&s.value)),
+        ListFieldKind::Description(s) => ("description", text::quote(&s.value)),
+        ListFieldKind::Default(d) => (
+            "default",
+            if d.subscribed {
+                "subscribed"
+            } else {
+                "unsubscribed"
+            }
+            .to_string(),
+        ),
+    };
+    let line = format!("{}{value}", padded(keyword, BUCKET_FIELD_WIDTH));
+    p.line(indent, &line, f.span.start, f.span.end, MEMBER);
 }
 
 /// `keyword` padded so the value starts `width` columns in (at least one space after it).

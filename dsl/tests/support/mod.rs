@@ -63,9 +63,21 @@ pub(crate) fn dump(file: &SourceFile) -> String {
                 format!("(journey {} {})", j.id.name, members.join(" "))
             }
             Item::Test(t) => format!("(test {:?} {})", t.name.value, t.members.len()),
+            Item::List(l) => {
+                let fields: Vec<_> = l.fields.iter().map(list_field).collect();
+                format!("(list {} {})", l.id.name, fields.join(" "))
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn list_field(f: &ListField) -> String {
+    match &f.kind {
+        ListFieldKind::Name(s) => format!("(name {:?})", s.value),
+        ListFieldKind::Description(s) => format!("(description {:?})", s.value),
+        ListFieldKind::Default(d) => format!("(default {})", d.subscribed),
+    }
 }
 
 fn bucket_member(m: &BucketMember) -> String {

@@ -15,7 +15,9 @@ pub mod ops;
 pub mod posthog;
 pub mod runs;
 pub mod segment;
+pub mod subscriptions;
 pub mod timeouts;
+pub mod unsubscribe;
 
 use crate::config::RuntimeConfig;
 use crate::metrics::Metrics;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub health: Arc<Mutex<TickHealth>>,
     /// When the daemon started.
     pub started: Instant,
+    /// Email settings and the link signer.
+    pub mail: Arc<crate::mail::MailState>,
 }
 
 /// The whole API.
@@ -64,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .merge(journeys::router())
         .merge(runs::router())
         .merge(messages::router())
+        .merge(subscriptions::router())
+        .merge(unsubscribe::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -3,7 +3,10 @@
 //! routes and shapes, nothing about the data, and clients generate code from it.
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
-use super::{buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, AppState};
+use super::{
+    buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, subscriptions,
+    AppState,
+};
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
 use crate::queries::messages::Message;
@@ -41,6 +44,8 @@ pub fn router() -> Router<AppState> {
         journeys::list, journeys::one, journeys::patch, journeys::runs,
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
+        subscriptions::lists, subscriptions::subscriptions, subscriptions::put_subscriptions,
+        subscriptions::suppress, subscriptions::unsuppress,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
@@ -48,6 +53,9 @@ pub fn router() -> Router<AppState> {
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
         StoredEvent, Bucket, Member, Membership, Transition, Journey, RunCounts, StepCounts,
         Run, RunStep, Message,
+        subscriptions::List, subscriptions::Lists, subscriptions::Subscription,
+        subscriptions::Subscriptions, subscriptions::Suppression,
+        subscriptions::SuppressionRequest,
     )),
     modifiers(&Security),
     tags(
@@ -58,6 +66,7 @@ pub fn router() -> Router<AppState> {
         (name = "buckets", description = "Buckets, their members and their transition feed"),
         (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
+        (name = "email", description = "Lists, subscriptions and suppressions"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

@@ -15,7 +15,7 @@ use crate::output::{Format, Output};
 /// A failed expectation as a diagnostic at its line.
 pub fn diagnostic(test: &str, file: &str, f: &Failure) -> Diagnostic {
     let mut d = Diagnostic::new(
-        Code::E0501,
+        Code::E0601,
         format!("expectation failed: `{}`", f.expectation.text),
         Label::new(file, f.expectation.span, f.actual.clone()),
     )
@@ -153,7 +153,7 @@ pub fn junit(set: &SourceSet, ran: &[Ran], elapsed: Duration) -> String {
         if !diags.is_empty() {
             let first = &diags[0].message;
             x += &format!(
-                "      <failure message=\"{}\" type=\"E0501\">{}</failure>\n",
+                "      <failure message=\"{}\" type=\"E0601\">{}</failure>\n",
                 escape(first),
                 escape_text(&diagnostics::render_human(&diags, set, false))
             );

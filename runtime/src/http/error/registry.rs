@@ -96,6 +96,13 @@ registry! {
     /// No route at this path.
     NotFound => "not_found", NOT_FOUND,
         "There is no route at this path.";
+    /// An unsubscribe or preferences link whose token does not verify.
+    InvalidLink => "invalid_link", NOT_FOUND,
+        "The unsubscribe or preferences link is not one hogsend signed (mistyped, cut off \
+         by a mail client, or signed with a secret no longer in HOGSEND_SECRET).";
+    /// `DELETE /v1/suppressions/{email}` for an address that is not suppressed.
+    NotSuppressed => "not_suppressed", NOT_FOUND,
+        "The address is not suppressed.";
     /// No live contact with the key.
     ContactNotFound => "contact_not_found", NOT_FOUND,
         "There is no live contact with this key (never seen, or deleted).";

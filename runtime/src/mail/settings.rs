@@ -1,0 +1,219 @@
+//! The delivery worker's settings: `[email]` of `hogsend.toml` plus the environment
+//! (`HOGSEND_SECRET`, `HOGSEND_SMTP_PASSWORD`, `HOGSEND_EMAIL_PROVIDER`).
+
+use std::time::Duration;
+
+use hogsend_schema::settings::{EmailConfig, EmailProvider, SmtpTls};
+
+use super::links::Signer;
+use crate::config::ConfigError;
+
+/// How the worker reaches an SMTP server.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// `host`, or the host of `smtp_url`.
+    pub host: String,
+    /// The port (default by `tls`).
+    pub port: u16,
+    /// Transport security.
+    pub tls: SmtpTls,
+    /// User name and password (`HOGSEND_SMTP_PASSWORD`), when the server wants auth.
+    pub credentials: Option<(String, String)>,
+    /// `smtp_url`, used as is (lettre's URL form) when given.
+    pub url: Option<String>,
+}
+
+/// Which provider sends.
+#[derive(Clone)]
+pub enum ProviderSettings {
+    /// Written to the log, never sent.
+    Log,
+    /// An SMTP server.
+    Smtp(SmtpSettings),
+}
+
+/// Everything the delivery worker and the link routes need.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// Run the delivery worker (tests drive delivery themselves when false).
+    pub worker: bool,
+    /// The provider.
+    pub provider: ProviderSettings,
+    /// The provider's name, for the log and metrics (`log`, `smtp`).
+    pub provider_name: &'static str,
+    /// The default `From:`.
+    pub from: String,
+    /// The base of unsubscribe and preferences links, without a trailing `/`.
+    pub public_url: String,
+    /// The `mailto:` unsubscribe mailbox.
+    pub unsubscribe_mailto: String,
+    /// Signs links; `None` until the worker or a link route loads the database's dev
+    /// secret (no `HOGSEND_SECRET`, `log` provider only).
+    pub signer: Option<Signer>,
+    /// At most this many messages per second (none: no limit).
+    pub rate_per_second: Option<f64>,
+    /// At most (count, within seconds) non-transactional messages per contact.
+    pub frequency_cap: Option<(i64, i64)>,
+    /// Messages claimed per round.
+    pub batch_size: i32,
+    /// Messages sent at once within a round.
+    pub concurrency: usize,
+    /// How long a claim holds before another worker may take the message.
+    pub lease: Duration,
+    /// How long the worker sleeps when the outbox is empty.
+    pub poll: Duration,
+    /// Attempts before a transiently failing message is `failed`.
+    pub max_attempts: i32,
+    /// The first retry's delay (doubled per attempt, with jitter).
+    pub retry_base: Duration,
+    /// A send (connect + transfer) that takes longer is a transient failure.
+    pub send_timeout: Duration,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            worker: true,
+            provider: ProviderSettings::Log,
+            provider_name: "log",
+            from: "hogsend <hogsend@localhost>".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            unsubscribe_mailto: "unsubscribe@localhost".into(),
+            signer: None,
+            rate_per_second: None,
+            frequency_cap: None,
+            batch_size: 100,
+            concurrency: 8,
+            lease: Duration::from_secs(300),
+            poll: Duration::from_millis(500),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("provider", &self.provider_name)
+            .field("from", &self.from)
+            .field("public_url", &self.public_url)
+            .field("signer", &self.signer)
+            .field("rate_per_second", &self.rate_per_second)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The domain of an address like `Acme <hello@acme.test>` (`localhost` when none).
+pub fn domain_of(from: &str) -> String {
+    let addr = from
+        .rsplit_once('<')
+        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
+    addr.rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+        .trim()
+        .trim_end_matches('>')
+        .to_string()
+}
+
+impl MailSettings {
+    /// `[email]` with the environment: `HOGSEND_SECRET` (required unless the provider is
+    /// `log`), `HOGSEND_SMTP_PASSWORD`. `listen` is the API's address, the default base of
+    /// links.
+    pub fn from_config(
+        email: &EmailConfig,
+        listen: std::net::SocketAddr,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<MailSettings, ConfigError> {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut s = MailSettings {
+            public_url: format!("http://{listen}"),
+            ..MailSettings::default()
+        };
+        if let Some(from) = &email.from {
+            s.from.clone_from(from);
+        }
+        if let Some(url) = &email.public_url {
+            s.public_url = url.trim_end_matches('/').to_string();
+        }
+        s.unsubscribe_mailto = email
+            .unsubscribe_mailto
+            .clone()
+            .unwrap_or_else(|| format!("unsubscribe@{}", domain_of(&s.from)));
+        s.rate_per_second = email.rate.map(|r| r.per_second);
+        s.frequency_cap = email.max_per_contact.map(|c| {
+            (
+                i64::from(c.count),
+                i64::try_from(c.seconds).unwrap_or(i64::MAX),
+            )
+        });
+        s.signer = get("HOGSEND_SECRET").and_then(|v| Signer::from_env_value(&v));
+        match email.provider {
+            EmailProvider::Log => {}
+            EmailProvider::Smtp => {
+                let host = email.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+                let port = email.port.unwrap_or(match email.tls {
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::Tls => 465,
+                    SmtpTls::None => 25,
+                });
+                let credentials = email
+                    .username
+                    .clone()
+                    .map(|u| (u, get("HOGSEND_SMTP_PASSWORD").unwrap_or_default()));
+                s.provider = ProviderSettings::Smtp(SmtpSettings {
+                    host,
+                    port,
+                    tls: email.tls,
+                    credentials,
+                    url: email.smtp_url.as_ref().map(|u| u.expose().to_string()),
+                });
+                s.provider_name = "smtp";
+            }
+            EmailProvider::Http => {
+                return Err(ConfigError {
+                    name: "[email] provider",
+                    value: "http".into(),
+                    problem: "the http provider is not available yet; use log or smtp".into(),
+                })
+            }
+        }
+        if s.signer.is_none() && !matches!(s.provider, ProviderSettings::Log) {
+            return Err(ConfigError {
+                name: "HOGSEND_SECRET",
+                value: String::new(),
+                problem: "required when mail leaves the machine: it signs unsubscribe links".into(),
+            });
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_and_required_secret() {
+        assert_eq!(domain_of("Acme <hello@acme.test>"), "acme.test");
+        assert_eq!(domain_of("a@b.test"), "b.test");
+        assert_eq!(domain_of("nobody"), "localhost");
+        let listen = "127.0.0.1:9".parse().unwrap();
+        let smtp = EmailConfig {
+            provider: EmailProvider::Smtp,
+            ..EmailConfig::default()
+        };
+        let err = MailSettings::from_config(&smtp, listen, |_| None).unwrap_err();
+        assert_eq!(err.name, "HOGSEND_SECRET");
+        let ok = MailSettings::from_config(&smtp, listen, |n| {
+            (n == "HOGSEND_SECRET").then(|| "s3cret".to_string())
+        })
+        .unwrap();
+        assert_eq!(ok.provider_name, "smtp");
+        assert!(!format!("{ok:?}").contains("s3cret"));
+        let log = MailSettings::from_config(&EmailConfig::default(), listen, |_| None).unwrap();
+        assert_eq!(log.public_url, "http://127.0.0.1:9");
+        assert!(log.signer.is_none());
+    }
+}
