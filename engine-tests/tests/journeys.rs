@@ -29,9 +29,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("receipt", "transactional"),
 ];
 
+/// The lists the templates' categories name: `onboarding` opt-out, `news` opt-in.
+const LISTS: &str = "list onboarding {}\nlist news { default unsubscribed }\n";
+
 fn source_set(hog: &str, toml: Option<&str>) -> SourceSet {
     SourceSet {
-        files: vec![SourceFile::new("project.hog", hog)],
+        files: vec![
+            SourceFile::new("project.hog", hog),
+            SourceFile::new("lists.hog", LISTS),
+        ],
         templates: TEMPLATES
             .iter()
             .map(|(id, category)| TemplateSource {
@@ -560,9 +566,7 @@ journey go {
 "#;
     let mut j = J::new(hog).await;
     j.tick("2027-01-04T00:00:00Z").await;
-    // `news` is opt-in; `onboarding` has no lists row (default subscribed).
-    j.sql("insert into lists (id, default_subscribed) values ('news', false)")
-        .await;
+    // `news` is opt-in, `onboarding` opt-out (LISTS).
     j.contact("no_email", None, "{}").await;
     j.contact("suppressed", Some(" Sup@Example.com "), "{}")
         .await;
