@@ -60,6 +60,15 @@ pub enum TestChange {
         email: Option<Option<String>>,
         properties: Map<String, Value>,
     },
+    /// `u1 subscribe L` / `u1 unsubscribe L`: the contact's row of `subscriptions` for the list
+    /// (`*`: every list).
+    Subscription {
+        key: String,
+        list_id: String,
+        subscribed: bool,
+    },
+    /// `u1 suppress REASON`: the contact's address joins `suppressions`.
+    Suppress { key: String, reason: String },
 }
 
 /// `expect u1 [not] …`.

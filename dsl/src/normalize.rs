@@ -396,6 +396,20 @@ impl VisitSpans for TestAction {
                 contact.visit_spans(visit);
                 properties.visit_spans(visit);
             }
+            TestActionKind::Subscription {
+                contact,
+                list,
+                list_span,
+                ..
+            } => {
+                contact.visit_spans(visit);
+                list.visit_spans(visit);
+                visit(list_span);
+            }
+            TestActionKind::Suppress { contact, reason } => {
+                contact.visit_spans(visit);
+                reason.visit_spans(visit);
+            }
             TestActionKind::Expect(e) => {
                 e.contact.visit_spans(visit);
                 match &mut e.what {

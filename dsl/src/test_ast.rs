@@ -128,6 +128,17 @@ pub enum TestActionKind {
         contact: Ident,
         properties: ObjectLit,
     },
+    /// `u1 subscribe LIST` / `u1 unsubscribe LIST`, or `*` for every list: a row of
+    /// `subscriptions` (`list` is `None` for `*`).
+    Subscription {
+        contact: Ident,
+        list: Option<Ident>,
+        subscribed: bool,
+        /// The span of the list (or of the `*`).
+        list_span: Span,
+    },
+    /// `u1 suppress complaint`: the contact's address joins `suppressions` for the reason.
+    Suppress { contact: Ident, reason: Ident },
     /// `expect …`
     Expect(Expectation),
 }

@@ -6,6 +6,7 @@
 //! instant     := DATE [TIME] | "+" DURATION        DATE := YYYY-MM-DD  TIME := HH:MM[:SS]
 //! action      := "expect" ID ["not"] expectation
 //!              | ID "did" EVENT [object] | ID "set" object
+//!              | ID ("subscribe" | "unsubscribe") (ID | "*") | ID "suppress" ("bounce" | "complaint" | "manual")
 //! expectation := "in" ["journey"] ID | "entered" ID
 //!              | "left" ID ["because" ("criteria" | "max_dwell")] | "dwell" ID "." ID
 //!              | "received" ID | "skipped" ID ["because" ID [ID]]
@@ -258,7 +259,37 @@ fn action(i: &str) -> PResult<'_, TestAction> {
                 },
             )
         }
-        _ => return failure(unexpected(i, &["`did`", "`set`"])),
+        Ok((i, (verb @ ("subscribe" | "unsubscribe"), _))) => {
+            let (i, list, list_span) = if let Some(rest) = ws(i).strip_prefix('*') {
+                (rest, None, span_between(ws(i), rest))
+            } else {
+                let (i, l) = cut(ident("a list id or `*`"))(i)?;
+                let span = l.span;
+                (i, Some(l), span)
+            };
+            (
+                i,
+                TestActionKind::Subscription {
+                    contact,
+                    list,
+                    subscribed: verb == "subscribe",
+                    list_span,
+                },
+            )
+        }
+        Ok((i, ("suppress", _))) => {
+            if !matches!(peek_word(i), Some("bounce" | "complaint" | "manual")) {
+                return failure(unexpected(i, &["`bounce`", "`complaint`", "`manual`"]));
+            }
+            let (i, reason) = ident("a suppression reason")(i)?;
+            (i, TestActionKind::Suppress { contact, reason })
+        }
+        _ => {
+            return failure(unexpected(
+                i,
+                &["`did`", "`set`", "`subscribe`", "`unsubscribe`", "`suppress`"],
+            ))
+        }
     };
     let span = Span::new(start, state::offset(i));
     Ok((i, TestAction { kind, span }))

@@ -242,6 +242,26 @@ impl Checker<'_> {
                     properties,
                 });
             }
+            TestActionKind::Subscription {
+                contact,
+                list,
+                subscribed,
+                ..
+            } => {
+                self.contact_ref(contact, names);
+                step.changes.push(TestChange::Subscription {
+                    key: contact.name.clone(),
+                    list_id: list.as_ref().map_or("*".to_string(), |l| l.name.clone()),
+                    subscribed: *subscribed,
+                });
+            }
+            TestActionKind::Suppress { contact, reason } => {
+                self.contact_ref(contact, names);
+                step.changes.push(TestChange::Suppress {
+                    key: contact.name.clone(),
+                    reason: reason.name.clone(),
+                });
+            }
             TestActionKind::Expect(e) => {
                 self.contact_ref(&e.contact, names);
                 let kind = self.expectation(&e.what);

@@ -99,6 +99,20 @@ pub(crate) fn action(a: &TestAction) -> String {
             contact,
             properties,
         } => format!("{} set {}", contact.name, object(properties)),
+        TestActionKind::Subscription {
+            contact,
+            list,
+            subscribed,
+            ..
+        } => format!(
+            "{} {} {}",
+            contact.name,
+            if *subscribed { "subscribe" } else { "unsubscribe" },
+            list.as_ref().map_or("*", |l| l.name.as_str())
+        ),
+        TestActionKind::Suppress { contact, reason } => {
+            format!("{} suppress {}", contact.name, reason.name)
+        }
         TestActionKind::Expect(e) => {
             let not = if e.negated { "not " } else { "" };
             let what = match &e.what {
