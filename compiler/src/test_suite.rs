@@ -101,6 +101,8 @@ pub enum ExpectationKind {
     Dwell { bucket: String, label: String },
     /// A message from the template was created for the contact (by this instant), not skipped.
     Received(String),
+    /// Exactly this many messages from the template, not skipped, by this instant.
+    ReceivedTimes { template: String, times: i64 },
     /// A message from the template was skipped (for this stored reason, when given).
     Skipped {
         template: String,

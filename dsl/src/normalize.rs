@@ -417,6 +417,10 @@ impl VisitSpans for TestAction {
                     | Expect::InJourney(x)
                     | Expect::Entered(x)
                     | Expect::Received(x) => x.visit_spans(visit),
+                    Expect::ReceivedTimes { template, times } => {
+                        template.visit_spans(visit);
+                        visit(&mut times.span);
+                    }
                     Expect::Left { bucket, .. } => bucket.visit_spans(visit),
                     Expect::Dwell { bucket, label } => {
                         bucket.visit_spans(visit);

@@ -1,7 +1,7 @@
 //! The syntax tree of `test` blocks (docs/language.md#tests): contacts, instants, the actions
 //! at each instant and the expectations checked after its tick. Re-exported by [`crate::ast`].
 
-use crate::ast::{EventName, Ident, LeaveReason, Literal, StringLit};
+use crate::ast::{EventName, Ident, IntLit, LeaveReason, Literal, StringLit};
 use crate::span::Span;
 
 /// `test "name" { … }`.
@@ -169,6 +169,8 @@ pub enum Expect {
     Dwell { bucket: Ident, label: Ident },
     /// `received T`: a message from template T was created for the contact (by now)
     Received(Ident),
+    /// `received T N times`: exactly N messages from T, not skipped, by now
+    ReceivedTimes { template: Ident, times: IntLit },
     /// `skipped T [because REASON [LIST]]`: a message from T was skipped (by now)
     Skipped {
         template: Ident,

@@ -9,7 +9,7 @@
 //!              | ID ("subscribe" | "unsubscribe") (ID | "*") | ID "suppress" ("bounce" | "complaint" | "manual")
 //! expectation := "in" ["journey"] ID | "entered" ID
 //!              | "left" ID ["because" ("criteria" | "max_dwell")] | "dwell" ID "." ID
-//!              | "received" ID | "skipped" ID ["because" ID [ID]]
+//!              | "received" ID [INT "times"] | "skipped" ID ["because" ID [ID]]
 //!              | "journey" ID STATUS ["at" STRING]
 //! object      := "{" [field ("," field)* [","]] "}"     field := (WORD | STRING) ":" value
 //! value       := literal | "null" | object | "[" [value ("," value)*] "]"
@@ -20,7 +20,9 @@ use nom::combinator::cut;
 use crate::ast::{LeaveReason, StringLit};
 use crate::error::{ParseError, ParseErrorKind};
 use crate::expr::nest;
-use crate::lexical::{bare_name, duration, ident, keyword, literal, peek_word, punct, string_lit};
+use crate::lexical::{
+    bare_name, duration, ident, integer, keyword, literal, peek_word, punct, string_lit,
+};
 use crate::lexical::{word, ws};
 use crate::names::event_name;
 use crate::nom_error::{failure, missing_closer, unexpected, PResult};
@@ -306,7 +308,8 @@ const EXPECTATIONS: &[&str] = &[
 ];
 
 // expectation := "in" ["journey"] ID | "entered" ID | "left" ID ["because" REASON]
-//              | "dwell" ID "." ID | "received" ID | "skipped" ID ["because" ID [ID]]
+//              | "dwell" ID "." ID | "received" ID [INT "times"]
+//              | "skipped" ID ["because" ID [ID]]
 //              | "journey" ID STATUS ["at" STRING]
 fn expectation(i: &str) -> PResult<'_, Expect> {
     let Ok((rest, (kw, _))) = word(i) else {
@@ -352,7 +355,21 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
         }
         "received" => {
             let (rest, t) = cut(ident("a template id"))(rest)?;
-            Ok((rest, Expect::Received(t)))
+            if !ws(rest).starts_with(|c: char| c.is_ascii_digit()) {
+                return Ok((rest, Expect::Received(t)));
+            }
+            let (rest, times) = integer(rest)?;
+            let rest = match word(rest) {
+                Ok((after, ("times" | "time", _))) => after,
+                _ => return failure(unexpected(rest, &["`times`"])),
+            };
+            Ok((
+                rest,
+                Expect::ReceivedTimes {
+                    template: t,
+                    times,
+                },
+            ))
         }
         "skipped" => {
             let (rest, template) = cut(ident("a template id"))(rest)?;

@@ -328,6 +328,13 @@ impl Checker<'_> {
                 self.template_ref(t);
                 ExpectationKind::Received(t.name.clone())
             }
+            Expect::ReceivedTimes { template, times } => {
+                self.template_ref(template);
+                ExpectationKind::ReceivedTimes {
+                    template: template.name.clone(),
+                    times: times.value,
+                }
+            }
             Expect::Skipped { template, because } => {
                 self.template_ref(template);
                 ExpectationKind::Skipped {

@@ -128,6 +128,12 @@ pub(crate) fn action(a: &TestAction) -> String {
                 },
                 Expect::Dwell { bucket, label } => format!("dwell {}.{}", bucket.name, label.name),
                 Expect::Received(t) => format!("received {}", t.name),
+                Expect::ReceivedTimes { template, times } => format!(
+                    "received {} {} {}",
+                    template.name,
+                    times.value,
+                    if times.value == 1 { "time" } else { "times" }
+                ),
                 Expect::Skipped { template, because } => match because {
                     None => format!("skipped {}", template.name),
                     Some(r) => match &r.list {

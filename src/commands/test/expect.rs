@@ -104,7 +104,9 @@ pub async fn check(
             };
             (holds, actual, None)
         }
-        ExpectationKind::Received(t) | ExpectationKind::Skipped { template: t, .. } => {
+        ExpectationKind::Received(t)
+        | ExpectationKind::ReceivedTimes { template: t, .. }
+        | ExpectationKind::Skipped { template: t, .. } => {
             let rows: Vec<(String, Option<String>)> = sqlx::query_as(
                 "select status, skip_reason from messages \
                  where user_key = $1 and template = $2 order by id",
@@ -113,13 +115,18 @@ pub async fn check(
             .bind(t)
             .fetch_all(&mut *conn)
             .await?;
-            let holds = rows.iter().any(|(status, reason)| match &e.kind {
-                ExpectationKind::Received(_) => !matches!(status.as_str(), "skipped" | "cancelled"),
+            let received = |status: &str| !matches!(status, "skipped" | "cancelled");
+            let holds = if let ExpectationKind::ReceivedTimes { times, .. } = &e.kind {
+                rows.iter().filter(|(status, _)| received(status)).count() as i64 == *times
+            } else {
+                rows.iter().any(|(status, reason)| match &e.kind {
+                ExpectationKind::Received(_) => received(status),
                 ExpectationKind::Skipped { reason: want, .. } => {
                     status == "skipped" && want.as_ref().is_none_or(|w| reason.as_ref() == Some(w))
                 }
                 _ => false,
-            });
+            })
+            };
             let seen: Vec<String> = rows
                 .iter()
                 .map(|(status, reason)| match reason {
