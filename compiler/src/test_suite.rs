@@ -113,6 +113,8 @@ pub enum ExpectationKind {
         journey: String,
         status: String,
         step: Option<String>,
+        /// The run's `wake_at`, seconds since the epoch (`waiting until …`).
+        wake_at: Option<i64>,
     },
 }
 

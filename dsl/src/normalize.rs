@@ -328,6 +328,18 @@ impl VisitSpans for TestBlock {
     }
 }
 
+impl VisitSpans for Instant {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        match self {
+            Instant::Absolute(d) => d.span.visit_spans(visit),
+            Instant::Relative { after, span } => {
+                after.visit_spans(visit);
+                span.visit_spans(visit);
+            }
+        }
+    }
+}
+
 impl VisitSpans for TestMember {
     fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
@@ -337,13 +349,7 @@ impl VisitSpans for TestMember {
                 c.span.visit_spans(visit);
             }
             TestMember::At(a) => {
-                match &mut a.at {
-                    Instant::Absolute(d) => d.span.visit_spans(visit),
-                    Instant::Relative { after, span } => {
-                        after.visit_spans(visit);
-                        span.visit_spans(visit);
-                    }
-                }
+                a.at.visit_spans(visit);
                 a.actions.visit_spans(visit);
                 a.body_span.visit_spans(visit);
                 a.span.visit_spans(visit);
@@ -434,9 +440,17 @@ impl VisitSpans for TestAction {
                             r.span.visit_spans(visit);
                         }
                     }
-                    Expect::JourneyStatus { journey, step, .. } => {
+                    Expect::JourneyStatus {
+                        journey,
+                        step,
+                        until,
+                        ..
+                    } => {
                         journey.visit_spans(visit);
                         step.visit_spans(visit);
+                        if let Some(u) = until {
+                            u.visit_spans(visit);
+                        }
                     }
                 }
             }

@@ -181,6 +181,8 @@ pub enum Expect {
         journey: Ident,
         status: RunStatus,
         step: Option<StringLit>,
+        /// `waiting until INSTANT`: the run's `wake_at` (a `+D` counts from the `at` instant)
+        until: Option<Instant>,
     },
 }
 

@@ -10,7 +10,7 @@
 //! expectation := "in" ["journey"] ID | "entered" ID
 //!              | "left" ID ["because" ("criteria" | "max_dwell")] | "dwell" ID "." ID
 //!              | "received" ID [INT "times"] | "skipped" ID ["because" ID [ID]]
-//!              | "journey" ID STATUS ["at" STRING]
+//!              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
 //! object      := "{" [field ("," field)* [","]] "}"     field := (WORD | STRING) ":" value
 //! value       := literal | "null" | object | "[" [value ("," value)*] "]"
 //! ```
@@ -310,7 +310,7 @@ const EXPECTATIONS: &[&str] = &[
 // expectation := "in" ["journey"] ID | "entered" ID | "left" ID ["because" REASON]
 //              | "dwell" ID "." ID | "received" ID [INT "times"]
 //              | "skipped" ID ["because" ID [ID]]
-//              | "journey" ID STATUS ["at" STRING]
+//              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
 fn expectation(i: &str) -> PResult<'_, Expect> {
     let Ok((rest, (kw, _))) = word(i) else {
         return failure(unexpected(i, EXPECTATIONS));
@@ -418,12 +418,20 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                 }
                 Err(_) => (rest, None),
             };
+            let (rest, until) = match keyword("until")(rest) {
+                Ok((rest, _)) if status == RunStatus::Waiting => {
+                    let (rest, at) = cut(instant)(rest)?;
+                    (rest, Some(at))
+                }
+                _ => (rest, None),
+            };
             Ok((
                 rest,
                 Expect::JourneyStatus {
                     journey,
                     status,
                     step,
+                    until,
                 },
             ))
         }

@@ -148,15 +148,17 @@ pub(crate) fn action(a: &TestAction) -> String {
                     journey,
                     status,
                     step,
-                } => match step {
-                    Some(s) => format!(
-                        "journey {} {} at {}",
-                        journey.name,
-                        status.as_str(),
-                        text::quote(&s.value)
-                    ),
-                    None => format!("journey {} {}", journey.name, status.as_str()),
-                },
+                    until,
+                } => {
+                    let mut out = format!("journey {} {}", journey.name, status.as_str());
+                    if let Some(s) = step {
+                        out += &format!(" at {}", text::quote(&s.value));
+                    }
+                    if let Some(u) = until {
+                        out += &format!(" until {}", instant(u));
+                    }
+                    out
+                }
             };
             format!("expect {} {not}{what}", e.contact.name)
         }

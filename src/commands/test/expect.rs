@@ -142,8 +142,9 @@ pub async fn check(
             (holds, actual, None)
         }
         ExpectationKind::InJourney(j) | ExpectationKind::JourneyStatus { journey: j, .. } => {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-                "select status, step_id from runs where journey_id = $1 and user_key = $2 \
+            type Run = (String, Option<String>, Option<DateTime<Utc>>);
+            let rows: Vec<Run> = sqlx::query_as(
+                "select status, step_id, wake_at from runs where journey_id = $1 and user_key = $2 \
                  order by id desc",
             )
             .bind(j)
@@ -153,20 +154,27 @@ pub async fn check(
             let holds = match &e.kind {
                 ExpectationKind::InJourney(_) => rows
                     .iter()
-                    .any(|(s, _)| matches!(s.as_str(), "active" | "waiting")),
-                ExpectationKind::JourneyStatus { status, step, .. } => {
-                    rows.first().is_some_and(|(s, at_step)| {
-                        s == status && step.as_ref().is_none_or(|w| at_step.as_ref() == Some(w))
-                    })
-                }
+                    .any(|(s, _, _)| matches!(s.as_str(), "active" | "waiting")),
+                ExpectationKind::JourneyStatus {
+                    status,
+                    step,
+                    wake_at,
+                    ..
+                } => rows.first().is_some_and(|(s, at_step, at_wake)| {
+                    s == status
+                        && step.as_ref().is_none_or(|w| at_step.as_ref() == Some(w))
+                        && wake_at.is_none_or(|w| at_wake.map(|t| t.timestamp()) == Some(w))
+                }),
                 _ => false,
             };
             let actual = match rows.first() {
                 None => format!("{key} has no run of {j}"),
-                Some((s, step)) => format!(
-                    "{key}'s latest run of {j} is {s}{} ({} run{} in all)",
+                Some((s, step, wake)) => format!(
+                    "{key}'s latest run of {j} is {s}{}{} ({} run{} in all)",
                     step.as_ref()
                         .map(|st| format!(" at \"{st}\""))
+                        .unwrap_or_default(),
+                    wake.map(|w| format!(" until {}", stamp(w)))
                         .unwrap_or_default(),
                     rows.len(),
                     if rows.len() == 1 { "" } else { "s" }
