@@ -289,7 +289,13 @@ fn action(i: &str) -> PResult<'_, TestAction> {
         _ => {
             return failure(unexpected(
                 i,
-                &["`did`", "`set`", "`subscribe`", "`unsubscribe`", "`suppress`"],
+                &[
+                    "`did`",
+                    "`set`",
+                    "`subscribe`",
+                    "`unsubscribe`",
+                    "`suppress`",
+                ],
             ))
         }
     };
@@ -363,13 +369,7 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                 Ok((after, ("times" | "time", _))) => after,
                 _ => return failure(unexpected(rest, &["`times`"])),
             };
-            Ok((
-                rest,
-                Expect::ReceivedTimes {
-                    template: t,
-                    times,
-                },
-            ))
+            Ok((rest, Expect::ReceivedTimes { template: t, times }))
         }
         "skipped" => {
             let (rest, template) = cut(ident("a template id"))(rest)?;

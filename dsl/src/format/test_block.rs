@@ -107,7 +107,11 @@ pub(crate) fn action(a: &TestAction) -> String {
         } => format!(
             "{} {} {}",
             contact.name,
-            if *subscribed { "subscribe" } else { "unsubscribe" },
+            if *subscribed {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            },
             list.as_ref().map_or("*", |l| l.name.as_str())
         ),
         TestActionKind::Suppress { contact, reason } => {

@@ -120,12 +120,13 @@ pub async fn check(
                 rows.iter().filter(|(status, _)| received(status)).count() as i64 == *times
             } else {
                 rows.iter().any(|(status, reason)| match &e.kind {
-                ExpectationKind::Received(_) => received(status),
-                ExpectationKind::Skipped { reason: want, .. } => {
-                    status == "skipped" && want.as_ref().is_none_or(|w| reason.as_ref() == Some(w))
-                }
-                _ => false,
-            })
+                    ExpectationKind::Received(_) => received(status),
+                    ExpectationKind::Skipped { reason: want, .. } => {
+                        status == "skipped"
+                            && want.as_ref().is_none_or(|w| reason.as_ref() == Some(w))
+                    }
+                    _ => false,
+                })
             };
             let seen: Vec<String> = rows
                 .iter()

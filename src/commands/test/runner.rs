@@ -171,7 +171,11 @@ async fn apply(conn: &mut PgConnection, change: &TestChange, at: DateTime<Utc>) 
             list_id,
             subscribed,
         } => {
-            let status = if *subscribed { "subscribed" } else { "unsubscribed" };
+            let status = if *subscribed {
+                "subscribed"
+            } else {
+                "unsubscribed"
+            };
             sqlx::query(
                 "insert into subscriptions (user_key, list_id, status, changed_at, source) \
                  values ($1, $2, $3, $4, 'sql') on conflict (user_key, list_id) \
