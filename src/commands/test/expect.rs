@@ -260,9 +260,10 @@ mod tests {
                      update messages set skip_reason = 'unsubscribed:weekly'
                        where template = 'nudge';
                      insert into runs (journey_id, user_key, status, step_id, entered_at,
-                                       arrived_at, trigger_kind)
-                       values ('j', 'u1', 'completed', '3', now(), now(), 'event'),
-                              ('j', 'u1', 'waiting', '1', now(), now(), 'event');",
+                                       arrived_at, wake_at, trigger_kind)
+                       values ('j', 'u1', 'completed', '3', now(), now(), null, 'event'),
+                              ('j', 'u1', 'waiting', '1', now(), now(),
+                               '2027-02-01T00:00:00Z', 'event');",
                 )
                 .await
                 .expect("rows");
@@ -317,6 +318,46 @@ mod tests {
                             journey: "j".into(),
                             status: "waiting".into(),
                             step: Some("1".into()),
+                            wake_at: None,
+                        },
+                        true,
+                    ),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "waiting".into(),
+                            step: None,
+                            wake_at: Some(1_801_440_000),
+                        },
+                        true,
+                    ),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "waiting".into(),
+                            step: None,
+                            wake_at: Some(1_801_440_001),
+                        },
+                        false,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "welcome".into(),
+                            times: 1,
+                        },
+                        true,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "welcome".into(),
+                            times: 2,
+                        },
+                        false,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "nudge".into(),
+                            times: 0,
                         },
                         true,
                     ),
@@ -325,6 +366,7 @@ mod tests {
                             journey: "j".into(),
                             status: "completed".into(),
                             step: None,
+                            wake_at: None,
                         },
                         false,
                     ),
