@@ -130,7 +130,7 @@ fn the_example_project_tests_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("test result: ok. 14 passed; 0 failed"),
+        stdout.contains("test result: ok. 28 passed; 0 failed"),
         "{stdout}"
     );
 }
@@ -182,4 +182,96 @@ fn fixing_the_definition_makes_the_failing_test_pass() {
     let stdout = String::from_utf8_lossy(&after.stdout);
     assert_eq!(after.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("2 passed; 0 failed"), "{stdout}");
+}
+
+#[test]
+fn the_journey_examples_tests_pass() {
+    let out = hogsend(&["test", "examples/journeys"])
+        .output()
+        .expect("hogsend runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test result: ok. 27 passed; 0 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn subscription_and_suppression_actions_and_message_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("templates/news.html"),
+        "---\nsubject: News\ncategory: product_updates\n---\n<p>News</p>\n",
+    )
+    .expect("write");
+    let source = r#"list product_updates {}
+
+bucket active {
+  criteria    did app_opened within 7d
+  on enter { send news }
+}
+
+test "an unsubscribe from the list skips" {
+  contact u1 { email: "u1@example.com" }
+  at 2027-01-04 10:00 {
+    u1 unsubscribe product_updates
+    u1 did app_opened
+    expect u1 skipped news because unsubscribed product_updates
+    expect u1 received news 0 times
+  }
+}
+
+test "subscribing again undoes an unsubscribe from everything" {
+  contact u1 { email: "u1@example.com" }
+  at 2027-01-04 10:00 { u1 unsubscribe * }
+  at +1h {
+    u1 subscribe *
+    u1 did app_opened
+    expect u1 received news 1 time
+  }
+}
+
+test "a suppressed address is skipped" {
+  contact u1 { email: "u1@example.com" }
+  at 2027-01-04 10:00 {
+    u1 suppress bounce
+    u1 did app_opened
+    expect u1 skipped news because suppressed
+  }
+}
+
+test "a count that does not hold" {
+  contact u1 { email: "u1@example.com" }
+  at 2027-01-04 10:00 {
+    u1 did app_opened
+    expect u1 received news 2 times
+  }
+}
+"#;
+    std::fs::write(dir.path().join("news.hog"), source).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let fmt = hogsend(&["fmt", "--check", path])
+        .output()
+        .expect("hogsend runs");
+    assert!(
+        fmt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
+    let out = hogsend(&["test", path]).output().expect("hogsend runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 passed; 1 failed"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("`expect u1 received news 2 times`")
+            && stderr.contains("messages from news to u1: queued"),
+        "{stderr}"
+    );
 }

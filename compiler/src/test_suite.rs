@@ -60,6 +60,15 @@ pub enum TestChange {
         email: Option<Option<String>>,
         properties: Map<String, Value>,
     },
+    /// `u1 subscribe L` / `u1 unsubscribe L`: the contact's row of `subscriptions` for the list
+    /// (`*`: every list).
+    Subscription {
+        key: String,
+        list_id: String,
+        subscribed: bool,
+    },
+    /// `u1 suppress REASON`: the contact's address joins `suppressions`.
+    Suppress { key: String, reason: String },
 }
 
 /// `expect u1 [not] …`.
@@ -92,6 +101,8 @@ pub enum ExpectationKind {
     Dwell { bucket: String, label: String },
     /// A message from the template was created for the contact (by this instant), not skipped.
     Received(String),
+    /// Exactly this many messages from the template, not skipped, by this instant.
+    ReceivedTimes { template: String, times: i64 },
     /// A message from the template was skipped (for this stored reason, when given).
     Skipped {
         template: String,
@@ -102,6 +113,8 @@ pub enum ExpectationKind {
         journey: String,
         status: String,
         step: Option<String>,
+        /// The run's `wake_at`, seconds since the epoch (`waiting until …`).
+        wake_at: Option<i64>,
     },
 }
 

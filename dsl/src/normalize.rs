@@ -342,6 +342,18 @@ impl VisitSpans for TestBlock {
     }
 }
 
+impl VisitSpans for Instant {
+    fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
+        match self {
+            Instant::Absolute(d) => d.span.visit_spans(visit),
+            Instant::Relative { after, span } => {
+                after.visit_spans(visit);
+                span.visit_spans(visit);
+            }
+        }
+    }
+}
+
 impl VisitSpans for TestMember {
     fn visit_spans(&mut self, visit: &mut dyn FnMut(&mut Span)) {
         match self {
@@ -351,13 +363,7 @@ impl VisitSpans for TestMember {
                 c.span.visit_spans(visit);
             }
             TestMember::At(a) => {
-                match &mut a.at {
-                    Instant::Absolute(d) => d.span.visit_spans(visit),
-                    Instant::Relative { after, span } => {
-                        after.visit_spans(visit);
-                        span.visit_spans(visit);
-                    }
-                }
+                a.at.visit_spans(visit);
                 a.actions.visit_spans(visit);
                 a.body_span.visit_spans(visit);
                 a.span.visit_spans(visit);
@@ -410,6 +416,20 @@ impl VisitSpans for TestAction {
                 contact.visit_spans(visit);
                 properties.visit_spans(visit);
             }
+            TestActionKind::Subscription {
+                contact,
+                list,
+                list_span,
+                ..
+            } => {
+                contact.visit_spans(visit);
+                list.visit_spans(visit);
+                visit(list_span);
+            }
+            TestActionKind::Suppress { contact, reason } => {
+                contact.visit_spans(visit);
+                reason.visit_spans(visit);
+            }
             TestActionKind::Expect(e) => {
                 e.contact.visit_spans(visit);
                 match &mut e.what {
@@ -417,6 +437,10 @@ impl VisitSpans for TestAction {
                     | Expect::InJourney(x)
                     | Expect::Entered(x)
                     | Expect::Received(x) => x.visit_spans(visit),
+                    Expect::ReceivedTimes { template, times } => {
+                        template.visit_spans(visit);
+                        visit(&mut times.span);
+                    }
                     Expect::Left { bucket, .. } => bucket.visit_spans(visit),
                     Expect::Dwell { bucket, label } => {
                         bucket.visit_spans(visit);
@@ -430,9 +454,17 @@ impl VisitSpans for TestAction {
                             r.span.visit_spans(visit);
                         }
                     }
-                    Expect::JourneyStatus { journey, step, .. } => {
+                    Expect::JourneyStatus {
+                        journey,
+                        step,
+                        until,
+                        ..
+                    } => {
                         journey.visit_spans(visit);
                         step.visit_spans(visit);
+                        if let Some(u) = until {
+                            u.visit_spans(visit);
+                        }
                     }
                 }
             }

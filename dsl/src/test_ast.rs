@@ -1,7 +1,7 @@
 //! The syntax tree of `test` blocks (docs/language.md#tests): contacts, instants, the actions
 //! at each instant and the expectations checked after its tick. Re-exported by [`crate::ast`].
 
-use crate::ast::{EventName, Ident, LeaveReason, Literal, StringLit};
+use crate::ast::{EventName, Ident, IntLit, LeaveReason, Literal, StringLit};
 use crate::span::Span;
 
 /// `test "name" { … }`.
@@ -128,6 +128,17 @@ pub enum TestActionKind {
         contact: Ident,
         properties: ObjectLit,
     },
+    /// `u1 subscribe LIST` / `u1 unsubscribe LIST`, or `*` for every list: a row of
+    /// `subscriptions` (`list` is `None` for `*`).
+    Subscription {
+        contact: Ident,
+        list: Option<Ident>,
+        subscribed: bool,
+        /// The span of the list (or of the `*`).
+        list_span: Span,
+    },
+    /// `u1 suppress complaint`: the contact's address joins `suppressions` for the reason.
+    Suppress { contact: Ident, reason: Ident },
     /// `expect …`
     Expect(Expectation),
 }
@@ -158,6 +169,8 @@ pub enum Expect {
     Dwell { bucket: Ident, label: Ident },
     /// `received T`: a message from template T was created for the contact (by now)
     Received(Ident),
+    /// `received T N times`: exactly N messages from T, not skipped, by now
+    ReceivedTimes { template: Ident, times: IntLit },
     /// `skipped T [because REASON [LIST]]`: a message from T was skipped (by now)
     Skipped {
         template: Ident,
@@ -168,6 +181,8 @@ pub enum Expect {
         journey: Ident,
         status: RunStatus,
         step: Option<StringLit>,
+        /// `waiting until INSTANT`: the run's `wake_at` (a `+D` counts from the `at` instant)
+        until: Option<Instant>,
     },
 }
 

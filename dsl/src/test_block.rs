@@ -6,10 +6,11 @@
 //! instant     := DATE [TIME] | "+" DURATION        DATE := YYYY-MM-DD  TIME := HH:MM[:SS]
 //! action      := "expect" ID ["not"] expectation
 //!              | ID "did" EVENT [object] | ID "set" object
+//!              | ID ("subscribe" | "unsubscribe") (ID | "*") | ID "suppress" ("bounce" | "complaint" | "manual")
 //! expectation := "in" ["journey"] ID | "entered" ID
 //!              | "left" ID ["because" ("criteria" | "max_dwell")] | "dwell" ID "." ID
-//!              | "received" ID | "skipped" ID ["because" ID [ID]]
-//!              | "journey" ID STATUS ["at" STRING]
+//!              | "received" ID [INT "times"] | "skipped" ID ["because" ID [ID]]
+//!              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
 //! object      := "{" [field ("," field)* [","]] "}"     field := (WORD | STRING) ":" value
 //! value       := literal | "null" | object | "[" [value ("," value)*] "]"
 //! ```
@@ -19,7 +20,9 @@ use nom::combinator::cut;
 use crate::ast::{LeaveReason, StringLit};
 use crate::error::{ParseError, ParseErrorKind};
 use crate::expr::nest;
-use crate::lexical::{bare_name, duration, ident, keyword, literal, peek_word, punct, string_lit};
+use crate::lexical::{
+    bare_name, duration, ident, integer, keyword, literal, peek_word, punct, string_lit,
+};
 use crate::lexical::{word, ws};
 use crate::names::event_name;
 use crate::nom_error::{failure, missing_closer, unexpected, PResult};
@@ -258,7 +261,43 @@ fn action(i: &str) -> PResult<'_, TestAction> {
                 },
             )
         }
-        _ => return failure(unexpected(i, &["`did`", "`set`"])),
+        Ok((i, (verb @ ("subscribe" | "unsubscribe"), _))) => {
+            let (i, list, list_span) = if let Some(rest) = ws(i).strip_prefix('*') {
+                (rest, None, span_between(ws(i), rest))
+            } else {
+                let (i, l) = cut(ident("a list id or `*`"))(i)?;
+                let span = l.span;
+                (i, Some(l), span)
+            };
+            (
+                i,
+                TestActionKind::Subscription {
+                    contact,
+                    list,
+                    subscribed: verb == "subscribe",
+                    list_span,
+                },
+            )
+        }
+        Ok((i, ("suppress", _))) => {
+            if !matches!(peek_word(i), Some("bounce" | "complaint" | "manual")) {
+                return failure(unexpected(i, &["`bounce`", "`complaint`", "`manual`"]));
+            }
+            let (i, reason) = ident("a suppression reason")(i)?;
+            (i, TestActionKind::Suppress { contact, reason })
+        }
+        _ => {
+            return failure(unexpected(
+                i,
+                &[
+                    "`did`",
+                    "`set`",
+                    "`subscribe`",
+                    "`unsubscribe`",
+                    "`suppress`",
+                ],
+            ))
+        }
     };
     let span = Span::new(start, state::offset(i));
     Ok((i, TestAction { kind, span }))
@@ -275,8 +314,9 @@ const EXPECTATIONS: &[&str] = &[
 ];
 
 // expectation := "in" ["journey"] ID | "entered" ID | "left" ID ["because" REASON]
-//              | "dwell" ID "." ID | "received" ID | "skipped" ID ["because" ID [ID]]
-//              | "journey" ID STATUS ["at" STRING]
+//              | "dwell" ID "." ID | "received" ID [INT "times"]
+//              | "skipped" ID ["because" ID [ID]]
+//              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
 fn expectation(i: &str) -> PResult<'_, Expect> {
     let Ok((rest, (kw, _))) = word(i) else {
         return failure(unexpected(i, EXPECTATIONS));
@@ -321,7 +361,15 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
         }
         "received" => {
             let (rest, t) = cut(ident("a template id"))(rest)?;
-            Ok((rest, Expect::Received(t)))
+            if !ws(rest).starts_with(|c: char| c.is_ascii_digit()) {
+                return Ok((rest, Expect::Received(t)));
+            }
+            let (rest, times) = integer(rest)?;
+            let rest = match word(rest) {
+                Ok((after, ("times" | "time", _))) => after,
+                _ => return failure(unexpected(rest, &["`times`"])),
+            };
+            Ok((rest, Expect::ReceivedTimes { template: t, times }))
         }
         "skipped" => {
             let (rest, template) = cut(ident("a template id"))(rest)?;
@@ -370,12 +418,20 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                 }
                 Err(_) => (rest, None),
             };
+            let (rest, until) = match keyword("until")(rest) {
+                Ok((rest, _)) if status == RunStatus::Waiting => {
+                    let (rest, at) = cut(instant)(rest)?;
+                    (rest, Some(at))
+                }
+                _ => (rest, None),
+            };
             Ok((
                 rest,
                 Expect::JourneyStatus {
                     journey,
                     status,
                     step,
+                    until,
                 },
             ))
         }

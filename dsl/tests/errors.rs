@@ -667,3 +667,21 @@ fn test_block_errors_are_reported_with_spans_and_recovery() {
         "the test and the bucket are both kept"
     );
 }
+
+#[test]
+fn test_actions_on_subscriptions_say_what_they_take() {
+    let input = "test \"t\" {\n  contact u1\n  at 2027-01-01 { u1 suppress spam }\n  at +1d { u1 unsubscribe \"weekly\" }\n  at +1d { u1 frob }\n  at +1d { expect u1 received x twice }\n}\n";
+    let parsed = parse(input);
+    let messages: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(hogsend_dsl::ParseError::message)
+        .collect();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert!(messages[0].starts_with("expected `bounce`"), "{messages:?}");
+    assert_eq!(&input[parsed.errors[0].span.range()], "spam");
+    assert!(messages[1].contains("a list id or `*`"), "{messages:?}");
+    assert!(messages[2].contains("`unsubscribe`"), "{messages:?}");
+    assert_eq!(&input[parsed.errors[2].span.range()], "frob");
+    assert!(!parsed.file.items.is_empty());
+}

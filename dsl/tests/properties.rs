@@ -448,13 +448,22 @@ fn expect() -> impl Strategy<Value = Expect> {
                 span: sp(),
             }),
         }),
-        (test_ident(), status, prop::option::of(string_lit())).prop_map(
-            |(journey, status, step)| Expect::JourneyStatus {
+        (test_ident(), 0i64..1000).prop_map(|(template, value)| Expect::ReceivedTimes {
+            template,
+            times: IntLit { value, span: sp() },
+        }),
+        (
+            test_ident(),
+            status,
+            prop::option::of(string_lit()),
+            prop::option::of(instant())
+        )
+            .prop_map(|(journey, status, step, until)| Expect::JourneyStatus {
                 journey,
                 status,
                 step,
-            }
-        ),
+                until: until.filter(|_| status == RunStatus::Waiting),
+            }),
     ]
 }
 
@@ -471,6 +480,25 @@ fn test_action() -> impl Strategy<Value = TestAction> {
             contact,
             properties,
         }),
+        (test_ident(), prop::option::of(test_ident()), any::<bool>()).prop_map(
+            |(contact, list, subscribed)| TestActionKind::Subscription {
+                contact,
+                list,
+                subscribed,
+                list_span: sp(),
+            }
+        ),
+        (
+            test_ident(),
+            prop_oneof![Just("bounce"), Just("complaint"), Just("manual")]
+        )
+            .prop_map(|(contact, reason)| TestActionKind::Suppress {
+                contact,
+                reason: Ident {
+                    name: reason.to_string(),
+                    span: sp(),
+                },
+            }),
         (test_ident(), any::<bool>(), expect()).prop_map(|(contact, negated, what)| {
             TestActionKind::Expect(Expectation {
                 contact,

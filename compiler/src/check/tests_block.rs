@@ -242,9 +242,29 @@ impl Checker<'_> {
                     properties,
                 });
             }
+            TestActionKind::Subscription {
+                contact,
+                list,
+                subscribed,
+                ..
+            } => {
+                self.contact_ref(contact, names);
+                step.changes.push(TestChange::Subscription {
+                    key: contact.name.clone(),
+                    list_id: list.as_ref().map_or("*".to_string(), |l| l.name.clone()),
+                    subscribed: *subscribed,
+                });
+            }
+            TestActionKind::Suppress { contact, reason } => {
+                self.contact_ref(contact, names);
+                step.changes.push(TestChange::Suppress {
+                    key: contact.name.clone(),
+                    reason: reason.name.clone(),
+                });
+            }
             TestActionKind::Expect(e) => {
                 self.contact_ref(&e.contact, names);
-                let kind = self.expectation(&e.what);
+                let kind = self.expectation(&e.what, step.at);
                 step.expectations.push(TestExpectation {
                     key: e.contact.name.clone(),
                     negated: e.negated,
@@ -256,7 +276,7 @@ impl Checker<'_> {
         }
     }
 
-    fn expectation(&mut self, what: &Expect) -> ExpectationKind {
+    fn expectation(&mut self, what: &Expect, at: i64) -> ExpectationKind {
         match what {
             Expect::InBucket(b) => {
                 self.bucket_ref(b);
@@ -308,6 +328,13 @@ impl Checker<'_> {
                 self.template_ref(t);
                 ExpectationKind::Received(t.name.clone())
             }
+            Expect::ReceivedTimes { template, times } => {
+                self.template_ref(template);
+                ExpectationKind::ReceivedTimes {
+                    template: template.name.clone(),
+                    times: times.value,
+                }
+            }
             Expect::Skipped { template, because } => {
                 self.template_ref(template);
                 ExpectationKind::Skipped {
@@ -319,14 +346,36 @@ impl Checker<'_> {
                 journey,
                 status,
                 step,
+                until,
             } => {
                 self.journey_ref(journey);
                 ExpectationKind::JourneyStatus {
                     journey: journey.name.clone(),
                     status: status.as_str().to_string(),
                     step: step.as_ref().map(|s| s.value.clone()),
+                    wake_at: until.as_ref().map(|u| instant_seconds(u, at)),
                 }
             }
+        }
+    }
+}
+
+/// An instant in seconds since the epoch; a `+D` counts from `at`.
+fn instant_seconds(i: &Instant, at: i64) -> i64 {
+    match i {
+        Instant::Absolute(d) => {
+            let (h, min, s) = d.time.unwrap_or((0, 0, 0));
+            epoch_seconds(
+                i64::from(d.year),
+                u32::from(d.month),
+                u32::from(d.day),
+                u32::from(h),
+                u32::from(min),
+                u32::from(s),
+            )
+        }
+        Instant::Relative { after, .. } => {
+            at.saturating_add(i64::try_from(after.total_seconds().unwrap_or(0)).unwrap_or(0))
         }
     }
 }

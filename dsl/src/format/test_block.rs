@@ -99,6 +99,24 @@ pub(crate) fn action(a: &TestAction) -> String {
             contact,
             properties,
         } => format!("{} set {}", contact.name, object(properties)),
+        TestActionKind::Subscription {
+            contact,
+            list,
+            subscribed,
+            ..
+        } => format!(
+            "{} {} {}",
+            contact.name,
+            if *subscribed {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            },
+            list.as_ref().map_or("*", |l| l.name.as_str())
+        ),
+        TestActionKind::Suppress { contact, reason } => {
+            format!("{} suppress {}", contact.name, reason.name)
+        }
         TestActionKind::Expect(e) => {
             let not = if e.negated { "not " } else { "" };
             let what = match &e.what {
@@ -114,6 +132,12 @@ pub(crate) fn action(a: &TestAction) -> String {
                 },
                 Expect::Dwell { bucket, label } => format!("dwell {}.{}", bucket.name, label.name),
                 Expect::Received(t) => format!("received {}", t.name),
+                Expect::ReceivedTimes { template, times } => format!(
+                    "received {} {} {}",
+                    template.name,
+                    times.value,
+                    if times.value == 1 { "time" } else { "times" }
+                ),
                 Expect::Skipped { template, because } => match because {
                     None => format!("skipped {}", template.name),
                     Some(r) => match &r.list {
@@ -128,15 +152,17 @@ pub(crate) fn action(a: &TestAction) -> String {
                     journey,
                     status,
                     step,
-                } => match step {
-                    Some(s) => format!(
-                        "journey {} {} at {}",
-                        journey.name,
-                        status.as_str(),
-                        text::quote(&s.value)
-                    ),
-                    None => format!("journey {} {}", journey.name, status.as_str()),
-                },
+                    until,
+                } => {
+                    let mut out = format!("journey {} {}", journey.name, status.as_str());
+                    if let Some(s) = step {
+                        out += &format!(" at {}", text::quote(&s.value));
+                    }
+                    if let Some(u) = until {
+                        out += &format!(" until {}", instant(u));
+                    }
+                    out
+                }
             };
             format!("expect {} {not}{what}", e.contact.name)
         }

@@ -104,7 +104,9 @@ pub async fn check(
             };
             (holds, actual, None)
         }
-        ExpectationKind::Received(t) | ExpectationKind::Skipped { template: t, .. } => {
+        ExpectationKind::Received(t)
+        | ExpectationKind::ReceivedTimes { template: t, .. }
+        | ExpectationKind::Skipped { template: t, .. } => {
             let rows: Vec<(String, Option<String>)> = sqlx::query_as(
                 "select status, skip_reason from messages \
                  where user_key = $1 and template = $2 order by id",
@@ -113,13 +115,19 @@ pub async fn check(
             .bind(t)
             .fetch_all(&mut *conn)
             .await?;
-            let holds = rows.iter().any(|(status, reason)| match &e.kind {
-                ExpectationKind::Received(_) => !matches!(status.as_str(), "skipped" | "cancelled"),
-                ExpectationKind::Skipped { reason: want, .. } => {
-                    status == "skipped" && want.as_ref().is_none_or(|w| reason.as_ref() == Some(w))
-                }
-                _ => false,
-            });
+            let received = |status: &str| !matches!(status, "skipped" | "cancelled");
+            let holds = if let ExpectationKind::ReceivedTimes { times, .. } = &e.kind {
+                rows.iter().filter(|(status, _)| received(status)).count() as i64 == *times
+            } else {
+                rows.iter().any(|(status, reason)| match &e.kind {
+                    ExpectationKind::Received(_) => received(status),
+                    ExpectationKind::Skipped { reason: want, .. } => {
+                        status == "skipped"
+                            && want.as_ref().is_none_or(|w| reason.as_ref() == Some(w))
+                    }
+                    _ => false,
+                })
+            };
             let seen: Vec<String> = rows
                 .iter()
                 .map(|(status, reason)| match reason {
@@ -135,8 +143,9 @@ pub async fn check(
             (holds, actual, None)
         }
         ExpectationKind::InJourney(j) | ExpectationKind::JourneyStatus { journey: j, .. } => {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-                "select status, step_id from runs where journey_id = $1 and user_key = $2 \
+            type Run = (String, Option<String>, Option<DateTime<Utc>>);
+            let rows: Vec<Run> = sqlx::query_as(
+                "select status, step_id, wake_at from runs where journey_id = $1 and user_key = $2 \
                  order by id desc",
             )
             .bind(j)
@@ -146,20 +155,27 @@ pub async fn check(
             let holds = match &e.kind {
                 ExpectationKind::InJourney(_) => rows
                     .iter()
-                    .any(|(s, _)| matches!(s.as_str(), "active" | "waiting")),
-                ExpectationKind::JourneyStatus { status, step, .. } => {
-                    rows.first().is_some_and(|(s, at_step)| {
-                        s == status && step.as_ref().is_none_or(|w| at_step.as_ref() == Some(w))
-                    })
-                }
+                    .any(|(s, _, _)| matches!(s.as_str(), "active" | "waiting")),
+                ExpectationKind::JourneyStatus {
+                    status,
+                    step,
+                    wake_at,
+                    ..
+                } => rows.first().is_some_and(|(s, at_step, at_wake)| {
+                    s == status
+                        && step.as_ref().is_none_or(|w| at_step.as_ref() == Some(w))
+                        && wake_at.is_none_or(|w| at_wake.map(|t| t.timestamp()) == Some(w))
+                }),
                 _ => false,
             };
             let actual = match rows.first() {
                 None => format!("{key} has no run of {j}"),
-                Some((s, step)) => format!(
-                    "{key}'s latest run of {j} is {s}{} ({} run{} in all)",
+                Some((s, step, wake)) => format!(
+                    "{key}'s latest run of {j} is {s}{}{} ({} run{} in all)",
                     step.as_ref()
                         .map(|st| format!(" at \"{st}\""))
+                        .unwrap_or_default(),
+                    wake.map(|w| format!(" until {}", stamp(w)))
                         .unwrap_or_default(),
                     rows.len(),
                     if rows.len() == 1 { "" } else { "s" }
@@ -244,9 +260,10 @@ mod tests {
                      update messages set skip_reason = 'unsubscribed:weekly'
                        where template = 'nudge';
                      insert into runs (journey_id, user_key, status, step_id, entered_at,
-                                       arrived_at, trigger_kind)
-                       values ('j', 'u1', 'completed', '3', now(), now(), 'event'),
-                              ('j', 'u1', 'waiting', '1', now(), now(), 'event');",
+                                       arrived_at, wake_at, trigger_kind)
+                       values ('j', 'u1', 'completed', '3', now(), now(), null, 'event'),
+                              ('j', 'u1', 'waiting', '1', now(), now(),
+                               '2027-02-01T00:00:00Z', 'event');",
                 )
                 .await
                 .expect("rows");
@@ -301,6 +318,46 @@ mod tests {
                             journey: "j".into(),
                             status: "waiting".into(),
                             step: Some("1".into()),
+                            wake_at: None,
+                        },
+                        true,
+                    ),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "waiting".into(),
+                            step: None,
+                            wake_at: Some(1_801_440_000),
+                        },
+                        true,
+                    ),
+                    (
+                        K::JourneyStatus {
+                            journey: "j".into(),
+                            status: "waiting".into(),
+                            step: None,
+                            wake_at: Some(1_801_440_001),
+                        },
+                        false,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "welcome".into(),
+                            times: 1,
+                        },
+                        true,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "welcome".into(),
+                            times: 2,
+                        },
+                        false,
+                    ),
+                    (
+                        K::ReceivedTimes {
+                            template: "nudge".into(),
+                            times: 0,
                         },
                         true,
                     ),
@@ -309,6 +366,7 @@ mod tests {
                             journey: "j".into(),
                             status: "completed".into(),
                             step: None,
+                            wake_at: None,
                         },
                         false,
                     ),

@@ -166,6 +166,46 @@ async fn apply(conn: &mut PgConnection, change: &TestChange, at: DateTime<Utc>) 
             .await
             .with_context(|| format!("could not change the properties of `{key}`"))?;
         }
+        TestChange::Subscription {
+            key,
+            list_id,
+            subscribed,
+        } => {
+            let status = if *subscribed {
+                "subscribed"
+            } else {
+                "unsubscribed"
+            };
+            sqlx::query(
+                "insert into subscriptions (user_key, list_id, status, changed_at, source) \
+                 values ($1, $2, $3, $4, 'sql') on conflict (user_key, list_id) \
+                 do update set status = excluded.status, changed_at = excluded.changed_at",
+            )
+            .bind(key)
+            .bind(list_id)
+            .bind(status)
+            .bind(at)
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("could not record `{key}`'s {status} to `{list_id}`"))?;
+        }
+        TestChange::Suppress { key, reason } => {
+            let inserted = sqlx::query(
+                "insert into suppressions (email, reason, created_at) \
+                 select lower(btrim(email)), $2, $3 from contacts \
+                 where user_key = $1 and email is not null and btrim(email) <> '' \
+                 on conflict (email) do nothing",
+            )
+            .bind(key)
+            .bind(reason)
+            .bind(at)
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("could not suppress `{key}`'s address"))?;
+            if inserted.rows_affected() == 0 {
+                anyhow::bail!("`{key} suppress {reason}`: the contact has no address to suppress");
+            }
+        }
     }
     Ok(())
 }
