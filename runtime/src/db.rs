@@ -69,11 +69,6 @@ pub(crate) fn not_migrated(schema: &str) -> impl FnOnce(sqlx::Error) -> Error + 
     }
 }
 
-/// Quotes a validated schema name as an identifier.
-pub fn schema_ident(schema: &str) -> String {
-    format!("\"{}\"", schema.replace('"', "\"\""))
-}
-
 /// Runs `tick(now)` and returns its JSON summary. With `None` the tick's instant is the
 /// database's clock once the tick holds the pass lock (see the generated `tick`).
 pub async fn tick(
@@ -177,8 +172,8 @@ pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &BucketId
     sqlx::query("delete from _hs_match")
         .execute(&mut *conn)
         .await?;
-    // The one statement naming a bucket's function: the id is a validated `BucketId`,
-    // written bare like the compiler writes it.
+    // One of the two statements naming a bucket's function (see also [`why`]): the id is a
+    // validated `BucketId`, written bare like the compiler writes it.
     sqlx::query(&format!("select b_{id}_match_all(now())"))
         .execute(&mut *conn)
         .await?;
@@ -208,20 +203,21 @@ pub async fn why(
     key: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<Why> {
-    let s = schema_ident(schema);
-    let deployed: bool = sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.buckets where id = $1)"
-    ))
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let deployed: bool = sqlx::query_scalar("select exists (select 1 from buckets where id = $1)")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     if !deployed {
         return Ok(Why::UnknownBucket);
     }
-    // `id` is a deployed bucket's id (checked `^[a-z][a-z0-9_]{0,47}$` by the table).
-    let function = schema_ident(&format!("b_{id}_why"));
+    // Like [`count_matching`], this names a bucket's generated function: `id` is a deployed
+    // bucket's id (checked `^[a-z][a-z0-9_]{0,47}$` by the table), validated again as a
+    // `BucketId` and written bare like the compiler writes it.
+    let Ok(id) = BucketId::new(id) else {
+        return Ok(Why::UnknownBucket);
+    };
     let result = sqlx::query_scalar::<_, Option<serde_json::Value>>(&format!(
-        "select {s}.{function}($1, coalesce($2, now()))"
+        "select b_{id}_why($1, coalesce($2, now()))"
     ))
     .bind(key)
     .bind(at)
