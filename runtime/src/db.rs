@@ -1,9 +1,12 @@
 //! Calls into the SQL surface: the one place that names generated functions and tables.
 //!
-//! Runtime statements are static text (`&'static str`), so sqlx prepares each once per
-//! connection and reuses it. They name objects unqualified: every connection the runtime
-//! uses is opened by [`connect`] or [`connect_one`], which set the connection's
-//! `search_path` to the hogsend schema (and `migrate` sets it for its own transaction).
+//! Runtime statements (here and in `queries`, `ingest`, `http` and `mail`) are static text
+//! (`&'static str`), so sqlx prepares each once per connection and reuses it. They name
+//! objects unqualified: every connection the runtime uses (the daemon's pool, the CLI's
+//! connections, the test harness's) is opened by [`connect`] or [`connect_one`], which set
+//! the connection's `search_path` to the hogsend schema (and `migrate` sets it for its own
+//! transaction). The only statements built at run time name a bucket's generated function
+//! ([`count_matching`], [`why`]) from a validated `BucketId`.
 //! Generated and engine SQL qualify every name with the schema, so they do not depend on
 //! the `search_path` at all. A statement run on a connection opened otherwise finds no
 //! hogsend objects and fails as [`Error::NotMigrated`].

@@ -92,6 +92,8 @@ struct JourneyRow {
     deployed_at: DateTime<Utc>,
 }
 
+/// The select of a journey row from `journeys j` (a macro, so each
+/// statement that uses it is one static string).
 macro_rules! journey_select {
     () => {
         "select j.id, j.kind, j.enabled, j.paused, j.entry_kind,
@@ -243,6 +245,8 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The select list of [`Run`]'s columns of `runs r` (a macro, so each
+/// statement that uses it is one static string).
 macro_rules! run_columns {
     () => {
         "r.id, r.journey_id, r.user_key as key, r.status, r.step_id as step,

@@ -56,6 +56,8 @@ pub struct Message {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The select list of [`Message`]'s columns of `messages m` (a macro, so each
+/// statement that uses it is one static string).
 macro_rules! message_columns {
     () => {
         "m.id, m.user_key as key, m.journey_id, m.run_id,
