@@ -1,9 +1,12 @@
 //! Calls into the SQL surface: the one place that names generated functions and tables.
 //!
-//! Runtime statements are static text (`&'static str`), so sqlx prepares each once per
-//! connection and reuses it. They name objects unqualified: every connection the runtime
-//! uses is opened by [`connect`] or [`connect_one`], which set the connection's
-//! `search_path` to the hogsend schema (and `migrate` sets it for its own transaction).
+//! Runtime statements (here and in `queries`, `ingest`, `http` and `mail`) are static text
+//! (`&'static str`), so sqlx prepares each once per connection and reuses it. They name
+//! objects unqualified: every connection the runtime uses (the daemon's pool, the CLI's
+//! connections, the test harness's) is opened by [`connect`] or [`connect_one`], which set
+//! the connection's `search_path` to the hogsend schema (and `migrate` sets it for its own
+//! transaction). The only statements built at run time name a bucket's generated function
+//! ([`count_matching`], [`why`]) from a validated `BucketId`.
 //! Generated and engine SQL qualify every name with the schema, so they do not depend on
 //! the `search_path` at all. A statement run on a connection opened otherwise finds no
 //! hogsend objects and fails as [`Error::NotMigrated`].
@@ -67,11 +70,6 @@ pub(crate) fn not_migrated(schema: &str) -> impl FnOnce(sqlx::Error) -> Error + 
         }
         _ => err.into(),
     }
-}
-
-/// Quotes a validated schema name as an identifier.
-pub fn schema_ident(schema: &str) -> String {
-    format!("\"{}\"", schema.replace('"', "\"\""))
 }
 
 /// Runs `tick(now)` and returns its JSON summary. With `None` the tick's instant is the
@@ -177,8 +175,8 @@ pub async fn count_matching(conn: &mut PgConnection, schema: &str, id: &BucketId
     sqlx::query("delete from _hs_match")
         .execute(&mut *conn)
         .await?;
-    // The one statement naming a bucket's function: the id is a validated `BucketId`,
-    // written bare like the compiler writes it.
+    // One of the two statements naming a bucket's function (see also [`why`]): the id is a
+    // validated `BucketId`, written bare like the compiler writes it.
     sqlx::query(&format!("select b_{id}_match_all(now())"))
         .execute(&mut *conn)
         .await?;
@@ -208,20 +206,21 @@ pub async fn why(
     key: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<Why> {
-    let s = schema_ident(schema);
-    let deployed: bool = sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.buckets where id = $1)"
-    ))
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let deployed: bool = sqlx::query_scalar("select exists (select 1 from buckets where id = $1)")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     if !deployed {
         return Ok(Why::UnknownBucket);
     }
-    // `id` is a deployed bucket's id (checked `^[a-z][a-z0-9_]{0,47}$` by the table).
-    let function = schema_ident(&format!("b_{id}_why"));
+    // Like [`count_matching`], this names a bucket's generated function: `id` is a deployed
+    // bucket's id (checked `^[a-z][a-z0-9_]{0,47}$` by the table), validated again as a
+    // `BucketId` and written bare like the compiler writes it.
+    let Ok(id) = BucketId::new(id) else {
+        return Ok(Why::UnknownBucket);
+    };
     let result = sqlx::query_scalar::<_, Option<serde_json::Value>>(&format!(
-        "select {s}.{function}($1, coalesce($2, now()))"
+        "select b_{id}_why($1, coalesce($2, now()))"
     ))
     .bind(key)
     .bind(at)

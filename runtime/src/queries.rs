@@ -8,7 +8,6 @@
 pub mod journeys;
 pub mod messages;
 
-use crate::db::schema_ident;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -40,27 +39,24 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
 }
 
-const CONTACT_COLUMNS: &str = "c.user_key as key, c.id::text as id, c.external_id,
-  c.anonymous_id, c.email, c.properties, c.created_at, c.updated_at";
-
 /// The live contact with key `key`.
-pub async fn contact(pool: &PgPool, schema: &str, key: &str) -> Result<Option<Contact>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {CONTACT_COLUMNS} from {s}.contacts c where c.user_key = $1 and c.deleted_at is null"
-    ))
+pub async fn contact(pool: &PgPool, key: &str) -> Result<Option<Contact>> {
+    Ok(sqlx::query_as(
+        "select c.user_key as key, c.id::text as id, c.external_id, c.anonymous_id, c.email,
+                c.properties, c.created_at, c.updated_at
+           from contacts c where c.user_key = $1 and c.deleted_at is null",
+    )
     .bind(key)
     .fetch_optional(pool)
     .await?)
 }
 
 /// Brings a soft-deleted contact back (a `PUT` on it); true if it was deleted.
-pub async fn undelete_contact(pool: &PgPool, schema: &str, key: &str) -> Result<bool> {
-    let s = schema_ident(schema);
-    let done = sqlx::query(&format!(
-        "update {s}.contacts set deleted_at = null, updated_at = now()
-          where user_key = $1 and deleted_at is not null"
-    ))
+pub async fn undelete_contact(pool: &PgPool, key: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "update contacts set deleted_at = null, updated_at = now()
+          where user_key = $1 and deleted_at is not null",
+    )
     .bind(key)
     .execute(pool)
     .await?;
@@ -69,14 +65,11 @@ pub async fn undelete_contact(pool: &PgPool, schema: &str, key: &str) -> Result<
 
 /// Soft-deletes a contact and ends its memberships silently (`delete_contact` in the base
 /// schema). False when there is no live contact `key`.
-pub async fn delete_contact(pool: &PgPool, schema: &str, key: &str) -> Result<bool> {
-    let s = schema_ident(schema);
-    Ok(
-        sqlx::query_scalar(&format!("select {s}.delete_contact($1)"))
-            .bind(key)
-            .fetch_one(pool)
-            .await?,
-    )
+pub async fn delete_contact(pool: &PgPool, key: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("select delete_contact($1)")
+        .bind(key)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// One of a contact's current memberships.
@@ -91,16 +84,11 @@ pub struct ContactMembership {
 }
 
 /// The buckets a live contact is in now.
-pub async fn contact_buckets(
-    pool: &PgPool,
-    schema: &str,
-    key: &str,
-) -> Result<Vec<ContactMembership>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+pub async fn contact_buckets(pool: &PgPool, key: &str) -> Result<Vec<ContactMembership>> {
+    Ok(sqlx::query_as(
         "select m.bucket_id, m.entered_at, m.entry_count
-           from {s}.memberships m where m.user_key = $1 and m.active order by m.bucket_id"
-    ))
+           from memberships m where m.user_key = $1 and m.active order by m.bucket_id",
+    )
     .bind(key)
     .fetch_all(pool)
     .await?)
@@ -127,16 +115,14 @@ pub struct StoredEvent {
 /// A page of a contact's events, oldest first, after event id `after`.
 pub async fn contact_events(
     pool: &PgPool,
-    schema: &str,
     key: &str,
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(
         "select e.id, e.event, e.properties, e.occurred_at, e.received_at, e.message_id
-           from {s}.events e where e.user_key = $1 and e.id > $2 order by e.id limit $3"
-    ))
+           from events e where e.user_key = $1 and e.id > $2 order by e.id limit $3",
+    )
     .bind(key)
     .bind(after)
     .bind(limit)
@@ -176,43 +162,46 @@ pub struct Bucket {
     pub members: i64,
 }
 
-const BUCKET_SELECT: &str = "select b.id, b.definition->>'name' as name,
+/// The select list and source of [`buckets`] and [`bucket`] (a macro, so each statement is
+/// one static string).
+macro_rules! bucket_select {
+    () => {
+        "select b.id, b.definition->>'name' as name,
   b.definition->>'description' as description, b.definition->>'criteria' as criteria,
   b.enabled, b.definition->>'entry' as entry, b.definition->>'min_dwell' as min_dwell,
   b.definition->>'max_dwell' as max_dwell,
   coalesce(b.definition->'dwell', '[]') as dwell, b.definition->>'source' as source,
   b.settled_fingerprint is not distinct from b.fingerprint as settled, b.deployed_at,
-  (select count(*) from {s}.memberships m where m.bucket_id = b.id and m.active) as members
-  from {s}.buckets b";
+  (select count(*) from memberships m where m.bucket_id = b.id and m.active) as members
+  from buckets b"
+    };
+}
 
 /// Every deployed bucket with its live member count.
-pub async fn buckets(pool: &PgPool, schema: &str) -> Result<Vec<Bucket>> {
-    let s = schema_ident(schema);
-    let select = BUCKET_SELECT.replace("{s}", &s);
-    Ok(sqlx::query_as(&format!("{select} order by b.id"))
+pub async fn buckets(pool: &PgPool) -> Result<Vec<Bucket>> {
+    Ok(sqlx::query_as(concat!(bucket_select!(), " order by b.id"))
         .fetch_all(pool)
         .await?)
 }
 
 /// One bucket, if deployed.
-pub async fn bucket(pool: &PgPool, schema: &str, id: &str) -> Result<Option<Bucket>> {
-    let s = schema_ident(schema);
-    let select = BUCKET_SELECT.replace("{s}", &s);
-    Ok(sqlx::query_as(&format!("{select} where b.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?)
+pub async fn bucket(pool: &PgPool, id: &str) -> Result<Option<Bucket>> {
+    Ok(
+        sqlx::query_as(concat!(bucket_select!(), " where b.id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// Whether bucket `id` is deployed.
-pub async fn bucket_exists(pool: &PgPool, schema: &str, id: &str) -> Result<bool> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.buckets where id = $1)"
-    ))
-    .bind(id)
-    .fetch_one(pool)
-    .await?)
+pub async fn bucket_exists(pool: &PgPool, id: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("select exists (select 1 from buckets where id = $1)")
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// An active member of a bucket.
@@ -227,20 +216,13 @@ pub struct Member {
 }
 
 /// A page of a bucket's active members by key, after key `after`.
-pub async fn members(
-    pool: &PgPool,
-    schema: &str,
-    bucket: &str,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<Member>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+pub async fn members(pool: &PgPool, bucket: &str, after: &str, limit: i64) -> Result<Vec<Member>> {
+    Ok(sqlx::query_as(
         "select m.user_key as key, m.entered_at, m.entry_count
-           from {s}.memberships m
+           from memberships m
           where m.bucket_id = $1 and m.active and m.user_key > $2
-          order by m.user_key limit $3"
-    ))
+          order by m.user_key limit $3",
+    )
     .bind(bucket)
     .bind(after)
     .bind(limit)
@@ -264,17 +246,11 @@ pub struct Membership {
 }
 
 /// A contact's active membership of a bucket.
-pub async fn member(
-    pool: &PgPool,
-    schema: &str,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Membership>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+pub async fn member(pool: &PgPool, bucket: &str, key: &str) -> Result<Option<Membership>> {
+    Ok(sqlx::query_as(
         "select m.bucket_id, m.user_key as key, m.entered_at, m.entry_count, m.source
-           from {s}.memberships m where m.bucket_id = $1 and m.user_key = $2 and m.active"
-    ))
+           from memberships m where m.bucket_id = $1 and m.user_key = $2 and m.active",
+    )
     .bind(bucket)
     .bind(key)
     .fetch_optional(pool)
@@ -312,18 +288,16 @@ pub struct Transition {
 /// the ids. A consumer that keeps the last id it saw therefore never misses or repeats one.
 pub async fn transitions(
     pool: &PgPool,
-    schema: &str,
     bucket: &str,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Transition>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(
         "select t.id, t.user_key as key, t.kind, t.reason, t.label, t.ordinal, t.entry_count,
                 t.source, t.occurred_at
-           from {s}.bucket_transitions t
-          where t.bucket_id = $1 and t.id > $2 order by t.id limit $3"
-    ))
+           from bucket_transitions t
+          where t.bucket_id = $1 and t.id > $2 order by t.id limit $3",
+    )
     .bind(bucket)
     .bind(after)
     .bind(limit)
@@ -332,22 +306,18 @@ pub async fn transitions(
 }
 
 /// Live member counts per deployed bucket (for `/metrics`).
-pub async fn member_counts(pool: &PgPool, schema: &str) -> Result<Vec<(String, i64)>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select b.id, (select count(*) from {s}.memberships m where m.bucket_id = b.id and m.active)
-           from {s}.buckets b order by b.id"
-    ))
+pub async fn member_counts(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "select b.id, (select count(*) from memberships m where m.bucket_id = b.id and m.active)
+           from buckets b order by b.id",
+    )
     .fetch_all(pool)
     .await?)
 }
 
 /// When the last tick (by any daemon) ran, if ever.
-pub async fn last_tick_at(pool: &PgPool, schema: &str) -> Result<Option<DateTime<Utc>>> {
-    let s = schema_ident(schema);
-    Ok(
-        sqlx::query_scalar(&format!("select last_tick_at from {s}.tick_state"))
-            .fetch_one(pool)
-            .await?,
-    )
+pub async fn last_tick_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("select last_tick_at from tick_state")
+        .fetch_one(pool)
+        .await?)
 }

@@ -62,11 +62,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             let schema = config.database.schema.clone();
             let found = database::runtime()?.block_on(async {
                 let mut conn = database::connect(&url, &schema).await?;
-                let s = hogsend_runtime::db::schema_ident(schema.as_str());
-                let row: Option<(Option<String>, Value)> = sqlx::query_as(&format!(
-                    "select email, properties from {s}.contacts
-                      where user_key = $1 and deleted_at is null"
-                ))
+                // A runtime connection: its `search_path` is the schema.
+                let row: Option<(Option<String>, Value)> = sqlx::query_as(
+                    "select email, properties from contacts
+                      where user_key = $1 and deleted_at is null",
+                )
                 .bind(key)
                 .fetch_optional(&mut conn)
                 .await

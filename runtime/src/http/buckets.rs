@@ -33,7 +33,7 @@ fn unknown_bucket(id: &str) -> ApiError {
 }
 
 async fn known(state: &AppState, id: &str) -> Result<(), ApiError> {
-    if queries::bucket_exists(&state.pool, &state.config.schema, id).await? {
+    if queries::bucket_exists(&state.pool, id).await? {
         Ok(())
     } else {
         Err(unknown_bucket(id))
@@ -55,7 +55,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     _auth: Auth<Read>,
 ) -> Result<Json<BucketList>, ApiError> {
-    let buckets = queries::buckets(&state.pool, &state.config.schema).await?;
+    let buckets = queries::buckets(&state.pool).await?;
     Ok(Json(BucketList { buckets }))
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn one(
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Bucket>, ApiError> {
-    queries::bucket(&state.pool, &state.config.schema, &id)
+    queries::bucket(&state.pool, &id)
         .await?
         .map(Json)
         .ok_or_else(|| unknown_bucket(&id))
@@ -112,14 +112,8 @@ pub(super) async fn members(
 ) -> Result<Json<MemberPage>, ApiError> {
     let limit = page_limit(page.limit)?;
     known(&state, &id).await?;
-    let members = queries::members(
-        &state.pool,
-        &state.config.schema,
-        &id,
-        page.after.as_deref().unwrap_or(""),
-        limit,
-    )
-    .await?;
+    let members =
+        queries::members(&state.pool, &id, page.after.as_deref().unwrap_or(""), limit).await?;
     let next = next_cursor(&members, limit, |m| m.key.clone());
     Ok(Json(MemberPage {
         bucket_id: id,
@@ -141,7 +135,7 @@ pub(super) async fn member(
     ApiPath((id, key)): ApiPath<(String, String)>,
 ) -> Result<Json<Membership>, ApiError> {
     known(&state, &id).await?;
-    queries::member(&state.pool, &state.config.schema, &id, &key)
+    queries::member(&state.pool, &id, &key)
         .await?
         .map(Json)
         .ok_or_else(|| {
@@ -232,8 +226,7 @@ pub(super) async fn transitions(
     let limit = page_limit(page.limit)?;
     known(&state, &id).await?;
     let after = page.after.unwrap_or(0);
-    let transitions =
-        queries::transitions(&state.pool, &state.config.schema, &id, after, limit).await?;
+    let transitions = queries::transitions(&state.pool, &id, after, limit).await?;
     let next = transitions.last().map_or(after, |t| t.id);
     let more = next_cursor(&transitions, limit, |t| t.id).is_some();
     Ok(Json(TransitionPage {

@@ -45,7 +45,7 @@ pub(super) async fn get_contact(
     _auth: Auth<Read>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Contact>, ApiError> {
-    queries::contact(&state.pool, &state.config.schema, &key)
+    queries::contact(&state.pool, &key)
         .await?
         .map(Json)
         .ok_or_else(|| no_contact(&key))
@@ -125,21 +125,20 @@ pub(super) async fn put_contact(
         ));
     }
     item.user_id = Some(key.clone());
-    let schema = &state.config.schema;
-    let revived = queries::undelete_contact(&state.pool, schema, &key).await?;
+    let revived = queries::undelete_contact(&state.pool, &key).await?;
     let payload = Payload {
         publishable: false,
         items: vec![item],
         ignored: 0,
     };
-    let outcome = ingest::write(&state.pool, schema, &payload, Utc::now()).await?;
+    let outcome = ingest::write(&state.pool, &payload, Utc::now()).await?;
     state.pending.touch(outcome.keys);
     if revived {
         state.pending.touch([key.clone()]);
     }
     // An id another contact absorbed (identify/alias) reaches that contact.
-    let reached = ingest::resolve_key(&state.pool, schema, &key).await?;
-    queries::contact(&state.pool, schema, &reached)
+    let reached = ingest::resolve_key(&state.pool, &key).await?;
+    queries::contact(&state.pool, &reached)
         .await?
         .map(Json)
         .ok_or_else(|| no_contact(&key))
@@ -156,7 +155,7 @@ pub(super) async fn delete_contact(
     _auth: Auth<Admin>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if queries::delete_contact(&state.pool, &state.config.schema, &key).await? {
+    if queries::delete_contact(&state.pool, &key).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_contact(&key))
@@ -183,11 +182,10 @@ pub(super) async fn contact_buckets(
     _auth: Auth<Read>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ContactBuckets>, ApiError> {
-    let schema = &state.config.schema;
-    if queries::contact(&state.pool, schema, &key).await?.is_none() {
+    if queries::contact(&state.pool, &key).await?.is_none() {
         return Err(no_contact(&key));
     }
-    let buckets = queries::contact_buckets(&state.pool, schema, &key).await?;
+    let buckets = queries::contact_buckets(&state.pool, &key).await?;
     Ok(Json(ContactBuckets { key, buckets }))
 }
 
@@ -225,13 +223,11 @@ pub(super) async fn contact_events(
     ApiPath(key): ApiPath<String>,
     ApiQuery(page): ApiQuery<IdPage>,
 ) -> Result<Json<ContactEvents>, ApiError> {
-    let schema = &state.config.schema;
     let limit = page_limit(page.limit)?;
-    if queries::contact(&state.pool, schema, &key).await?.is_none() {
+    if queries::contact(&state.pool, &key).await?.is_none() {
         return Err(no_contact(&key));
     }
-    let events =
-        queries::contact_events(&state.pool, schema, &key, page.after.unwrap_or(0), limit).await?;
+    let events = queries::contact_events(&state.pool, &key, page.after.unwrap_or(0), limit).await?;
     let next = next_cursor(&events, limit, |e| e.id);
     Ok(Json(ContactEvents { key, events, next }))
 }

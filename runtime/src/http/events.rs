@@ -125,7 +125,7 @@ pub async fn accept(
     if caller.publishable {
         payload.restrict_to_publishable();
     }
-    let outcome = ingest::write(&state.pool, &state.config.schema, &payload, received).await?;
+    let outcome = ingest::write(&state.pool, &payload, received).await?;
     state.pending.touch(outcome.keys.iter().cloned());
     m.ingest_requests.fetch_add(1, Ordering::Relaxed);
     m.events_ingested

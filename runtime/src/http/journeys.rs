@@ -63,7 +63,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     _auth: Auth<Read>,
 ) -> Result<Json<JourneyList>, ApiError> {
-    let journeys = journeys::journeys(&state.pool, &state.config.schema).await?;
+    let journeys = journeys::journeys(&state.pool).await?;
     Ok(Json(JourneyList { journeys }))
 }
 
@@ -78,7 +78,7 @@ pub(super) async fn one(
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Journey>, ApiError> {
-    journeys::journey(&state.pool, &state.config.schema, &id)
+    journeys::journey(&state.pool, &id)
         .await?
         .map(Json)
         .ok_or_else(|| unknown_journey(&id))
@@ -135,11 +135,10 @@ pub(super) async fn patch(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Journey>, ApiError> {
     let enabled = parse_patch(&body).map_err(|p| ApiError::invalid(&p))?;
-    let schema = &state.config.schema;
-    if !journeys::set_journey_enabled(&state.pool, schema, &id, enabled).await? {
+    if !journeys::set_journey_enabled(&state.pool, &id, enabled).await? {
         return Err(unknown_journey(&id));
     }
-    journeys::journey(&state.pool, schema, &id)
+    journeys::journey(&state.pool, &id)
         .await?
         .map(Json)
         .ok_or_else(|| unknown_journey(&id))
@@ -183,19 +182,11 @@ pub(super) async fn runs(
 ) -> Result<Json<RunPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let status = status_filter(query.status.as_deref())?;
-    let schema = &state.config.schema;
-    if !journeys::journey_exists(&state.pool, schema, &id).await? {
+    if !journeys::journey_exists(&state.pool, &id).await? {
         return Err(unknown_journey(&id));
     }
-    let runs = journeys::journey_runs(
-        &state.pool,
-        schema,
-        &id,
-        status,
-        query.after.unwrap_or(0),
-        limit,
-    )
-    .await?;
+    let runs =
+        journeys::journey_runs(&state.pool, &id, status, query.after.unwrap_or(0), limit).await?;
     let next = next_cursor(&runs, limit, |r| r.id);
     Ok(Json(RunPage {
         journey_id: id,

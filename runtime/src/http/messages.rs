@@ -33,7 +33,7 @@ pub(super) async fn one(
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Message>, ApiError> {
-    messages::message(&state.pool, &state.config.schema, id)
+    messages::message(&state.pool, id)
         .await?
         .map(Json)
         .ok_or_else(|| {
@@ -69,16 +69,14 @@ pub(super) async fn contact_messages(
     ApiQuery(page): ApiQuery<IdPage>,
 ) -> Result<Json<ContactMessages>, ApiError> {
     let limit = page_limit(page.limit)?;
-    let schema = &state.config.schema;
-    if queries::contact(&state.pool, schema, &key).await?.is_none() {
+    if queries::contact(&state.pool, &key).await?.is_none() {
         return Err(ApiError::new(
             ErrorCode::ContactNotFound,
             format!("no contact with key `{key}`"),
         ));
     }
     let messages =
-        messages::contact_messages(&state.pool, schema, &key, page.after.unwrap_or(0), limit)
-            .await?;
+        messages::contact_messages(&state.pool, &key, page.after.unwrap_or(0), limit).await?;
     let next = next_cursor(&messages, limit, |m| m.id);
     Ok(Json(ContactMessages {
         key,

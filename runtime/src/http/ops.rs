@@ -56,7 +56,6 @@ pub(super) struct Ready {
     responses((status = 200, description = "Ready", body = Ready),
         (status = 503, description = "`not_ready`: `details` lists the failed checks", body = ErrorBody)))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    let schema = &state.config.schema;
     let mut problems: Vec<Value> = Vec::new();
     let database = tokio::time::timeout(Duration::from_secs(2), async {
         let mut conn = state.pool.acquire().await?;
@@ -83,10 +82,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
             problems.push(json!({"check": "scheduler",
                 "message": format!("the last tick failed: {}", health.last_error.unwrap_or_default())}));
         }
-        last_tick = queries::last_tick_at(&state.pool, schema)
-            .await
-            .ok()
-            .flatten();
+        last_tick = queries::last_tick_at(&state.pool).await.ok().flatten();
         let stale = match last_tick {
             Some(t) => (Utc::now() - t).to_std().unwrap_or_default() > allowed,
             None => state.started.elapsed() > allowed,
@@ -118,15 +114,15 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
 /// The journey and message gauges, read at scrape time; a failed read leaves its series
 /// empty (the scrape still answers).
 async fn journey_gauges(state: &AppState) -> crate::metrics::JourneyGauges {
-    let (pool, schema) = (&state.pool, &state.config.schema);
+    let pool = &state.pool;
     crate::metrics::JourneyGauges {
-        runs: queries::journeys::run_counts(pool, schema)
+        runs: queries::journeys::run_counts(pool)
             .await
             .unwrap_or_default(),
-        skipped: queries::journeys::skip_counts(pool, schema)
+        skipped: queries::journeys::skip_counts(pool)
             .await
             .unwrap_or_default(),
-        messages: queries::messages::status_counts(pool, schema)
+        messages: queries::messages::status_counts(pool)
             .await
             .unwrap_or_default(),
     }
@@ -137,7 +133,7 @@ async fn journey_gauges(state: &AppState) -> crate::metrics::JourneyGauges {
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let members = queries::member_counts(&state.pool, &state.config.schema)
+    let members = queries::member_counts(&state.pool)
         .await
         .unwrap_or_default();
     let mut text = state.metrics.render(&members, &state.pending.backlog());

@@ -51,12 +51,11 @@ pub(super) async fn one(
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunHistory>, ApiError> {
-    let schema = &state.config.schema;
-    let run = journeys::run(&state.pool, schema, id)
+    let run = journeys::run(&state.pool, id)
         .await?
         .ok_or_else(|| unknown_run(id))?;
-    let steps = journeys::run_steps(&state.pool, schema, id, &run.key).await?;
-    let messages = messages::run_messages(&state.pool, schema, id).await?;
+    let steps = journeys::run_steps(&state.pool, id, &run.key).await?;
+    let messages = messages::run_messages(&state.pool, id).await?;
     Ok(Json(RunHistory {
         run,
         steps,
@@ -116,22 +115,14 @@ pub(super) async fn contact_runs(
 ) -> Result<Json<ContactRuns>, ApiError> {
     let limit = page_limit(query.limit)?;
     let status = status_filter(query.status.as_deref())?;
-    let schema = &state.config.schema;
-    if queries::contact(&state.pool, schema, &key).await?.is_none() {
+    if queries::contact(&state.pool, &key).await?.is_none() {
         return Err(ApiError::new(
             ErrorCode::ContactNotFound,
             format!("no contact with key `{key}`"),
         ));
     }
-    let runs = journeys::contact_runs(
-        &state.pool,
-        schema,
-        &key,
-        status,
-        query.after.unwrap_or(0),
-        limit,
-    )
-    .await?;
+    let runs =
+        journeys::contact_runs(&state.pool, &key, status, query.after.unwrap_or(0), limit).await?;
     let next = next_cursor(&runs, limit, |r| r.id);
     Ok(Json(ContactRuns { key, runs, next }))
 }

@@ -16,7 +16,6 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::{ApiPath, JsonBody};
 use super::unsubscribe::set_subscription;
 use super::AppState;
-use crate::db::schema_ident;
 use crate::ingest::{self, FieldError};
 
 /// The routes.
@@ -60,14 +59,13 @@ pub(super) async fn lists(
     State(state): State<AppState>,
     _auth: Auth<Read>,
 ) -> Result<Json<Lists>, ApiError> {
-    let s = schema_ident(&state.config.schema);
-    let lists = sqlx::query_as(&format!(
+    let lists = sqlx::query_as(
         "select l.id, l.name, l.description, l.default_subscribed,
                 count(*) filter (where u.status = 'subscribed') as subscribed,
                 count(*) filter (where u.status = 'unsubscribed') as unsubscribed
-           from {s}.lists l left join {s}.subscriptions u on u.list_id = l.id
-          group by l.id order by l.id"
-    ))
+           from lists l left join subscriptions u on u.list_id = l.id
+          group by l.id order by l.id",
+    )
     .fetch_all(&state.pool)
     .await
     .map_err(crate::Error::from)?;
@@ -97,14 +95,12 @@ pub struct Subscriptions {
 }
 
 async fn contact_exists(state: &AppState, key: &str) -> Result<(), ApiError> {
-    let s = schema_ident(&state.config.schema);
-    let found: Option<i32> = sqlx::query_scalar(&format!(
-        "select 1 from {s}.contacts where user_key = $1 and deleted_at is null"
-    ))
-    .bind(key)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(crate::Error::from)?;
+    let found: Option<i32> =
+        sqlx::query_scalar("select 1 from contacts where user_key = $1 and deleted_at is null")
+            .bind(key)
+            .fetch_optional(&state.pool)
+            .await
+            .map_err(crate::Error::from)?;
     found.map(|_| ()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::ContactNotFound,
@@ -114,23 +110,22 @@ async fn contact_exists(state: &AppState, key: &str) -> Result<(), ApiError> {
 }
 
 async fn read_subscriptions(state: &AppState, key: &str) -> Result<Subscriptions, ApiError> {
-    let s = schema_ident(&state.config.schema);
-    let unsubscribed_all: bool = sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.subscriptions
-                         where user_key = $1 and list_id = '*' and status = 'unsubscribed')"
-    ))
+    let unsubscribed_all: bool = sqlx::query_scalar(
+        "select exists (select 1 from subscriptions
+                         where user_key = $1 and list_id = '*' and status = 'unsubscribed')",
+    )
     .bind(key)
     .fetch_one(&state.pool)
     .await
     .map_err(crate::Error::from)?;
-    let lists = sqlx::query_as(&format!(
+    let lists = sqlx::query_as(
         "select l.id as list_id,
                 not $2 and coalesce(u.status = 'subscribed', l.default_subscribed) as subscribed,
                 u.status, u.source, u.changed_at
-           from {s}.lists l
-           left join {s}.subscriptions u on u.user_key = $1 and u.list_id = l.id
-          order by l.id"
-    ))
+           from lists l
+           left join subscriptions u on u.user_key = $1 and u.list_id = l.id
+          order by l.id",
+    )
     .bind(key)
     .bind(unsubscribed_all)
     .fetch_all(&state.pool)
@@ -180,8 +175,7 @@ pub(super) async fn put_subscriptions(
         }]));
     };
     contact_exists(&state, &key).await?;
-    let s = schema_ident(&state.config.schema);
-    let declared: Vec<String> = sqlx::query_scalar(&format!("select id from {s}.lists"))
+    let declared: Vec<String> = sqlx::query_scalar("select id from lists")
         .fetch_all(&state.pool)
         .await
         .map_err(crate::Error::from)?;
@@ -207,13 +201,11 @@ pub(super) async fn put_subscriptions(
     }
     for (list, subscribed) in changes {
         if list == "*" && subscribed {
-            sqlx::query(&format!(
-                "delete from {s}.subscriptions where user_key = $1 and list_id = '*'"
-            ))
-            .bind(&key)
-            .execute(&state.pool)
-            .await
-            .map_err(crate::Error::from)?;
+            sqlx::query("delete from subscriptions where user_key = $1 and list_id = '*'")
+                .bind(&key)
+                .execute(&state.pool)
+                .await
+                .map_err(crate::Error::from)?;
         } else {
             set_subscription(&state, &key, &list, subscribed, "api").await?;
         }
@@ -292,12 +284,11 @@ pub(super) async fn suppress(
     let Some(email) = email.filter(|_| problems.is_empty()) else {
         return Err(ApiError::invalid(&problems));
     };
-    let s = schema_ident(&state.config.schema);
-    let row = sqlx::query_as(&format!(
-        "insert into {s}.suppressions (email, reason) values ($1, $2)
+    let row = sqlx::query_as(
+        "insert into suppressions (email, reason) values ($1, $2)
          on conflict (email) do update set reason = excluded.reason
-         returning email, reason, created_at"
-    ))
+         returning email, reason, created_at",
+    )
     .bind(&email)
     .bind(reason)
     .fetch_one(&state.pool)
@@ -317,9 +308,8 @@ pub(super) async fn unsuppress(
     _auth: Auth<Admin>,
     ApiPath(email): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let s = schema_ident(&state.config.schema);
     let email = email.trim().to_lowercase();
-    let done = sqlx::query(&format!("delete from {s}.suppressions where email = $1"))
+    let done = sqlx::query("delete from suppressions where email = $1")
         .bind(&email)
         .execute(&state.pool)
         .await

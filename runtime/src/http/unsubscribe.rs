@@ -12,7 +12,6 @@ use axum::Router;
 use super::error::{ApiError, ErrorCode};
 use super::extract::ApiPath;
 use super::AppState;
-use crate::db::schema_ident;
 use crate::mail::links::{LinkClaims, LinkKind};
 
 /// The routes.
@@ -28,7 +27,7 @@ pub(super) async fn claims(
 ) -> Result<LinkClaims, ApiError> {
     let signer = state
         .mail
-        .signer(&state.pool, &state.config.schema)
+        .signer(&state.pool)
         .await
         .map_err(crate::Error::from)?;
     signer
@@ -67,13 +66,11 @@ pub(super) fn page(title: &str, body: &str) -> Response {
 
 /// The list's display name (its id when it has none or is no longer declared).
 async fn list_name(state: &AppState, list: &str) -> Result<String, ApiError> {
-    let s = schema_ident(&state.config.schema);
-    let name: Option<Option<String>> =
-        sqlx::query_scalar(&format!("select name from {s}.lists where id = $1"))
-            .bind(list)
-            .fetch_optional(&state.pool)
-            .await
-            .map_err(crate::Error::from)?;
+    let name: Option<Option<String>> = sqlx::query_scalar("select name from lists where id = $1")
+        .bind(list)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(crate::Error::from)?;
     Ok(name.flatten().unwrap_or_else(|| list.to_string()))
 }
 
@@ -132,13 +129,12 @@ pub(crate) async fn set_subscription(
     subscribed: bool,
     source: &str,
 ) -> Result<(), ApiError> {
-    let s = schema_ident(&state.config.schema);
-    sqlx::query(&format!(
-        "insert into {s}.subscriptions (user_key, list_id, status, source) values ($1, $2, $3, $4)
+    sqlx::query(
+        "insert into subscriptions (user_key, list_id, status, source) values ($1, $2, $3, $4)
          on conflict (user_key, list_id) do update
             set status = excluded.status, source = excluded.source, changed_at = now()
-          where {s}.subscriptions.status <> excluded.status"
-    ))
+          where subscriptions.status <> excluded.status",
+    )
     .bind(user_key)
     .bind(list)
     .bind(if subscribed {

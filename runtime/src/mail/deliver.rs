@@ -32,7 +32,6 @@ use super::links::LinkKind;
 use super::provider::{Outgoing, Provider, SendError};
 use super::settings::domain_of;
 use super::MailState;
-use crate::db::schema_ident;
 use crate::metrics::Metrics;
 
 /// What one round did.
@@ -152,13 +151,11 @@ impl Worker {
     /// Claims one batch and delivers it.
     pub async fn round(&self) -> Result<Round, sqlx::Error> {
         let settings = &self.mail.settings;
-        let s = schema_ident(&self.schema);
-        let ids: Vec<i64> =
-            sqlx::query_scalar(&format!("select id from {s}.claim_messages($1, $2)"))
-                .bind(settings.batch_size)
-                .bind(i32::try_from(settings.lease.as_secs()).unwrap_or(i32::MAX))
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<i64> = sqlx::query_scalar("select id from claim_messages($1, $2)")
+            .bind(settings.batch_size)
+            .bind(i32::try_from(settings.lease.as_secs()).unwrap_or(i32::MAX))
+            .fetch_all(&self.pool)
+            .await?;
         let mut round = Round {
             claimed: ids.len(),
             ..Round::default()
@@ -166,37 +163,38 @@ impl Worker {
         if ids.is_empty() {
             return Ok(round);
         }
-        let rows: Vec<Claimed> = sqlx::query_as(&format!(
+        let rows: Vec<Claimed> = sqlx::query_as(
             "select m.id, m.user_key, m.attempts, m.created_at,
                     case when c.user_key is not null then coalesce(c.email, m.to_email) end as email,
-                    coalesce(c.properties, '{{}}') as properties,
+                    coalesce(c.properties, '{}') as properties,
                     t.definition,
                     coalesce(m.category, t.category) as category,
                     l.name as list_name,
-                    {s}._delivery_skip_reason(
+                    _delivery_skip_reason(
                       m.user_key,
                       case when c.user_key is not null then coalesce(c.email, m.to_email) end,
-                      coalesce(m.category, t.category, '{TRANSACTIONAL}')) as skip_reason,
+                      coalesce(m.category, t.category, $4::text)) as skip_reason,
                     case when $2::bigint is not null
-                          and coalesce(m.category, t.category, '{TRANSACTIONAL}') <> '{TRANSACTIONAL}'
-                         then (select count(*) from {s}.messages x
+                          and coalesce(m.category, t.category, $4::text) <> $4::text
+                         then (select count(*) from messages x
                                 where x.user_key = m.user_key and x.status = 'sent'
-                                  and x.category is distinct from '{TRANSACTIONAL}'
+                                  and x.category is distinct from $4::text
                                   and x.sent_at > now() - make_interval(secs => $3::bigint))
                     end as sent_in_window,
                     r.trigger_properties as event,
                     m.journey_id, j.definition->>'name' as journey_name, m.campaign_id
-               from {s}.messages m
-               left join {s}.contacts c on c.user_key = m.user_key and c.deleted_at is null
-               left join {s}.templates t on t.id = m.template
-               left join {s}.lists l on l.id = coalesce(m.category, t.category)
-               left join {s}.runs r on r.user_key = m.user_key and r.id = m.run_id
-               left join {s}.journeys j on j.id = m.journey_id
-              where m.id = any($1) and m.status = 'sending'"
-        ))
+               from messages m
+               left join contacts c on c.user_key = m.user_key and c.deleted_at is null
+               left join templates t on t.id = m.template
+               left join lists l on l.id = coalesce(m.category, t.category)
+               left join runs r on r.user_key = m.user_key and r.id = m.run_id
+               left join journeys j on j.id = m.journey_id
+              where m.id = any($1) and m.status = 'sending'",
+        )
         .bind(&ids)
         .bind(settings.frequency_cap.map(|c| c.0))
         .bind(settings.frequency_cap.map(|c| c.1))
+        .bind(TRANSACTIONAL)
         .fetch_all(&self.pool)
         .await?;
         let rows = apply_frequency_cap(rows, settings.frequency_cap.map(|c| c.0));
@@ -256,13 +254,12 @@ struct Job {
 impl Job {
     async fn deliver(&self, row: Claimed) -> Result<Outcome, sqlx::Error> {
         let settings = &self.mail.settings;
-        let s = schema_ident(&self.schema);
         if let Some(reason) = &row.skip_reason {
-            sqlx::query(&format!(
-                "update {s}.messages set status = 'skipped', skip_reason = $2,
+            sqlx::query(
+                "update messages set status = 'skipped', skip_reason = $2,
                         next_attempt_at = null, updated_at = now()
-                  where id = $1 and status = 'sending'"
-            ))
+                  where id = $1 and status = 'sending'",
+            )
             .bind(row.id)
             .bind(reason)
             .execute(&self.pool)
@@ -279,12 +276,12 @@ impl Job {
         self.pace.wait().await;
         match self.provider.send(&outgoing, settings.send_timeout).await {
             Ok(provider_id) => {
-                sqlx::query(&format!(
-                    "update {s}.messages set status = 'sent', sent_at = now(), provider_id = $2,
+                sqlx::query(
+                    "update messages set status = 'sent', sent_at = now(), provider_id = $2,
                             subject = $3, to_email = $4, next_attempt_at = null,
                             last_error = null, updated_at = now()
-                      where id = $1 and status = 'sending'"
-                ))
+                      where id = $1 and status = 'sending'",
+                )
                 .bind(row.id)
                 .bind(&provider_id)
                 .bind(&outgoing.subject)
@@ -305,12 +302,12 @@ impl Job {
             }
             Err(SendError::Transient(e)) => {
                 let delay = backoff(settings.retry_base, row.attempts);
-                sqlx::query(&format!(
-                    "update {s}.messages set status = 'queued', last_error = $2,
+                sqlx::query(
+                    "update messages set status = 'queued', last_error = $2,
                             next_attempt_at = now() + make_interval(secs => $3),
                             updated_at = now()
-                      where id = $1 and status = 'sending'"
-                ))
+                      where id = $1 and status = 'sending'",
+                )
                 .bind(row.id)
                 .bind(&e)
                 .bind(delay.as_secs_f64())
@@ -325,13 +322,12 @@ impl Job {
     }
 
     async fn fail(&self, row: &Claimed, problem: &str) -> Result<Outcome, sqlx::Error> {
-        let s = schema_ident(&self.schema);
         tracing::warn!(message = row.id, error = %problem, "message failed");
-        sqlx::query(&format!(
-            "update {s}.messages set status = 'failed', last_error = $2,
+        sqlx::query(
+            "update messages set status = 'failed', last_error = $2,
                     next_attempt_at = null, updated_at = now()
-              where id = $1 and status = 'sending'"
-        ))
+              where id = $1 and status = 'sending'",
+        )
         .bind(row.id)
         .bind(problem)
         .execute(&self.pool)
@@ -355,7 +351,7 @@ impl Job {
         let transactional = category == TRANSACTIONAL;
         let signer = self
             .mail
-            .signer(&self.pool, &self.schema)
+            .signer(&self.pool)
             .await
             .map_err(|e| format!("no link secret: {e}"))?;
         let base = &settings.public_url;

@@ -16,7 +16,6 @@ pub mod settings;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
-use crate::db::schema_ident;
 use links::Signer;
 pub use settings::MailSettings;
 
@@ -39,28 +38,24 @@ impl MailState {
 
     /// The signer: `HOGSEND_SECRET`'s, else the database's development secret (created on
     /// first use, `log` provider only; see migration 7).
-    pub async fn signer(&self, pool: &PgPool, schema: &str) -> Result<&Signer, sqlx::Error> {
+    pub async fn signer(&self, pool: &PgPool) -> Result<&Signer, sqlx::Error> {
         if let Some(s) = &self.settings.signer {
             return Ok(s);
         }
         self.signer
             .get_or_try_init(|| async {
-                let s = schema_ident(schema);
                 let fresh: String = {
                     use rand::Rng;
                     let bytes: [u8; 32] = rand::thread_rng().gen();
                     bytes.iter().map(|b| format!("{b:02x}")).collect()
                 };
-                sqlx::query(&format!(
-                    "insert into {s}.link_secret (secret) values ($1) on conflict do nothing"
-                ))
-                .bind(&fresh)
-                .execute(pool)
-                .await?;
-                let secret: String =
-                    sqlx::query_scalar(&format!("select secret from {s}.link_secret"))
-                        .fetch_one(pool)
-                        .await?;
+                sqlx::query("insert into link_secret (secret) values ($1) on conflict do nothing")
+                    .bind(&fresh)
+                    .execute(pool)
+                    .await?;
+                let secret: String = sqlx::query_scalar("select secret from link_secret")
+                    .fetch_one(pool)
+                    .await?;
                 Ok(Signer::from_env_value(&secret).expect("a non-empty secret"))
             })
             .await

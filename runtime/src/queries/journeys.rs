@@ -2,7 +2,6 @@
 //! their run counts, runs (keyset pages by id), a run's history, pausing a journey and
 //! cancelling a run under the pass lock.
 
-use crate::db::schema_ident;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -93,21 +92,25 @@ struct JourneyRow {
     deployed_at: DateTime<Utc>,
 }
 
-const JOURNEY_SELECT: &str = "select j.id, j.kind, j.enabled, j.paused, j.entry_kind,
+/// The select of a journey row from `journeys j` (a macro, so each
+/// statement that uses it is one static string).
+macro_rules! journey_select {
+    () => {
+        "select j.id, j.kind, j.enabled, j.paused, j.entry_kind,
   extract(epoch from j.entry_period)::bigint as entry_period_seconds, j.definition,
-  j.deployed_at from {s}.journeys j";
+  j.deployed_at from journeys j"
+    };
+}
 
 /// Every deployed journey with its run counts, by id.
-pub async fn journeys(pool: &PgPool, schema: &str) -> Result<Vec<Journey>> {
-    let s = schema_ident(schema);
-    let select = JOURNEY_SELECT.replace("{s}", &s);
-    let rows: Vec<JourneyRow> = sqlx::query_as(&format!("{select} order by j.id"))
+pub async fn journeys(pool: &PgPool) -> Result<Vec<Journey>> {
+    let rows: Vec<JourneyRow> = sqlx::query_as(concat!(journey_select!(), " order by j.id"))
         .fetch_all(pool)
         .await?;
-    let counts: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(&format!(
-        "select r.journey_id, r.step_id, r.status, count(*) from {s}.runs r
-          group by 1, 2, 3 order by 1, 2, 3"
-    ))
+    let counts: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(
+        "select r.journey_id, r.step_id, r.status, count(*) from runs r
+          group by 1, 2, 3 order by 1, 2, 3",
+    )
     .fetch_all(pool)
     .await?;
     let mut by_journey: std::collections::HashMap<String, Vec<(Option<String>, String, i64)>> =
@@ -128,20 +131,19 @@ pub async fn journeys(pool: &PgPool, schema: &str) -> Result<Vec<Journey>> {
 }
 
 /// One deployed journey with its run counts.
-pub async fn journey(pool: &PgPool, schema: &str, id: &str) -> Result<Option<Journey>> {
-    let s = schema_ident(schema);
-    let select = JOURNEY_SELECT.replace("{s}", &s);
-    let Some(row): Option<JourneyRow> = sqlx::query_as(&format!("{select} where j.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
+pub async fn journey(pool: &PgPool, id: &str) -> Result<Option<Journey>> {
+    let Some(row): Option<JourneyRow> =
+        sqlx::query_as(concat!(journey_select!(), " where j.id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
     else {
         return Ok(None);
     };
-    let counts: Vec<(Option<String>, String, i64)> = sqlx::query_as(&format!(
-        "select r.step_id, r.status, count(*) from {s}.runs r
-          where r.journey_id = $1 group by 1, 2 order by 1, 2"
-    ))
+    let counts: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+        "select r.step_id, r.status, count(*) from runs r
+          where r.journey_id = $1 group by 1, 2 order by 1, 2",
+    )
     .bind(id)
     .fetch_all(pool)
     .await?;
@@ -186,32 +188,23 @@ fn with_counts(
 }
 
 /// Whether journey `id` is deployed.
-pub async fn journey_exists(pool: &PgPool, schema: &str, id: &str) -> Result<bool> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_scalar(&format!(
-        "select exists (select 1 from {s}.journeys where id = $1)"
-    ))
-    .bind(id)
-    .fetch_one(pool)
-    .await?)
+pub async fn journey_exists(pool: &PgPool, id: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("select exists (select 1 from journeys where id = $1)")
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Pauses (`enabled` false) or resumes enrolment into journey `id`; false when it is not
 /// deployed. Runs in flight are not touched.
-pub async fn set_journey_enabled(
-    pool: &PgPool,
-    schema: &str,
-    id: &str,
-    enabled: bool,
-) -> Result<bool> {
-    let s = schema_ident(schema);
-    let done = sqlx::query(&format!(
-        "update {s}.journeys set paused = not $2 where id = $1"
-    ))
-    .bind(id)
-    .bind(enabled)
-    .execute(pool)
-    .await?;
+pub async fn set_journey_enabled(pool: &PgPool, id: &str, enabled: bool) -> Result<bool> {
+    let done = sqlx::query("update journeys set paused = not $2 where id = $1")
+        .bind(id)
+        .bind(enabled)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -252,22 +245,28 @@ pub struct Run {
     pub updated_at: DateTime<Utc>,
 }
 
-const RUN_COLUMNS: &str = "r.id, r.journey_id, r.user_key as key, r.status, r.step_id as step,
+/// The select list of [`Run`]'s columns of `runs r` (a macro, so each
+/// statement that uses it is one static string).
+macro_rules! run_columns {
+    () => {
+        "r.id, r.journey_id, r.user_key as key, r.status, r.step_id as step,
   r.entered_at, r.arrived_at, r.wake_at, r.ended_at, r.exit_reason, r.error,
-  r.trigger_kind as trigger, r.trigger_event_id, r.parent_run_id, r.updated_at";
+  r.trigger_kind as trigger, r.trigger_event_id, r.parent_run_id, r.updated_at"
+    };
+}
 
 /// A page of a journey's runs by id, after id `after`, optionally of one status.
 pub async fn journey_runs(
     pool: &PgPool,
-    schema: &str,
     journey: &str,
     status: Option<&str>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Run>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {RUN_COLUMNS} from {s}.runs r
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        run_columns!(),
+        " from runs r
           where r.journey_id = $1 and ($2::text is null or r.status = $2) and r.id > $3
           order by r.id limit $4"
     ))
@@ -282,15 +281,15 @@ pub async fn journey_runs(
 /// A page of a contact's runs (of every journey) by id, after id `after`.
 pub async fn contact_runs(
     pool: &PgPool,
-    schema: &str,
     key: &str,
     status: Option<&str>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Run>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {RUN_COLUMNS} from {s}.runs r
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        run_columns!(),
+        " from runs r
           where r.user_key = $1 and ($2::text is null or r.status = $2) and r.id > $3
           order by r.id limit $4"
     ))
@@ -303,10 +302,11 @@ pub async fn contact_runs(
 }
 
 /// One run.
-pub async fn run(pool: &PgPool, schema: &str, id: i64) -> Result<Option<Run>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {RUN_COLUMNS} from {s}.runs r where r.id = $1"
+pub async fn run(pool: &PgPool, id: i64) -> Result<Option<Run>> {
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        run_columns!(),
+        " from runs r where r.id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
@@ -329,13 +329,12 @@ pub struct RunStep {
 
 /// The steps run `id` executed, in the order they were executed: by instant, then (for the
 /// steps one pass executed at the same instant) by step id.
-pub async fn run_steps(pool: &PgPool, schema: &str, id: i64, key: &str) -> Result<Vec<RunStep>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
+pub async fn run_steps(pool: &PgPool, id: i64, key: &str) -> Result<Vec<RunStep>> {
+    Ok(sqlx::query_as(
         "select st.step_id as step, st.kind, st.outcome, st.executed_at
-           from {s}.run_steps st where st.user_key = $1 and st.run_id = $2
-          order by st.executed_at, st.step_id"
-    ))
+           from run_steps st where st.user_key = $1 and st.run_id = $2
+          order by st.executed_at, st.step_id",
+    )
     .bind(key)
     .bind(id)
     .fetch_all(pool)
@@ -358,19 +357,20 @@ pub enum Cancel {
 /// tick or a real-time pass moving the same run: a pass either finished with the run before
 /// (and the cancel sees where it left it) or starts after and finds it ended.
 pub async fn cancel_run(pool: &PgPool, schema: &str, id: i64) -> Result<Cancel> {
-    let s = schema_ident(schema);
     let mut tx = pool.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(hogsend_schema::lock_key(schema))
         .execute(&mut *tx)
         .await?;
-    let cancelled: Option<Run> = sqlx::query_as(&format!(
+    let cancelled: Option<Run> = sqlx::query_as(concat!(
         "with ended as (
-           update {s}.runs set status = 'exited', exit_reason = 'cancelled', ended_at = now(),
+           update runs set status = 'exited', exit_reason = 'cancelled', ended_at = now(),
                   wake_at = null, updated_at = now()
             where id = $1 and status in ('active', 'waiting')
            returning *)
-         select {RUN_COLUMNS} from ended r"
+         select ",
+        run_columns!(),
+        " from ended r"
     ))
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -378,12 +378,11 @@ pub async fn cancel_run(pool: &PgPool, schema: &str, id: i64) -> Result<Cancel> 
     let outcome = match cancelled {
         Some(run) => Cancel::Cancelled(Box::new(run)),
         None => {
-            let status: Option<String> =
-                sqlx::query(&format!("select status from {s}.runs where id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|row| row.get(0));
+            let status: Option<String> = sqlx::query("select status from runs where id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.get(0));
             match status {
                 Some(status) => Cancel::AlreadyEnded(status),
                 None => Cancel::Unknown,
@@ -395,22 +394,20 @@ pub async fn cancel_run(pool: &PgPool, schema: &str, id: i64) -> Result<Cancel> 
 }
 
 /// Runs per journey and status (for `/metrics`), of every journey that has runs.
-pub async fn run_counts(pool: &PgPool, schema: &str) -> Result<Vec<(String, String, i64)>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select r.journey_id, r.status, count(*) from {s}.runs r
-          group by 1, 2 order by 1, 2"
-    ))
+pub async fn run_counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as(
+        "select r.journey_id, r.status, count(*) from runs r
+          group by 1, 2 order by 1, 2",
+    )
     .fetch_all(pool)
     .await?)
 }
 
 /// Enrolments skipped per journey and reason (for `/metrics`).
-pub async fn skip_counts(pool: &PgPool, schema: &str) -> Result<Vec<(String, String, i64)>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select journey_id, reason, count from {s}.journey_skips order by 1, 2"
-    ))
-    .fetch_all(pool)
-    .await?)
+pub async fn skip_counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>> {
+    Ok(
+        sqlx::query_as("select journey_id, reason, count from journey_skips order by 1, 2")
+            .fetch_all(pool)
+            .await?,
+    )
 }

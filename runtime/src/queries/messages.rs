@@ -1,7 +1,6 @@
 //! Reads of the outbox (`messages`): one message, a run's messages, a contact's messages
 //! (keyset pages by id), and the counts by status for `/metrics`.
 
-use crate::db::schema_ident;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -57,16 +56,23 @@ pub struct Message {
     pub updated_at: DateTime<Utc>,
 }
 
-const MESSAGE_COLUMNS: &str = "m.id, m.user_key as key, m.journey_id, m.run_id,
+/// The select list of [`Message`]'s columns of `messages m` (a macro, so each
+/// statement that uses it is one static string).
+macro_rules! message_columns {
+    () => {
+        "m.id, m.user_key as key, m.journey_id, m.run_id,
   m.step_id as step, m.campaign_id, m.template, m.category, m.to_email, m.status,
   m.skip_reason, m.subject, m.provider_id, m.attempts, m.next_attempt_at, m.last_error,
-  m.created_at, m.sent_at, m.opened_at, m.clicked_at, m.updated_at";
+  m.created_at, m.sent_at, m.opened_at, m.clicked_at, m.updated_at"
+    };
+}
 
 /// One message.
-pub async fn message(pool: &PgPool, schema: &str, id: i64) -> Result<Option<Message>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {MESSAGE_COLUMNS} from {s}.messages m where m.id = $1"
+pub async fn message(pool: &PgPool, id: i64) -> Result<Option<Message>> {
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        message_columns!(),
+        " from messages m where m.id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
@@ -74,10 +80,11 @@ pub async fn message(pool: &PgPool, schema: &str, id: i64) -> Result<Option<Mess
 }
 
 /// The messages run `id` created, by id.
-pub async fn run_messages(pool: &PgPool, schema: &str, id: i64) -> Result<Vec<Message>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {MESSAGE_COLUMNS} from {s}.messages m where m.run_id = $1 order by m.id"
+pub async fn run_messages(pool: &PgPool, id: i64) -> Result<Vec<Message>> {
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        message_columns!(),
+        " from messages m where m.run_id = $1 order by m.id"
     ))
     .bind(id)
     .fetch_all(pool)
@@ -87,14 +94,14 @@ pub async fn run_messages(pool: &PgPool, schema: &str, id: i64) -> Result<Vec<Me
 /// A page of a contact's messages by id, after id `after`.
 pub async fn contact_messages(
     pool: &PgPool,
-    schema: &str,
     key: &str,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Message>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select {MESSAGE_COLUMNS} from {s}.messages m
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        message_columns!(),
+        " from messages m
           where m.user_key = $1 and m.id > $2 order by m.id limit $3"
     ))
     .bind(key)
@@ -105,11 +112,10 @@ pub async fn contact_messages(
 }
 
 /// Messages per status (for `/metrics`).
-pub async fn status_counts(pool: &PgPool, schema: &str) -> Result<Vec<(String, i64)>> {
-    let s = schema_ident(schema);
-    Ok(sqlx::query_as(&format!(
-        "select status, count(*) from {s}.messages group by 1 order by 1"
-    ))
-    .fetch_all(pool)
-    .await?)
+pub async fn status_counts(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("select status, count(*) from messages group by 1 order by 1")
+            .fetch_all(pool)
+            .await?,
+    )
 }

@@ -55,7 +55,6 @@ impl ContactPatch {
 /// keys created or changed.
 pub(super) async fn apply(
     conn: &mut PgConnection,
-    s: &str,
     live: &[&Item],
     keys: &[Option<String>],
     received: DateTime<Utc>,
@@ -64,9 +63,9 @@ pub(super) async fn apply(
     if patches.is_empty() {
         return Ok(Vec::new());
     }
-    let created = create(conn, s, &patches).await?;
+    let created = create(conn, &patches).await?;
     let mut touched: Vec<String> = created.iter().cloned().collect();
-    touched.extend(update(conn, s, &patches, &created, received).await?);
+    touched.extend(update(conn, &patches, &created, received).await?);
     Ok(touched)
 }
 
@@ -100,7 +99,6 @@ fn fold(live: &[&Item], keys: &[Option<String>]) -> BTreeMap<String, ContactPatc
 /// the keys created.
 async fn create(
     conn: &mut PgConnection,
-    s: &str,
     patches: &BTreeMap<String, ContactPatch>,
 ) -> Result<HashSet<String>> {
     let (mut ks, mut anon, mut emails, mut sets) = (vec![], vec![], vec![], vec![]);
@@ -115,14 +113,14 @@ async fn create(
         }
         sets.push(Value::Object(initial));
     }
-    let created: Vec<String> = sqlx::query_scalar(&format!(
-        "insert into {s}.contacts (external_id, anonymous_id, email, properties)
+    let created: Vec<String> = sqlx::query_scalar(
+        "insert into contacts (external_id, anonymous_id, email, properties)
          select case when t.anon then null else t.k end, case when t.anon then t.k end,
                 t.e, t.p
            from unnest($1::text[], $2::bool[], $3::text[], $4::jsonb[]) as t(k, anon, e, p)
          on conflict (user_key) do nothing
-         returning user_key"
-    ))
+         returning user_key",
+    )
     .bind(&ks)
     .bind(&anon)
     .bind(&emails)
@@ -136,7 +134,6 @@ async fn create(
 /// properties or email actually changed.
 async fn update(
     conn: &mut PgConnection,
-    s: &str,
     patches: &BTreeMap<String, ContactPatch>,
     created: &HashSet<String>,
     received: DateTime<Utc>,
@@ -155,22 +152,20 @@ async fn update(
     if uk.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar(&format!(
-        "with t as (
+    Ok(sqlx::query_scalar("with t as (
            select t.k, t.e,
                   (t.o || c.properties || t.p) - array(select jsonb_array_elements_text(t.r)) as props
              from unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $6::jsonb[])
                   as t(k, e, p, r, o)
-             join {s}.contacts c on c.user_key = t.k
+             join contacts c on c.user_key = t.k
             where c.deleted_at is null)
-         update {s}.contacts c
+         update contacts c
             set properties = t.props, email = coalesce(t.e, c.email), updated_at = $5
            from t
           where c.user_key = t.k
             and (c.properties is distinct from t.props
                  or (t.e is not null and t.e is distinct from c.email))
-         returning c.user_key"
-    ))
+         returning c.user_key")
     .bind(&uk)
     .bind(&ue)
     .bind(&us)

@@ -20,7 +20,6 @@ pub(super) struct Stored {
 /// happened when it was received.
 pub(super) async fn insert(
     conn: &mut PgConnection,
-    s: &str,
     live: &[&Item],
     keys: &[Option<String>],
     received: DateTime<Utc>,
@@ -41,12 +40,12 @@ pub(super) async fn insert(
             keys: Vec::new(),
         });
     }
-    let done = sqlx::query(&format!(
-        "insert into {s}.events (user_key, event, properties, occurred_at, received_at, message_id)
+    let done = sqlx::query(
+        "insert into events (user_key, event, properties, occurred_at, received_at, message_id)
          select t.k, t.e, t.p, t.t, $6, t.m
            from unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::text[])
-                as t(k, e, p, t, m)"
-    ))
+                as t(k, e, p, t, m)",
+    )
     .bind(&ek)
     .bind(&en)
     .bind(&ep)

@@ -67,7 +67,6 @@ pub(super) async fn lock_items(conn: &mut PgConnection, live: &[&Item]) -> Resul
 /// the keys merged into.
 pub(super) async fn merge(
     conn: &mut PgConnection,
-    s: &str,
     live: &[&Item],
     anonymous_only: bool,
 ) -> Result<Vec<String>> {
@@ -76,14 +75,14 @@ pub(super) async fn merge(
     for item in live {
         if let (true, Some(user), Some(anon)) = (item.merge, &item.user_id, &item.anonymous_id) {
             if linked.insert((user, anon)) {
-                if anonymous_only && identified(conn, s, anon).await? {
+                if anonymous_only && identified(conn, anon).await? {
                     continue;
                 }
-                let target = resolve_ids(conn, s, &[user.as_str()])
+                let target = resolve_ids(conn, &[user.as_str()])
                     .await?
                     .remove(user.as_str())
                     .unwrap_or_else(|| user.clone());
-                let key: String = sqlx::query_scalar(&format!("select {s}.merge_contacts($1, $2)"))
+                let key: String = sqlx::query_scalar("select merge_contacts($1, $2)")
                     .bind(&target)
                     .bind(anon)
                     .fetch_one(&mut *conn)
@@ -99,14 +98,14 @@ pub(super) async fn merge(
 /// fold into another: it has a user id (an external id) and an email address, or has
 /// absorbed another id (an earlier identify or alias). A contact only events created (a
 /// PostHog anonymous distinct id is a user id to hogsend) is not.
-async fn identified(conn: &mut PgConnection, s: &str, id: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar(&format!(
+async fn identified(conn: &mut PgConnection, id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
         "select exists (
-           select 1 from {s}.contacts c
+           select 1 from contacts c
             where c.user_key = $1 and c.deleted_at is null and c.external_id is not null
               and (c.email is not null or c.anonymous_id is not null
-                   or exists (select 1 from {s}.contact_aliases a where a.contact_id = c.id)))"
-    ))
+                   or exists (select 1 from contact_aliases a where a.contact_id = c.id)))",
+    )
     .bind(id)
     .fetch_one(&mut *conn)
     .await?)
@@ -114,19 +113,14 @@ async fn identified(conn: &mut PgConnection, s: &str, id: &str) -> Result<bool> 
 
 /// What each id resolves to (`resolve_anonymous`): the live contact whose key it is, else
 /// the contact it was merged into, else itself.
-async fn resolve_ids(
-    conn: &mut PgConnection,
-    s: &str,
-    ids: &[&str],
-) -> Result<HashMap<String, String>> {
+async fn resolve_ids(conn: &mut PgConnection, ids: &[&str]) -> Result<HashMap<String, String>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String)> =
-        sqlx::query_as(&format!("select * from {s}.resolve_anonymous($1)"))
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as("select * from resolve_anonymous($1)")
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -135,7 +129,6 @@ async fn resolve_ids(
 /// so a merge of that key committed meanwhile is seen.
 pub(super) async fn resolve(
     conn: &mut PgConnection,
-    s: &str,
     live: &[&Item],
 ) -> Result<Vec<Option<String>>> {
     let ids: Vec<&str> = live
@@ -144,7 +137,7 @@ pub(super) async fn resolve(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut resolved = resolve_ids(conn, s, &ids).await?;
+    let mut resolved = resolve_ids(conn, &ids).await?;
     let mut locked: HashSet<String> = ids.iter().map(|i| (*i).to_owned()).collect();
     for _ in 0..3 {
         let extra: Vec<&str> = resolved
@@ -159,7 +152,7 @@ pub(super) async fn resolve(
         }
         lock(conn, &extra, &vec![false; extra.len()]).await?;
         locked.extend(extra.iter().map(|k| (*k).to_owned()));
-        resolved = resolve_ids(conn, s, &ids).await?;
+        resolved = resolve_ids(conn, &ids).await?;
     }
     Ok(live
         .iter()
@@ -172,9 +165,9 @@ pub(super) async fn resolve(
 
 /// What one id resolves to now (outside any transaction): for reading back what a write
 /// under that id changed.
-pub(super) async fn resolve_key(pool: &sqlx::PgPool, s: &str, id: &str) -> Result<String> {
+pub(super) async fn resolve_key(pool: &sqlx::PgPool, id: &str) -> Result<String> {
     let mut conn = pool.acquire().await?;
-    Ok(resolve_ids(&mut conn, s, &[id])
+    Ok(resolve_ids(&mut conn, &[id])
         .await?
         .remove(id)
         .unwrap_or_else(|| id.to_owned()))

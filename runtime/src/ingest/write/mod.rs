@@ -19,10 +19,9 @@ mod replays;
 use super::{Item, Outcome, Payload};
 
 /// What an id resolves to now: the key of the contact a write under it reaches.
-pub async fn resolve_key(pool: &PgPool, schema: &str, id: &str) -> Result<String> {
-    identities::resolve_key(pool, &schema_ident(schema), id).await
+pub async fn resolve_key(pool: &PgPool, id: &str) -> Result<String> {
+    identities::resolve_key(pool, id).await
 }
-use crate::db::schema_ident;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -33,16 +32,11 @@ use sqlx::PgPool;
 /// events and skips them, so a replay racing its original still stores each event once;
 /// and on a contact-key collision (a contact created by a writer outside the identity locks,
 /// e.g. SQL): the retry sees it.
-pub async fn write(
-    pool: &PgPool,
-    schema: &str,
-    payload: &Payload,
-    received: DateTime<Utc>,
-) -> Result<Outcome> {
+pub async fn write(pool: &PgPool, payload: &Payload, received: DateTime<Utc>) -> Result<Outcome> {
     let mut attempt: u64 = 0;
     loop {
         attempt += 1;
-        match write_once(pool, schema, payload, received).await {
+        match write_once(pool, payload, received).await {
             Err(Error::Database(sqlx::Error::Database(db)))
                 if attempt < 6
                     && (matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
@@ -63,20 +57,14 @@ pub async fn write(
 }
 
 /// One attempt: the four steps in one transaction.
-async fn write_once(
-    pool: &PgPool,
-    schema: &str,
-    payload: &Payload,
-    received: DateTime<Utc>,
-) -> Result<Outcome> {
-    let s = schema_ident(schema);
+async fn write_once(pool: &PgPool, payload: &Payload, received: DateTime<Utc>) -> Result<Outcome> {
     let mut tx = pool.begin().await?;
-    let live: Vec<&Item> = replays::live_items(&mut tx, &s, &payload.items).await?;
+    let live: Vec<&Item> = replays::live_items(&mut tx, &payload.items).await?;
     identities::lock_items(&mut tx, &live).await?;
-    let mut touched = identities::merge(&mut tx, &s, &live, payload.publishable).await?;
-    let keys = identities::resolve(&mut tx, &s, &live).await?;
-    touched.extend(contacts::apply(&mut tx, &s, &live, &keys, received).await?);
-    let stored = events::insert(&mut tx, &s, &live, &keys, received).await?;
+    let mut touched = identities::merge(&mut tx, &live, payload.publishable).await?;
+    let keys = identities::resolve(&mut tx, &live).await?;
+    touched.extend(contacts::apply(&mut tx, &live, &keys, received).await?);
+    let stored = events::insert(&mut tx, &live, &keys, received).await?;
     touched.extend(stored.keys);
     tx.commit().await?;
     touched.sort();

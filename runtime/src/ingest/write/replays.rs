@@ -10,7 +10,6 @@ use std::collections::HashSet;
 /// The items to write: those that are not replays, in request order.
 pub(super) async fn live_items<'a>(
     conn: &mut PgConnection,
-    s: &str,
     items: &'a [Item],
 ) -> Result<Vec<&'a Item>> {
     let mut duplicate = vec![false; items.len()];
@@ -22,12 +21,11 @@ pub(super) async fn live_items<'a>(
     }
     if !first_seen.is_empty() {
         let ids: Vec<&str> = first_seen.iter().copied().collect();
-        let known: Vec<String> = sqlx::query_scalar(&format!(
-            "select message_id from {s}.events where message_id = any($1)"
-        ))
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+        let known: Vec<String> =
+            sqlx::query_scalar("select message_id from events where message_id = any($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
         let known: HashSet<String> = known.into_iter().collect();
         for (i, id) in event_ids(items) {
             if known.contains(id) {
