@@ -5,7 +5,7 @@
 //! LOCKED`, status `sending` with a lease, attempts + 1), so daemons claim disjoint sets and
 //! a dead worker's claims come back when their lease runs out. Each claimed message is
 //! then, in one statement, joined with its contact, deployed template, run and list, and
-//! given its skip reason (`_delivery_skip_reason`: the contact may have unsubscribed or
+//! given its skip reason (`message_skip_reason`: the contact may have unsubscribed or
 //! been suppressed since the message was queued). Sends run concurrently (at most
 //! `concurrency` at once, paced by `[email] rate`); each outcome is one `UPDATE … WHERE
 //! status = 'sending'`: `sent` (provider id, rendered subject), `skipped`, `queued` again
@@ -170,9 +170,9 @@ impl Worker {
                     t.definition,
                     coalesce(m.category, t.category) as category,
                     l.name as list_name,
-                    _delivery_skip_reason(
-                      m.user_key,
+                    message_skip_reason(
                       case when c.user_key is not null then coalesce(c.email, m.to_email) end,
+                      m.user_key,
                       coalesce(m.category, t.category, $4::text)) as skip_reason,
                     case when $2::bigint is not null
                           and coalesce(m.category, t.category, $4::text) <> $4::text

@@ -1,7 +1,8 @@
 -- hogsend engine: deploying lists and templates (called by the generated messaging.sql)
 -- and delivery's claim on the outbox. Re-applied by every `migrate`.
 --
--- Also: who may receive a message (one rule, for journeys, campaigns and delivery).
+-- Also: who may receive a message (one rule: journeys and campaigns apply it when they
+-- create a message, delivery again right before sending).
 
 -- Why a message of `p_category` to the contact `p_user_key` (whose address is `p_email`)
 -- must be skipped, or null when it may go out. The first reason that applies, in order:
@@ -109,11 +110,3 @@ language sql as $hs$
   returning m.*;
 $hs$;
 
--- Who may receive a message (docs/language.md, "Who receives a message"), checked again by
--- delivery right before sending, so a contact who unsubscribed (or an address suppressed)
--- after the message was queued gets nothing: the first reason that applies, or null.
-create or replace function {{ s }}._delivery_skip_reason(p_user_key text, p_email text, p_category text)
-returns text
-language sql stable as $hs$
-  select {{ s }}.message_skip_reason(p_email, p_user_key, p_category)
-$hs$;
