@@ -50,6 +50,8 @@ enum Command {
     Dev(commands::dev::Args),
     /// Create, list and revoke API keys
     Keys(commands::keys::Args),
+    /// Bulk upsert contacts and their list subscriptions from CSV or NDJSON
+    Import(commands::import::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args, &output),
         Command::Dev(args) => commands::dev::run(args, &output),
         Command::Keys(args) => commands::keys::run(args, &output),
+        Command::Import(args) => commands::import::run(args, &output),
     };
     match result {
         Ok(code) => code,

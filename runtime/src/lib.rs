@@ -18,6 +18,7 @@ pub mod error;
 #[cfg(feature = "testkit")]
 pub mod fuzzing;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod keys;
 pub mod mail;

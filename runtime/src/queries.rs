@@ -51,18 +51,6 @@ pub async fn contact(pool: &PgPool, key: &str) -> Result<Option<Contact>> {
     .await?)
 }
 
-/// Brings a soft-deleted contact back (a `PUT` on it); true if it was deleted.
-pub async fn undelete_contact(pool: &PgPool, key: &str) -> Result<bool> {
-    let done = sqlx::query(
-        "update contacts set deleted_at = null, updated_at = now()
-          where user_key = $1 and deleted_at is not null",
-    )
-    .bind(key)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// Soft-deletes a contact and ends its memberships silently (`delete_contact` in the base
 /// schema). False when there is no live contact `key`.
 pub async fn delete_contact(pool: &PgPool, key: &str) -> Result<bool> {

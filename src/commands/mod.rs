@@ -6,6 +6,7 @@ pub mod compile;
 pub mod dev;
 pub mod explain;
 pub mod fmt;
+pub mod import;
 pub mod keys;
 pub mod migrate;
 pub mod plan;

@@ -116,6 +116,27 @@ fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ApiError> {
 }
 
 /// A media type, lower-cased, without parameters.
+/// `NdjsonBody` (`POST /v1/contacts/import`): newline-delimited JSON, labelled
+/// `application/x-ndjson`, `application/jsonl`, `application/json` or `text/plain`.
+pub fn ndjson_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
+    let mime = mime(content_type);
+    if matches!(
+        mime.as_str(),
+        "application/x-ndjson" | "application/jsonl" | "application/json" | "text/plain"
+    ) {
+        return Ok(());
+    }
+    let got = if mime.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("`{mime}`")
+    };
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!("expected `Content-Type: application/x-ndjson`, got {got}"),
+    ))
+}
+
 fn mime(content_type: Option<&str>) -> String {
     content_type
         .unwrap_or("")

@@ -81,9 +81,9 @@ pub(super) async fn one(
 #[into_params(parameter_in = Query)]
 pub(super) struct KeyPage {
     /// Members with a key greater than this (default: from the start).
-    after: Option<String>,
+    pub(super) after: Option<String>,
     /// Rows per page, 1 to 1000 (default 100).
-    limit: Option<i64>,
+    pub(super) limit: Option<i64>,
 }
 
 /// A page of a bucket's members.

@@ -3,9 +3,10 @@
 
 use super::auth::{Admin, Auth, Ingest, Read};
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::extract::{ApiPath, ApiQuery, JsonBody};
+use super::extract::{ApiPath, ApiQuery, JsonBody, NdjsonBody};
 use super::{page_limit, AppState};
-use crate::ingest::{self, FieldError, Item, Payload};
+use crate::import;
+use crate::ingest::{self, FieldError, Item};
 use crate::queries::{self, Contact, ContactMembership, StoredEvent};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,7 +22,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/contacts/{key}",
-            get(get_contact).put(put_contact).delete(delete_contact),
+            get(get_contact)
+                .put(put_contact)
+                .delete(delete_contact)
+                .post(import_contacts),
         )
         .route("/v1/contacts/{key}/buckets", get(contact_buckets))
         .route("/v1/contacts/{key}/events", get(contact_events))
@@ -125,23 +129,68 @@ pub(super) async fn put_contact(
         ));
     }
     item.user_id = Some(key.clone());
-    let revived = queries::undelete_contact(&state.pool, &key).await?;
-    let payload = Payload {
-        publishable: false,
-        items: vec![item],
-        ignored: 0,
-    };
-    let outcome = ingest::write(&state.pool, &payload, Utc::now()).await?;
-    state.pending.touch(outcome.keys);
-    if revived {
-        state.pending.touch([key.clone()]);
-    }
-    // An id another contact absorbed (identify/alias) reaches that contact.
-    let reached = ingest::resolve_key(&state.pool, &key).await?;
+    // The same upsert as an import's batch (`ingest::upsert_contacts`): a deleted contact
+    // comes back, an id another contact absorbed (identify/alias) reaches that contact.
+    let upserted = ingest::upsert(&state.pool, &[item], Utc::now()).await?;
+    state.pending.touch(upserted.changed);
+    let reached = upserted
+        .keys
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| key.clone());
     queries::contact(&state.pool, &reached)
         .await?
         .map(Json)
         .ok_or_else(|| no_contact(&key))
+}
+
+/// Imports contacts from an NDJSON body: one object per line, read like a line of
+/// `hogsend import contacts` (docs/cli.md#hogsend-import-contacts). Every line is validated
+/// first; the good ones are written in batches of 5,000, each one transaction (the upsert
+/// of `PUT /v1/contacts/{key}`), and the bad ones reported by line. Re-sending the same
+/// body changes nothing (every row `unchanged`).
+///
+/// Served on `POST /v1/contacts/{key}` for the key `import` (a contact keyed `import`
+/// stays readable with `GET`); any other key answers 405.
+#[utoipa::path(post, path = "/v1/contacts/import", tag = "contacts",
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "One JSON object per line: a key (`key`, `user_id`, `external_id`, \
+            `distinct_id` or `id`), `email`, `timezone`, `properties`, `lists`, \
+            `subscriptions`; other fields are properties"),
+    responses((status = 200, description = "What was imported, with the bad lines", body = import::Summary),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody)),
+    security(("bearer" = []), ("basic" = [])))]
+pub(super) async fn import_contacts(
+    State(state): State<AppState>,
+    _auth: Auth<Ingest>,
+    ApiPath(key): ApiPath<String>,
+    NdjsonBody(body): NdjsonBody,
+) -> Result<Json<import::Summary>, ApiError> {
+    if key != "import" {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this route does not take that method",
+        ));
+    }
+    let pending = state.pending.clone();
+    let summary = import::import(
+        &state.pool,
+        &body[..],
+        import::Format::Ndjson,
+        import::DEFAULT_BATCH_SIZE,
+        |progress| {
+            if let import::Progress::Committed { keys, .. } = progress {
+                pending.touch(keys.iter().cloned());
+            }
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        import::ImportError::Database(e) => ApiError::from(e),
+        other => ApiError::internal(other),
+    })?;
+    Ok(Json(summary))
 }
 
 /// Soft-deletes a contact: it leaves every bucket at once, silently.

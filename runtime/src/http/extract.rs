@@ -25,6 +25,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A newline-delimited JSON body (`application/x-ndjson`), at most the configured size, as
+/// bytes: each line is parsed by the route.
+pub struct NdjsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for NdjsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<NdjsonBody, ApiError> {
+        body::ndjson_content_type(content_type(&req).as_deref())?;
+        read_body(req, state).await.map(NdjsonBody)
+    }
+}
+
 /// A JSON body whatever its `Content-Type`, for the Segment-spec routes: SDKs send JSON
 /// labelled `application/x-www-form-urlencoded` (rudder-sdk-node's HTTP client) or
 /// nothing at all. `Content-Encoding: gzip`/`deflate` is undone by the router's layer.

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 pub mod ingest_request;
 pub mod journeys;
+pub mod lists;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(messages::router())
         .merge(subscriptions::router())
+        .merge(lists::router())
         .merge(unsubscribe::router())
         .merge(ops::router())
         .merge(openapi::router())

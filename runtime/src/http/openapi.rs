@@ -4,8 +4,8 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, subscriptions,
-    AppState,
+    buckets, contacts, events, journeys, lists, messages, ops, posthog, runs, segment,
+    subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
@@ -39,12 +39,14 @@ pub fn router() -> Router<AppState> {
         segment::page, segment::screen, segment::group,
         posthog::webhook, posthog::capture,
         contacts::get_contact, contacts::put_contact, contacts::delete_contact,
+        contacts::import_contacts,
         contacts::contact_buckets, contacts::contact_events,
         buckets::list, buckets::one, buckets::members, buckets::member, buckets::why, buckets::transitions,
         journeys::list, journeys::one, journeys::patch, journeys::runs,
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
-        subscriptions::lists, subscriptions::subscriptions, subscriptions::put_subscriptions,
+        lists::lists, lists::members, lists::subscribe, lists::unsubscribe,
+        subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
@@ -53,7 +55,9 @@ pub fn router() -> Router<AppState> {
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
         StoredEvent, Bucket, Member, Membership, Transition, Journey, RunCounts, StepCounts,
         Run, RunStep, Message,
-        subscriptions::List, subscriptions::Lists, subscriptions::Subscription,
+        lists::List, lists::Lists, lists::ListMember, lists::ListMemberPage,
+        lists::KeysRequest, lists::BulkSubscription,
+        crate::import::Summary, crate::import::RowError, subscriptions::Subscription,
         subscriptions::Subscriptions, subscriptions::Suppression,
         subscriptions::SuppressionRequest,
     )),

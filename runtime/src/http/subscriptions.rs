@@ -1,5 +1,5 @@
-//! Lists, a contact's subscriptions and suppressions (docs/api.md#email):
-//! `GET /v1/lists` (read), `GET`/`PUT /v1/contacts/{key}/subscriptions` (read / ingest),
+//! A contact's subscriptions and suppressions (docs/api.md#email; the lists themselves are
+//! `lists.rs`): `GET`/`PUT /v1/contacts/{key}/subscriptions` (read / ingest),
 //! `POST /v1/suppressions`, `DELETE /v1/suppressions/{email}` (admin).
 
 use axum::extract::State;
@@ -21,55 +21,12 @@ use crate::ingest::{self, FieldError};
 /// The routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/lists", get(lists))
         .route(
             "/v1/contacts/{key}/subscriptions",
             get(subscriptions).put(put_subscriptions),
         )
         .route("/v1/suppressions", post(suppress))
         .route("/v1/suppressions/{email}", delete(unsuppress))
-}
-
-/// A declared list.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct List {
-    /// The list id (a template's `category`).
-    pub id: String,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    /// `default subscribed` (true) or `default unsubscribed` (opt-in).
-    pub default_subscribed: bool,
-    /// Contacts who chose to subscribe.
-    pub subscribed: i64,
-    /// Contacts who unsubscribed from it.
-    pub unsubscribed: i64,
-}
-
-/// The lists.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Lists {
-    pub lists: Vec<List>,
-}
-
-/// Every declared list with its explicit subscription counts.
-#[utoipa::path(get, path = "/v1/lists", tag = "email",
-    responses((status = 200, description = "The lists, by id", body = Lists)),
-    security(("bearer" = []), ("basic" = [])))]
-pub(super) async fn lists(
-    State(state): State<AppState>,
-    _auth: Auth<Read>,
-) -> Result<Json<Lists>, ApiError> {
-    let lists = sqlx::query_as(
-        "select l.id, l.name, l.description, l.default_subscribed,
-                count(*) filter (where u.status = 'subscribed') as subscribed,
-                count(*) filter (where u.status = 'unsubscribed') as unsubscribed
-           from lists l left join subscriptions u on u.list_id = l.id
-          group by l.id order by l.id",
-    )
-    .fetch_all(&state.pool)
-    .await
-    .map_err(crate::Error::from)?;
-    Ok(Json(Lists { lists }))
 }
 
 /// A contact's state for one list.

@@ -25,7 +25,7 @@ pub use payload::hogsend::parse_events;
 pub use payload::posthog::{capture_key, parse_capture, parse_posthog};
 pub use payload::segment::parse_segment;
 pub use validate::{normalize_email, FieldError, RESERVED_PREFIXES};
-pub use write::{resolve_key, write};
+pub use write::{backoff, resolve_key, should_retry, upsert, upsert_contacts, write, Upserted};
 
 /// The most items one request may carry.
 pub const MAX_BATCH: usize = 1000;

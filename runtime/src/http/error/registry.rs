@@ -109,6 +109,9 @@ registry! {
     /// No deployed bucket with the id.
     BucketNotFound => "bucket_not_found", NOT_FOUND,
         "No bucket with this id is deployed.";
+    /// No declared list with the id.
+    ListNotFound => "list_not_found", NOT_FOUND,
+        "No list with this id is declared in the deployed project.";
     /// The contact is not a member of the bucket now.
     NotAMember => "not_a_member", NOT_FOUND,
         "The contact is not an active member of the bucket.";
