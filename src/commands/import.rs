@@ -123,9 +123,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                 "{name} line {line}: {message}; nothing was imported"
             )))
         }
-        Err(ImportError::Database(e)) => return Ok(out.fail(&format!(
+        Err(ImportError::Database(e)) => {
+            return Ok(out.fail(&format!(
             "{e} (the batches before the failing one are committed; re-running the import is safe)"
-        ))),
+        )))
+        }
         Err(e) => return Ok(out.fail(&e)),
     };
     match out.format {
