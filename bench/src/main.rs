@@ -10,6 +10,9 @@
 //! - `hogsend-bench flood --database-url URL [--contacts N] [--rates 1000,3000,0]
 //!   [--seconds S]`: the daemon under a flood of distinct contacts, with a visibility probe
 //!   and the real-time backlog ([`flood`]).
+//! - `hogsend-bench import --database-url URL [--contacts N] [--batch-size B]`: times
+//!   `hogsend import contacts` on a generated CSV (first import, re-import) next to a plain
+//!   COPY of the same contacts ([`import_bench`]).
 //!
 //! `bench` and `bench-check` are accepted as aliases of the two (their names when they were
 //! subcommands of `hogsend`). An `Err` is printed as `error: …` with exit code 2.
@@ -21,6 +24,7 @@ mod flood;
 mod floor;
 mod handwritten;
 mod http_ingest;
+mod import_bench;
 mod measure;
 mod project;
 mod report;
@@ -53,6 +57,8 @@ enum Command {
     Check(check_bench::Args),
     /// Flood the daemon with events of distinct contacts and time join visibility
     Flood(flood::Args),
+    /// Time `hogsend import contacts` on a generated CSV, next to a plain COPY
+    Import(import_bench::Args),
 }
 
 /// How the engine report is printed.
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
         Command::Engine(args) => engine(args),
         Command::Check(args) => check_bench::run(args),
         Command::Flood(args) => flood::run(args),
+        Command::Import(args) => import_bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use crate::ingest::{normalize_email, validate};
 
@@ -55,8 +56,12 @@ pub struct Catalog {
     /// Declared list ids.
     pub lists: HashSet<String>,
     /// IANA zone names (`pg_timezone_names`).
-    pub zones: HashSet<String>,
+    pub zones: Arc<HashSet<String>>,
 }
+
+/// The zone names, read once per process: `pg_timezone_names` reads the server's zone files
+/// (~150 ms), and they change only with the server's time zone data.
+static ZONES: tokio::sync::OnceCell<Arc<HashSet<String>>> = tokio::sync::OnceCell::const_new();
 
 impl Catalog {
     /// Reads the declared lists and the zone names.
@@ -64,12 +69,18 @@ impl Catalog {
         let lists: Vec<String> = sqlx::query_scalar("select id from lists")
             .fetch_all(&mut *conn)
             .await?;
-        let zones: Vec<String> = sqlx::query_scalar("select name from pg_timezone_names")
-            .fetch_all(&mut *conn)
-            .await?;
+        let zones = ZONES
+            .get_or_try_init(|| async {
+                let zones: Vec<String> = sqlx::query_scalar("select name from pg_timezone_names")
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok::<_, crate::Error>(Arc::new(zones.into_iter().collect()))
+            })
+            .await?
+            .clone();
         Ok(Catalog {
             lists: lists.into_iter().collect(),
-            zones: zones.into_iter().collect(),
+            zones,
         })
     }
 
@@ -415,7 +426,7 @@ mod tests {
     fn catalog() -> Catalog {
         Catalog {
             lists: ["news".to_owned(), "tips".to_owned()].into(),
-            zones: ["Europe/Paris".to_owned()].into(),
+            zones: Arc::new(["Europe/Paris".to_owned()].into()),
         }
     }
 
