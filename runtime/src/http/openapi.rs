@@ -4,10 +4,11 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, subscriptions,
-    AppState,
+    buckets, campaigns, contacts, events, journeys, messages, ops, posthog, runs, segment,
+    subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
+use crate::queries::campaigns::Campaign;
 use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
 use crate::queries::messages::Message;
 use crate::queries::{
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
     info(
         title = "hogsend",
         description = "Ingest events, read contacts, buckets, members, the transition \
-            feed, journeys, runs and messages. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
+            feed, journeys, runs, messages and campaigns. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
             with a code from one registry. Authenticate with `Authorization: Bearer <key>` \
             (or HTTP basic auth with the key as user name); a key's scope is `ingest`, \
             `read` or `admin`."
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         journeys::list, journeys::one, journeys::patch, journeys::runs,
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
+        campaigns::list, campaigns::one, campaigns::create, campaigns::cancel, campaigns::start,
         subscriptions::lists, subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
         ops::healthz, ops::readyz, ops::metrics,
@@ -52,7 +54,7 @@ pub fn router() -> Router<AppState> {
     components(schemas(
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
         StoredEvent, Bucket, Member, Membership, Transition, Journey, RunCounts, StepCounts,
-        Run, RunStep, Message,
+        Run, RunStep, Message, Campaign, campaigns::CampaignList, campaigns::CampaignRequest,
         subscriptions::List, subscriptions::Lists, subscriptions::Subscription,
         subscriptions::Subscriptions, subscriptions::Suppression,
         subscriptions::SuppressionRequest,
@@ -66,6 +68,7 @@ pub fn router() -> Router<AppState> {
         (name = "buckets", description = "Buckets, their members and their transition feed"),
         (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
+        (name = "campaigns", description = "Campaigns (broadcasts): create, follow, cancel, start"),
         (name = "email", description = "Lists, subscriptions and suppressions"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
