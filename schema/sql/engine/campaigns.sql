@@ -242,8 +242,8 @@ create or replace view {{ s }}.campaigns as
          coalesce(p.recipients, 0) as recipients, coalesce(p.queued, 0) as queued,
          coalesce(p.sent, 0) as sent, coalesce(p.skipped, 0) as skipped,
          coalesce(p.failed, 0) as failed, coalesce(p.cancelled, 0) as cancelled,
-         x.send_at, x.send_at_local, x.auto_start, x.attempts, x.last_error, x.created_at,
-         x.started_at, x.completed_at
+         x.send_at, x.send_at_local, x.zone_path, x.auto_start, x.attempts, x.last_error,
+         x.created_at, x.started_at, x.completed_at
     from {{ s }}.broadcasts x
     left join lateral (
       select count(*) as recipients,
