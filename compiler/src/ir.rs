@@ -20,6 +20,8 @@ pub struct Program {
     pub templates: Vec<Template>,
     /// Every list (subscription category), sorted by id.
     pub lists: Vec<List>,
+    /// Every campaign (broadcast), sorted by id.
+    pub campaigns: Vec<Campaign>,
 }
 
 /// Where a definition came from: the file path relative to the project root (always with
@@ -51,6 +53,36 @@ pub struct List {
     /// `default subscribed` (the default) or `default unsubscribed` (opt-in).
     pub default_subscribed: bool,
     pub origin: Origin,
+}
+
+/// A checked campaign (docs/language.md#campaigns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: String,
+    /// The `name`, or the id when none is written.
+    pub name: String,
+    pub audience: Audience,
+    pub template: String,
+    /// None: started only through the API.
+    pub send_at: Option<SendAt>,
+    pub origin: Origin,
+}
+
+/// Who a campaign goes to: a bucket's members or a list's subscribers (by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Bucket(String),
+    List(String),
+}
+
+/// When a campaign goes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendAt {
+    /// An instant, as seconds since the Unix epoch (UTC).
+    Instant(i64),
+    /// A wall-clock time (`YYYY-MM-DD HH:MM:SS`) in each contact's zone, named by the
+    /// contact property at `zone` (a path of JSON keys).
+    Local { local: String, zone: Vec<String> },
 }
 
 /// A checked bucket (docs/language.md#buckets).

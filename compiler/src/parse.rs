@@ -24,6 +24,7 @@ pub(crate) fn code_of(kind: &ParseErrorKind) -> Code {
         ParseErrorKind::InvalidTimeOfDay { .. } => Code::E0109,
         ParseErrorKind::UnexpectedCharacter { .. } => Code::E0110,
         ParseErrorKind::InvalidInstant { .. } => Code::E0150,
+        ParseErrorKind::InvalidSendAt { .. } => Code::E0111,
     }
 }
 

@@ -32,6 +32,8 @@ pub enum Item {
     /// `test "…" { … }` (docs/language.md#tests)
     Test(TestBlock),
     List(List),
+    /// `campaign ID { … }` (docs/language.md#campaigns)
+    Campaign(Campaign),
 }
 
 impl Item {
@@ -42,6 +44,7 @@ impl Item {
             Item::Journey(j) => j.span,
             Item::Test(t) => t.span,
             Item::List(l) => l.span,
+            Item::Campaign(c) => c.span,
         }
     }
 }
@@ -357,6 +360,75 @@ pub struct ListDefault {
     /// True for `subscribed`.
     pub subscribed: bool,
     pub span: Span,
+}
+
+/// `campaign ID { name "…" audience list L template T send_at … }`: a broadcast
+/// (docs/language.md#campaigns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub id: Ident,
+    /// Fields in source order. Duplicates are kept; the checker reports them.
+    pub fields: Vec<CampaignField>,
+    pub span: Span,
+}
+
+/// One field of a campaign body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignField {
+    pub kind: CampaignFieldKind,
+    /// The span of the field's keyword alone.
+    pub keyword_span: Span,
+    pub span: Span,
+}
+
+/// The campaign fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CampaignFieldKind {
+    Name(StringLit),
+    /// `audience bucket B` or `audience list L`.
+    Audience(Audience),
+    /// `template T`
+    Template(Ident),
+    /// `send_at 2027-03-01T09:00:00Z` or `send_at 2027-03-01 09:00 in contact.timezone`.
+    SendAt(SendAt),
+}
+
+/// Who a campaign goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audience {
+    /// True for `audience list L`, false for `audience bucket B`.
+    pub is_list: bool,
+    /// The bucket or list id.
+    pub id: Ident,
+}
+
+/// When a campaign goes out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendAt {
+    /// An RFC 3339 instant, `2027-03-01T09:00:00Z` or `2027-03-01T09:00:00+02:00`.
+    Instant {
+        /// The local date and time as written.
+        at: DateTimeLit,
+        /// The UTC offset written, in minutes (`Z` is 0).
+        offset_minutes: i16,
+        span: Span,
+    },
+    /// `2027-03-01 09:00 in contact.timezone`: that wall-clock time in each contact's zone,
+    /// named by the contact property `zone` (the path after `contact.`).
+    Local {
+        at: DateTimeLit,
+        zone: Vec<String>,
+        span: Span,
+    },
+}
+
+impl SendAt {
+    /// The span of the value as written.
+    pub fn span(&self) -> Span {
+        match self {
+            SendAt::Instant { span, .. } | SendAt::Local { span, .. } => *span,
+        }
+    }
 }
 
 /// One line-level element of a bucket body.

@@ -56,6 +56,9 @@ pub enum ParseErrorKind {
     /// `at 2027-13-01` — a test instant that is not `YYYY-MM-DD [HH:MM[:SS]]` (a real date,
     /// from 1970 on) or `+DURATION`.
     InvalidInstant { raw: String },
+    /// `send_at 2027-03-01 09:00` (no zone) or `send_at 2027-02-30T09:00:00Z` — a campaign's
+    /// `send_at` that is neither an RFC 3339 instant nor `DATE TIME in contact.PROPERTY`.
+    InvalidSendAt { raw: String },
 }
 
 /// Why a number was rejected.
@@ -160,6 +163,7 @@ impl ParseError {
             ParseErrorKind::NestingTooDeep => "nesting too deep".to_string(),
             ParseErrorKind::InvalidTimeOfDay { raw } => format!("invalid time of day `{raw}`"),
             ParseErrorKind::InvalidInstant { raw } => format!("invalid instant `{raw}`"),
+            ParseErrorKind::InvalidSendAt { raw } => format!("invalid send_at `{raw}`"),
         }
     }
 
@@ -200,6 +204,9 @@ impl ParseError {
             }
             ParseErrorKind::InvalidTimeOfDay { .. } => "not a time between 00:00 and 23:59".into(),
             ParseErrorKind::InvalidInstant { .. } => "not a date (and time) in UTC".into(),
+            ParseErrorKind::InvalidSendAt { .. } => {
+                "not an RFC 3339 instant nor a time in the contact's zone".into()
+            }
         }
     }
 
@@ -271,6 +278,11 @@ impl ParseError {
             }
             ParseErrorKind::InvalidInstant { .. } => Some(
                 "write a UTC date and time such as `2027-01-04 10:00`, or a step such as `+8d`"
+                    .to_string(),
+            ),
+            ParseErrorKind::InvalidSendAt { .. } => Some(
+                "write an instant with its offset such as `2027-03-01T09:00:00Z`, or a local \
+                 time such as `2027-03-01 09:00 in contact.timezone`"
                     .to_string(),
             ),
         }

@@ -19,6 +19,7 @@
 
 pub mod ast;
 mod bucket;
+mod campaign;
 pub mod error;
 mod expr;
 pub mod format;

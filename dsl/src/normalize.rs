@@ -120,6 +120,24 @@ impl VisitSpans for Item {
                 }
                 l.span.visit_spans(visit);
             }
+            Item::Campaign(c) => {
+                c.id.visit_spans(visit);
+                for f in &mut c.fields {
+                    f.keyword_span.visit_spans(visit);
+                    f.span.visit_spans(visit);
+                    match &mut f.kind {
+                        CampaignFieldKind::Name(s) => s.visit_spans(visit),
+                        CampaignFieldKind::Audience(a) => a.id.visit_spans(visit),
+                        CampaignFieldKind::Template(t) => t.visit_spans(visit),
+                        CampaignFieldKind::SendAt(SendAt::Instant { at, span, .. })
+                        | CampaignFieldKind::SendAt(SendAt::Local { at, span, .. }) => {
+                            at.span.visit_spans(visit);
+                            span.visit_spans(visit);
+                        }
+                    }
+                }
+                c.span.visit_spans(visit);
+            }
         }
     }
 }

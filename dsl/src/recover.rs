@@ -141,9 +141,12 @@ pub(crate) fn skip_to_definition(from: &str) -> &str {
 }
 
 /// True when `tok` is a word that starts a definition with an id (`bucket`, `journey`,
-/// `list`); `test` blocks, named by a string, are told apart by the caller.
+/// `list`, `campaign`); `test` blocks, named by a string, are told apart by the caller.
 pub(crate) fn is_definition_keyword(tok: &Token<'_>) -> bool {
-    tok.is_word("bucket") || tok.is_word("journey") || tok.is_word("list")
+    tok.is_word("bucket")
+        || tok.is_word("journey")
+        || tok.is_word("list")
+        || tok.is_word("campaign")
 }
 
 /// True when `tok` starts `bucket ID {`, `journey ID {`, `list ID {` or `test "…" {`.

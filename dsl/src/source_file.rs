@@ -1,13 +1,14 @@
-//! The top level of a file: `bucket`, `journey`, `list` and `test` definitions, with recovery
-//! between them.
+//! The top level of a file: `bucket`, `journey`, `list`, `campaign` and `test` definitions,
+//! with recovery between them.
 //!
 //! ```text
 //! source_file := definition*
-//! definition  := ("bucket" | "journey" | "list") ID "{" member* "}" | test
+//! definition  := ("bucket" | "journey" | "list" | "campaign") ID "{" member* "}" | test
 //! ```
 
-use crate::ast::{Bucket, Item, Journey, List};
+use crate::ast::{Bucket, Campaign, Item, Journey, List};
 use crate::bucket::{bucket_member, BUCKET_MEMBERS};
+use crate::campaign::{campaign_field, CAMPAIGN_FIELDS};
 use crate::journey::{journey_member, JOURNEY_MEMBERS};
 use crate::lexical::{ident, punct};
 use crate::list::{list_field, LIST_FIELDS};
@@ -42,7 +43,7 @@ pub(crate) fn source_file(i: &str) -> Vec<Item> {
         } else {
             state::report(unexpected(
                 i,
-                &["`bucket`", "`journey`", "`list`", "`test`"],
+                &["`bucket`", "`journey`", "`list`", "`campaign`", "`test`"],
             ));
             i = skip_to_definition(tok.at);
         }
@@ -50,18 +51,21 @@ pub(crate) fn source_file(i: &str) -> Vec<Item> {
     items
 }
 
-// definition := ("bucket" | "journey" | "list") ID "{" member* "}"
+// definition := ("bucket" | "journey" | "list" | "campaign") ID "{" member* "}"
 /// The definition starting at the keyword `kw`. A definition whose header is broken is
 /// dropped, but its body is still parsed (when its `{` is on the header line) so the errors
 /// inside are reported too.
 fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
     let is_bucket = kw.is_word("bucket");
     let is_list = kw.is_word("list");
+    let is_campaign = kw.is_word("campaign");
     let kw_span = span_between(kw.at, kw.rest());
     let what = if is_bucket {
         "a bucket id"
     } else if is_list {
         "a list id"
+    } else if is_campaign {
+        "a campaign id"
     } else {
         "a journey id"
     };
@@ -82,6 +86,8 @@ fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
                 body(&brace[1..], open, &BUCKET_MEMBERS, bucket_member).rest
             } else if is_list {
                 body(&brace[1..], open, &LIST_FIELDS, list_field).rest
+            } else if is_campaign {
+                body(&brace[1..], open, &CAMPAIGN_FIELDS, campaign_field).rest
             } else {
                 body(&brace[1..], open, &JOURNEY_MEMBERS, journey_member).rest
             };
@@ -106,6 +112,15 @@ fn definition(kw: Token<'_>) -> (&str, Option<Item>) {
             span,
         };
         (parsed.rest, Some(Item::List(list)))
+    } else if is_campaign {
+        let parsed = body(i, open, &CAMPAIGN_FIELDS, campaign_field);
+        let span = Span::new(kw_span.start, parsed.end);
+        let campaign = Campaign {
+            id,
+            fields: parsed.members,
+            span,
+        };
+        (parsed.rest, Some(Item::Campaign(campaign)))
     } else {
         let parsed = body(i, open, &JOURNEY_MEMBERS, journey_member);
         let span = Span::new(kw_span.start, parsed.end);

@@ -176,9 +176,9 @@ fn instant(i: &str) -> PResult<'_, Instant> {
 
 /// A validated `YYYY-MM-DD` and optional `HH:MM[:SS]`.
 /// A date: year, month, day, and the time of day when one was written.
-type DateParts = (u16, u8, u8, Option<(u8, u8, u8)>);
+pub(crate) type DateParts = (u16, u8, u8, Option<(u8, u8, u8)>);
 
-fn date_time(date: &str, time: Option<&str>) -> Option<DateParts> {
+pub(crate) fn date_time(date: &str, time: Option<&str>) -> Option<DateParts> {
     let mut parts = date.split('-');
     let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {

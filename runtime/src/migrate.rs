@@ -24,6 +24,18 @@ pub struct MigrateReport {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// Campaigns this deploy added or changed whose `send_at` is already past: held, not
+    /// sent automatically (`POST /v1/campaigns/{id}/start` sends them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_campaigns: Vec<HeldCampaign>,
+}
+
+/// A campaign held at deploy because its `send_at` is past.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct HeldCampaign {
+    pub id: String,
+    /// The `send_at` as deployed (RFC 3339, or the local time).
+    pub send_at: String,
 }
 
 /// The highest base-schema migration the database holds (0 when none). `conn` is a
@@ -85,12 +97,57 @@ pub async fn plan(
         });
     }
     let journeys = journey_changes(&mut tx, &journey_sync).await?;
+    let campaigns = campaign_reach(&mut tx).await?;
     tx.rollback().await?;
     Ok(PlanReport {
         migration,
         buckets,
         journeys,
+        campaigns,
     })
+}
+
+/// Every campaign not yet started, with the audience it would reach now (inside the
+/// deploy's transaction).
+async fn campaign_reach(tx: &mut PgConnection) -> Result<Vec<CampaignPlan>> {
+    let rows: Vec<(String, String, String, bool, i64, i64)> = sqlx::query_as(
+        "select b.id, b.audience_kind, b.audience_id, b.auto_start, a.n, a.eligible
+           from broadcasts b
+          cross join lateral (
+            select count(*) as n,
+                   count(*) filter (where message_skip_reason(k.email, k.user_key,
+                     case when b.audience_kind = 'list' then b.audience_id
+                          else (select t.category from templates t where t.id = b.template) end)
+                     is null) as eligible
+              from contacts k
+             where k.deleted_at is null
+               and case when b.audience_kind = 'bucket'
+                        then exists (select 1 from memberships m where m.bucket_id = b.audience_id
+                                        and m.user_key = k.user_key and m.active)
+                        when exists (select 1 from lists l where l.id = b.audience_id
+                                        and l.default_subscribed)
+                        then not exists (select 1 from subscriptions u where u.user_key = k.user_key
+                                            and u.list_id = b.audience_id and u.status = 'unsubscribed')
+                        else exists (select 1 from subscriptions u where u.user_key = k.user_key
+                                        and u.list_id = b.audience_id and u.status = 'subscribed') end
+          ) a
+          where b.status = 'scheduled'
+          order by b.id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, kind, audience, auto_start, n, eligible)| CampaignPlan {
+                id,
+                audience: format!("{kind} {audience}"),
+                held: !auto_start,
+                audience_now: n,
+                eligible_now: eligible,
+            },
+        )
+        .collect())
 }
 
 /// The journeys a deploy adds, changes or removes, with the runs each change affects, from
@@ -158,6 +215,23 @@ pub struct PlanReport {
     pub buckets: Vec<BucketPlan>,
     /// Journeys and reactions added, changed or removed, with the runs each affects.
     pub journeys: Vec<JourneyChange>,
+    /// The campaigns not yet started, with the audience each would reach now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<CampaignPlan>,
+}
+
+/// A campaign not yet started, in a [`PlanReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignPlan {
+    pub id: String,
+    /// `bucket ID` or `list ID`.
+    pub audience: String,
+    /// Waits for `POST /v1/campaigns/{id}/start`.
+    pub held: bool,
+    /// Contacts in the audience now.
+    pub audience_now: i64,
+    /// Of those, the ones who may receive it now (the others would be skipped).
+    pub eligible_now: i64,
 }
 
 /// A new or changed bucket in a [`PlanReport`].
@@ -282,12 +356,21 @@ async fn apply(
     }
     let mut sync = serde_json::Value::Null;
     let mut journey_sync = serde_json::Value::Null;
+    let mut campaign_sync = serde_json::Value::Null;
     let ordered: Vec<(String, String)> = apply_order(generated)
         .into_iter()
         .map(|f| (f.path.clone(), f.contents.clone()))
         .collect();
     for (path, contents) in ordered {
         let rows = (&mut *tx).fetch_all(sqlx::raw_sql(&contents)).await?;
+        if path == "messaging.sql" {
+            // `_sync_campaigns` runs last.
+            if let Some(row) = rows.last() {
+                campaign_sync = row
+                    .try_get::<serde_json::Value, _>(0)
+                    .unwrap_or(serde_json::Value::Null);
+            }
+        }
         if path == "project.sql" {
             if let Some(row) = rows.last() {
                 sync = row.try_get::<serde_json::Value, _>(0)?;
@@ -316,6 +399,10 @@ async fn apply(
         added: list("added"),
         changed: list("changed"),
         removed: list("removed"),
+        held_campaigns: campaign_sync
+            .get("held")
+            .and_then(|h| serde_json::from_value(h.clone()).ok())
+            .unwrap_or_default(),
     };
     Ok((report, journey_sync))
 }

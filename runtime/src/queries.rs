@@ -5,6 +5,7 @@
 //! while members join and leave: a page never repeats a row and never skips one that was
 //! present for the whole walk.
 
+pub mod campaigns;
 pub mod journeys;
 pub mod messages;
 

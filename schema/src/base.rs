@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/migrations/0006_publishable_keys.sql"),
     ),
     (7, "email", include_str!("../sql/migrations/0007_email.sql")),
+    (
+        8,
+        "campaigns",
+        include_str!("../sql/migrations/0008_campaigns.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and
@@ -60,6 +65,7 @@ const ENGINE: &[(&str, &str)] = &[
     ("identity", include_str!("../sql/engine/identity.sql")),
     ("messaging", include_str!("../sql/engine/messaging.sql")),
     ("journeys", include_str!("../sql/engine/journeys.sql")),
+    ("campaigns", include_str!("../sql/engine/campaigns.sql")),
 ];
 
 /// One numbered base-schema migration, rendered for a schema.

@@ -52,6 +52,13 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             for id in &report.removed {
                 eprintln!("  - {id} (removed: memberships ended)");
             }
+            for c in &report.held_campaigns {
+                eprintln!(
+                    "warning: campaign `{}`: send_at {} is in the past; it is not sent \
+                     automatically (start it with POST /v1/campaigns/{}/start)",
+                    c.id, c.send_at, c.id
+                );
+            }
             eprintln!(
                 "migrated `{schema}` on {}: {} added, {} changed, {} removed",
                 database::redact(&url),

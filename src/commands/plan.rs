@@ -66,6 +66,23 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                     ),
                 }
             }
+            for c in &m.held_campaigns {
+                println!(
+                    "warning: campaign {}: send_at {} is in the past; it will not be sent \
+                     automatically (start it with POST /v1/campaigns/{}/start)",
+                    c.id, c.send_at, c.id
+                );
+            }
+            for c in &report.campaigns {
+                println!(
+                    "  campaign {} ({}{}): {} contacts in the audience now, {} of whom may receive it",
+                    c.id,
+                    c.audience,
+                    if c.held { ", held until started" } else { "" },
+                    c.audience_now,
+                    c.eligible_now
+                );
+            }
             if m.added.is_empty()
                 && m.changed.is_empty()
                 && m.removed.is_empty()

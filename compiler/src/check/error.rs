@@ -24,6 +24,7 @@ pub(crate) enum DefKind {
     Bucket,
     Journey,
     List,
+    Campaign,
 }
 
 impl DefKind {
@@ -32,6 +33,7 @@ impl DefKind {
             DefKind::Bucket => "bucket",
             DefKind::Journey => "journey",
             DefKind::List => "list",
+            DefKind::Campaign => "campaign",
         }
     }
 }

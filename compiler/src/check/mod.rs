@@ -17,6 +17,7 @@
 //!   checked, and "unknown bucket/journey/dwell label" errors are not reported (the target
 //!   may be the definition that failed to parse).
 
+mod campaigns;
 mod cycles;
 mod empty_contact;
 mod error;
@@ -135,6 +136,7 @@ pub(crate) struct Checker<'a> {
     buckets: HashMap<&'a str, Def<'a, ast::Bucket>>,
     journeys: HashMap<&'a str, Def<'a, ast::Journey>>,
     lists: HashMap<&'a str, Def<'a, ast::List>>,
+    campaigns: HashMap<&'a str, Def<'a, ast::Campaign>>,
     /// Dwell labels per bucket id (from its first definition).
     dwell_labels: HashMap<&'a str, Vec<String>>,
     /// Byte offsets of line starts, per file, for origins.
@@ -155,6 +157,7 @@ impl<'a> Checker<'a> {
             buckets: HashMap::new(),
             journeys: HashMap::new(),
             lists: HashMap::new(),
+            campaigns: HashMap::new(),
             dwell_labels: HashMap::new(),
             line_starts: set
                 .files
@@ -220,6 +223,7 @@ impl<'a> Checker<'a> {
                     ast::Item::Journey(j) => self.define_journey(file, j),
                     ast::Item::Test(_) => {}
                     ast::Item::List(l) => self.define_list(file, l),
+                    ast::Item::Campaign(c) => self.define_campaign(file, c),
                 }
             }
         }
@@ -273,6 +277,17 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        // Campaigns (they name buckets, lists and templates).
+        let mut campaigns = Vec::new();
+        for (file, p) in parsed.iter().enumerate() {
+            self.file = file;
+            for (index, item) in p.ast.items.iter().enumerate() {
+                if let ast::Item::Campaign(c) = item {
+                    self.muted = self.damaged(index);
+                    campaigns.push(self.campaign(c));
+                }
+            }
+        }
         self.muted = false;
         // Templates (their categories name lists).
         let templates = self.templates();
@@ -283,11 +298,13 @@ impl<'a> Checker<'a> {
         buckets.sort_by(|a, b| a.id.cmp(&b.id));
         journeys.sort_by(|a, b| a.id.cmp(&b.id));
         lists.sort_by(|a, b| a.id.cmp(&b.id));
+        campaigns.sort_by(|a, b| a.id.cmp(&b.id));
         ir::Program {
             buckets,
             journeys,
             templates,
             lists,
+            campaigns,
         }
     }
 

@@ -173,6 +173,25 @@ Example:
 
 Write `criteria did \"$pageview\"`.";
 
+    /// A campaign `send_at` that is neither an RFC 3339 instant nor a local time.
+    E0111 => "invalid send_at",
+"A campaign's `send_at` is either an RFC 3339 instant with its offset
+(`2027-03-01T09:00:00Z`, `2027-03-01T09:00:00+01:00`), or a date and time of
+day followed by `in contact.PROPERTY`, the contact property naming each
+recipient's IANA zone (`2027-03-01 09:00 in contact.timezone`). A date and time
+with neither an offset nor a zone is ambiguous and refused.
+
+Example:
+
+    campaign spring_launch {
+      audience list product_updates
+      template spring_launch
+      send_at  2027-03-01 09:00
+    }
+
+Write `send_at 2027-03-01 09:00 in contact.timezone` or
+`send_at 2027-03-01T09:00:00Z`.";
+
     /// A test instant that is not a date (and time) or a `+D` step.
     E0150 => "invalid instant",
 "An `at` in a test block takes a UTC date, optionally with a time of day

@@ -94,6 +94,7 @@ struct MessagingFile<'a> {
     s: &'a str,
     lists: Vec<String>,
     templates: Vec<String>,
+    campaigns: Vec<String>,
 }
 
 fn render(template: &impl Template) -> String {
@@ -299,6 +300,7 @@ pub fn emit(plan: &ProjectPlan) -> Vec<GeneratedFile> {
             s: &plan.schema,
             lists: as_jsonb(&plan.lists),
             templates: as_jsonb(&plan.templates),
+            campaigns: as_jsonb(&plan.campaigns),
         }),
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -56,6 +56,8 @@ pub struct ProjectPlan {
     /// The templates `_sync_templates` receives (`hogsend_mail::DeployedTemplate`), sorted
     /// by id.
     pub templates: Vec<serde_json::Value>,
+    /// The campaigns `_sync_campaigns` receives, one JSON object each, sorted by id.
+    pub campaigns: Vec<serde_json::Value>,
 }
 
 /// One bucket's SQL.
@@ -157,5 +159,74 @@ pub fn plan(program: &Program, options: &PlanOptions) -> ProjectPlan {
             .iter()
             .map(|t| serde_json::to_value(&t.deployed).unwrap_or_default())
             .collect(),
+        campaigns: program.campaigns.iter().map(campaign_json).collect(),
+    }
+}
+
+/// A campaign as `_sync_campaigns` receives it: `send_at` as an RFC 3339 UTC instant, or
+/// `send_at_local` as a wall-clock time with the `zone_path` of the contact property.
+fn campaign_json(c: &ir::Campaign) -> serde_json::Value {
+    let (kind, audience) = match &c.audience {
+        ir::Audience::Bucket(id) => ("bucket", id),
+        ir::Audience::List(id) => ("list", id),
+    };
+    let (send_at, local, zone) = match &c.send_at {
+        None => (None, None, None),
+        Some(ir::SendAt::Instant(secs)) => (Some(rfc3339(*secs)), None, None),
+        Some(ir::SendAt::Local { local, zone }) => (None, Some(local.clone()), Some(zone.clone())),
+    };
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "audience_kind": kind,
+        "audience_id": audience,
+        "template": c.template,
+        "send_at": send_at,
+        "send_at_local": local,
+        "zone_path": zone,
+    })
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod campaign_tests {
+    use super::rfc3339;
+    use crate::test_suite::epoch_seconds;
+
+    #[test]
+    fn rfc3339_inverts_epoch_seconds() {
+        for (y, mo, d, h, mi, s) in [
+            (1970, 1, 1, 0, 0, 0),
+            (2027, 3, 1, 9, 0, 0),
+            (2028, 2, 29, 23, 59, 59),
+            (2100, 12, 31, 12, 30, 5),
+        ] {
+            let secs = epoch_seconds(y, mo, d, h, mi, s);
+            assert_eq!(
+                rfc3339(secs),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ declare
   s       jsonb := '{}';
   tr      bigint;
   j       jsonb;
+  c       jsonb;
 begin
   if v_now is null then
     -- Taken again by _tick_begin (transaction-scoped advisory locks nest).
@@ -31,7 +32,10 @@ begin
   s := s || jsonb_strip_nulls(jsonb_build_object('{{ id }}', {{ s }}.b_{{ id }}_run(t0, v_now)));
 {%- endfor %}
   j := {{ s }}._journey_pass(v_now, null, {{ max_age }}, {{ timezone }}, tr, t0);
-  return {{ s }}._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j);
+  -- Campaigns that are due start (their audience frozen now); finished ones complete.
+  c := {{ s }}._campaign_pass(v_now, {{ timezone }});
+  return {{ s }}._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j)
+    || case when c is null then '{}'::jsonb else jsonb_build_object('campaigns', c) end;
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire

@@ -1,9 +1,9 @@
 //! The layout of definitions, members and steps.
 
 use crate::ast::{
-    Block, Bucket, BucketField, BucketFieldKind, BucketMember, Item, Journey, JourneyHeader,
-    JourneyHeaderKind, JourneyMember, LeaveReason, List, ListField, ListFieldKind, Reaction,
-    ReactionTrigger, SourceFile, Step, StepKind, Trigger,
+    Block, Bucket, BucketField, BucketFieldKind, BucketMember, Campaign, CampaignFieldKind, Item,
+    Journey, JourneyHeader, JourneyHeaderKind, JourneyMember, LeaveReason, List, ListField,
+    ListFieldKind, Reaction, ReactionTrigger, SendAt, SourceFile, Step, StepKind, Trigger,
 };
 use crate::format::expr::{expr_frags, flat, push_filter, width, Frag};
 use crate::format::printer::{Printer, CLOSE, MAX_WIDTH, MEMBER};
@@ -25,6 +25,7 @@ pub(crate) fn file(p: &mut Printer<'_>, file: &SourceFile) {
             Item::Journey(j) => journey(p, j),
             Item::Test(t) => crate::format::test_block::test_block(p, t),
             Item::List(l) => list(p, l),
+            Item::Campaign(c) => campaign(p, c),
         }
     }
 }
@@ -67,6 +68,81 @@ fn list_field(p: &mut Printer<'_>, indent: usize, f: &ListField) {
     };
     let line = format!("{}{value}", padded(keyword, BUCKET_FIELD_WIDTH));
     p.line(indent, &line, f.span.start, f.span.end, MEMBER);
+}
+
+/// Campaign field values start this many columns after the keyword's indentation.
+const CAMPAIGN_FIELD_WIDTH: usize = 9;
+
+/// `campaign id { … }`: fields aligned.
+fn campaign(p: &mut Printer<'_>, c: &Campaign) {
+    let open_end = p.src.open_brace_end(c.id.span.end);
+    if c.fields.is_empty() && !p.src.has_comment_between(open_end, c.span.end) {
+        let line = format!("campaign {} {{}}", c.id.name);
+        p.line(0, &line, c.span.start, c.span.end, MEMBER);
+        return;
+    }
+    p.line(
+        0,
+        &format!("campaign {} {{", c.id.name),
+        c.span.start,
+        open_end,
+        MEMBER,
+    );
+    for f in &c.fields {
+        let (keyword, value) = match &f.kind {
+            CampaignFieldKind::Name(s) => ("name", text::quote(&s.value)),
+            CampaignFieldKind::Audience(a) => (
+                "audience",
+                format!(
+                    "{} {}",
+                    if a.is_list { "list" } else { "bucket" },
+                    a.id.name
+                ),
+            ),
+            CampaignFieldKind::Template(t) => ("template", t.name.clone()),
+            CampaignFieldKind::SendAt(s) => ("send_at", send_at(s)),
+        };
+        let line = format!("{}{value}", padded(keyword, CAMPAIGN_FIELD_WIDTH));
+        p.line(1, &line, f.span.start, f.span.end, MEMBER);
+    }
+    p.line(0, "}", c.span.end.saturating_sub(1), c.span.end, CLOSE);
+}
+
+/// `2027-03-01T09:00:00Z`, `2027-03-01T09:00:00+02:00`, `2027-03-01 09:00 in contact.timezone`.
+fn send_at(s: &SendAt) -> String {
+    match s {
+        SendAt::Instant {
+            at, offset_minutes, ..
+        } => {
+            let (h, m, sec) = at.time.unwrap_or((0, 0, 0));
+            let offset = if *offset_minutes == 0 {
+                "Z".to_string()
+            } else {
+                let sign = if *offset_minutes < 0 { '-' } else { '+' };
+                let o = offset_minutes.unsigned_abs();
+                format!("{sign}{:02}:{:02}", o / 60, o % 60)
+            };
+            format!(
+                "{:04}-{:02}-{:02}T{h:02}:{m:02}:{sec:02}{offset}",
+                at.year, at.month, at.day
+            )
+        }
+        SendAt::Local { at, zone, .. } => {
+            let (h, m, sec) = at.time.unwrap_or((0, 0, 0));
+            let time = if sec == 0 {
+                format!("{h:02}:{m:02}")
+            } else {
+                format!("{h:02}:{m:02}:{sec:02}")
+            };
+            format!(
+                "{:04}-{:02}-{:02} {time} in contact.{}",
+                at.year,
+                at.month,
+                at.day,
+                zone.join(".")
+            )
+        }
+    }
 }
 
 /// `keyword` padded so the value starts `width` columns in (at least one space after it).

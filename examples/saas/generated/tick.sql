@@ -18,6 +18,7 @@ declare
   s       jsonb := '{}';
   tr      bigint;
   j       jsonb;
+  c       jsonb;
 begin
   if v_now is null then
     -- Taken again by _tick_begin (transaction-scoped advisory locks nest).
@@ -37,7 +38,10 @@ begin
   s := s || jsonb_strip_nulls(jsonb_build_object('trial_ending', hogsend.b_trial_ending_run(t0, v_now)));
   s := s || jsonb_strip_nulls(jsonb_build_object('went_dormant', hogsend.b_went_dormant_run(t0, v_now)));
   j := hogsend._journey_pass(v_now, null, make_interval(secs => 86400), 'Europe/Berlin', tr, t0);
-  return hogsend._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j);
+  -- Campaigns that are due start (their audience frozen now); finished ones complete.
+  c := hogsend._campaign_pass(v_now, 'Europe/Berlin');
+  return hogsend._tick_end(v_now, t0, started, s) || jsonb_build_object('journeys', j)
+    || case when c is null then '{}'::jsonb else jsonb_build_object('campaigns', c) end;
 end $hs$;
 
 -- The real-time passes, at `now` (never earlier than the last tick). Joins and leaves fire

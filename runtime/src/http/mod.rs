@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod buckets;
+pub mod campaigns;
 pub mod contacts;
 pub mod error;
 pub mod events;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(journeys::router())
         .merge(runs::router())
         .merge(messages::router())
+        .merge(campaigns::router())
         .merge(subscriptions::router())
         .merge(lists::router())
         .merge(unsubscribe::router())

@@ -4,10 +4,12 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, contacts, events, journeys, lists, messages, ops, posthog, runs, segment,
+    buckets, campaigns, contacts, events, journeys, lists, messages, ops, posthog, runs,
+    segment,
     subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
+use crate::queries::campaigns::Campaign;
 use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
 use crate::queries::messages::Message;
 use crate::queries::{
@@ -28,7 +30,7 @@ pub fn router() -> Router<AppState> {
     info(
         title = "hogsend",
         description = "Ingest events, read contacts, buckets, members, the transition \
-            feed, journeys, runs and messages. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
+            feed, journeys, runs, messages and campaigns. Every error answers `{\"error\": {\"code\", \"message\", \"details\"}}` \
             with a code from one registry. Authenticate with `Authorization: Bearer <key>` \
             (or HTTP basic auth with the key as user name); a key's scope is `ingest`, \
             `read` or `admin`."
@@ -45,6 +47,7 @@ pub fn router() -> Router<AppState> {
         journeys::list, journeys::one, journeys::patch, journeys::runs,
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
+        campaigns::list, campaigns::one, campaigns::create, campaigns::cancel, campaigns::start,
         lists::lists, lists::members, lists::subscribe, lists::unsubscribe,
         subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
@@ -54,7 +57,7 @@ pub fn router() -> Router<AppState> {
     components(schemas(
         ErrorBody, ErrorObject, ErrorCode, FieldError, Outcome, Contact, ContactMembership,
         StoredEvent, Bucket, Member, Membership, Transition, Journey, RunCounts, StepCounts,
-        Run, RunStep, Message,
+        Run, RunStep, Message, Campaign, campaigns::CampaignList, campaigns::CampaignRequest,
         lists::List, lists::Lists, lists::ListMember, lists::ListMemberPage,
         lists::KeysRequest, lists::BulkSubscription,
         crate::import::Summary, crate::import::RowError, subscriptions::Subscription,
@@ -70,6 +73,7 @@ pub fn router() -> Router<AppState> {
         (name = "buckets", description = "Buckets, their members and their transition feed"),
         (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
+        (name = "campaigns", description = "Campaigns (broadcasts): create, follow, cancel, start"),
         (name = "email", description = "Lists, subscriptions and suppressions"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )

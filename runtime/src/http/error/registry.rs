@@ -124,6 +124,9 @@ registry! {
     /// No message with the id.
     MessageNotFound => "message_not_found", NOT_FOUND,
         "No message has this id.";
+    /// No campaign with the id.
+    CampaignNotFound => "campaign_not_found", NOT_FOUND,
+        "No campaign has this id.";
     /// The route exists but not with this method.
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED,
         "The route exists but does not take this HTTP method.";
@@ -132,6 +135,14 @@ registry! {
     RunEnded => "run_ended", CONFLICT,
         "The run has already ended (`completed`, `exited` or `failed`); only an `active` \
          or `waiting` run can be cancelled.";
+    /// Cancelling or starting a campaign whose status does not allow it.
+    CampaignFinished => "campaign_finished", CONFLICT,
+        "The campaign has already ended (`sent`, `cancelled` or `failed`), or, for a start, \
+         has already started.";
+    /// An `Idempotency-Key` reused with a different campaign.
+    IdempotencyKeyReused => "idempotency_key_reused", CONFLICT,
+        "The `Idempotency-Key` created a campaign with a different body; use a new key for a \
+         new campaign.";
     // ---- 408 / 413 / 415 ----
     /// The body did not arrive within the body timeout.
     BodyTimeout => "body_timeout", REQUEST_TIMEOUT,
