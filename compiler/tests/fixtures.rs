@@ -219,6 +219,30 @@ impl Constructs<'_> {
                 ast::Item::Journey(j) => self.journey(j),
                 ast::Item::Test(_) => self.add("test"),
                 ast::Item::List(l) => self.list(l),
+                ast::Item::Campaign(c) => self.campaign(c),
+            }
+        }
+    }
+
+    fn campaign(&mut self, c: &ast::Campaign) {
+        self.add("campaign");
+        for f in &c.fields {
+            match &f.kind {
+                ast::CampaignFieldKind::Name(s) => {
+                    self.add("campaign name");
+                    self.string(s);
+                }
+                ast::CampaignFieldKind::Audience(a) if a.is_list => {
+                    self.add("campaign audience list");
+                }
+                ast::CampaignFieldKind::Audience(_) => self.add("campaign audience bucket"),
+                ast::CampaignFieldKind::Template(_) => self.add("campaign template"),
+                ast::CampaignFieldKind::SendAt(ast::SendAt::Instant { .. }) => {
+                    self.add("campaign send_at instant");
+                }
+                ast::CampaignFieldKind::SendAt(ast::SendAt::Local { .. }) => {
+                    self.add("campaign send_at local");
+                }
             }
         }
     }
@@ -598,6 +622,13 @@ const CONSTRUCTS: &[&str] = &[
     "any {}",
     "bool",
     "bucket",
+    "campaign",
+    "campaign audience bucket",
+    "campaign audience list",
+    "campaign name",
+    "campaign send_at instant",
+    "campaign send_at local",
+    "campaign template",
     "bucket criteria",
     "bucket description",
     "bucket enabled false",

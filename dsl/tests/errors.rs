@@ -66,7 +66,7 @@ fn unexpected_token() {
     );
     check_errors(
         "}",
-        &["0..1: expected `bucket`, `journey`, `list` or `test`, found `}`"],
+        &["0..1: expected `bucket`, `journey`, `list`, `campaign` or `test`, found `}`"],
     );
     check_errors("bucket { }", &["7..8: expected a bucket id, found `{`"]);
     check_errors(
@@ -465,7 +465,7 @@ bucket good {}";
     assert_eq!(
         errors(input),
         vec![
-            "0..5: expected `bucket`, `journey`, `list` or `test`, found identifier `buckt`",
+            "0..5: expected `bucket`, `journey`, `list`, `campaign` or `test`, found identifier `buckt`",
             "34..38: identifier `Went` has uppercase letters",
             "39..46: expected `{`, found identifier `Dormant`",
             "70..75: expected `unlimited`, `once` or `once per …`, found identifier `twice`",
@@ -553,6 +553,7 @@ fn garbage_never_panics_and_keeps_good_definitions() {
                 Item::Journey(j) => j.id.name == "ok",
                 Item::Test(_) => false,
                 Item::List(l) => l.id.name == "ok",
+                Item::Campaign(c) => c.id.name == "ok",
             });
             assert!(
                 ok,

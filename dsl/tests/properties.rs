@@ -590,7 +590,63 @@ fn item() -> impl Strategy<Value = Item> {
                 })
             })
             .boxed(),
+        (ident(), prop::collection::vec(campaign_field(), 0..5))
+            .prop_map(|(id, fields)| {
+                Item::Campaign(Campaign {
+                    id,
+                    fields,
+                    span: sp(),
+                })
+            })
+            .boxed(),
     ])
+}
+
+fn date_time_lit() -> impl Strategy<Value = DateTimeLit> {
+    (
+        1970u16..=9999,
+        1u8..=12,
+        1u8..=28,
+        0u8..24,
+        0u8..60,
+        0u8..60,
+    )
+        .prop_map(|(year, month, day, h, m, s)| DateTimeLit {
+            year,
+            month,
+            day,
+            time: Some((h, m, s)),
+            span: sp(),
+        })
+}
+
+fn campaign_field() -> impl Strategy<Value = CampaignField> {
+    let send_at = prop_oneof![
+        (date_time_lit(), -1439i16..=1439).prop_map(|(at, offset_minutes)| SendAt::Instant {
+            at,
+            offset_minutes,
+            span: sp(),
+        }),
+        (date_time_lit(), prop::collection::vec(ident(), 1..3)).prop_map(|(at, zone)| {
+            SendAt::Local {
+                at,
+                zone: zone.into_iter().map(|z| z.name).collect(),
+                span: sp(),
+            }
+        }),
+    ];
+    let kind = prop_oneof![
+        string_lit().prop_map(CampaignFieldKind::Name),
+        (any::<bool>(), ident())
+            .prop_map(|(is_list, id)| CampaignFieldKind::Audience(Audience { is_list, id })),
+        ident().prop_map(CampaignFieldKind::Template),
+        send_at.prop_map(CampaignFieldKind::SendAt),
+    ];
+    kind.prop_map(|kind| CampaignField {
+        kind,
+        keyword_span: sp(),
+        span: sp(),
+    })
 }
 
 fn list_field() -> impl Strategy<Value = ListField> {

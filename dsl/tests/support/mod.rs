@@ -67,6 +67,7 @@ pub(crate) fn dump(file: &SourceFile) -> String {
                 let fields: Vec<_> = l.fields.iter().map(list_field).collect();
                 format!("(list {} {})", l.id.name, fields.join(" "))
             }
+            Item::Campaign(c) => format!("(campaign {} {})", c.id.name, c.fields.len()),
         })
         .collect::<Vec<_>>()
         .join("\n")
