@@ -23,6 +23,11 @@ use std::io::BufRead;
 /// Rows per transaction unless told otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
+/// `contacts` is re-analyzed after this many upserted rows: a bulk load into a small table
+/// leaves statistics that make the upsert's join scan the whole table for every batch (the
+/// import then slows down as the table grows).
+const ANALYZE_EVERY: u64 = 20_000;
+
 /// The input's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -221,6 +226,7 @@ pub async fn import<R: BufRead>(
     let batch_size = batch_size.max(1);
     let mut summary = Summary::default();
     let mut batch: Vec<ImportRow> = Vec::with_capacity(batch_size.min(DEFAULT_BATCH_SIZE));
+    let mut analyzed_at: u64 = 0;
     loop {
         let next = source.next_row(&catalog)?;
         let done = next.is_none();
@@ -242,6 +248,13 @@ pub async fn import<R: BufRead>(
             summary.upserted += outcome.upserted;
             summary.unchanged += outcome.unchanged;
             batch.clear();
+            if summary.upserted - analyzed_at >= ANALYZE_EVERY {
+                analyzed_at = summary.upserted;
+                sqlx::query("analyze contacts")
+                    .execute(pool)
+                    .await
+                    .map_err(crate::Error::from)?;
+            }
             progress(Progress::Committed {
                 summary: &summary,
                 bytes: source.bytes_read(),
