@@ -653,6 +653,109 @@ bucket active {
 }
 
 #[tokio::test]
+async fn trigger_paths_read_the_starting_event_and_are_missing_otherwise() {
+    let hog = r#"
+bucket buyers {
+  criteria did order.completed
+}
+journey order_followup {
+  trigger event order.completed
+  entry   unlimited
+  exit when did refund.issued where (event.total exists) and trigger.total >= 500
+  if trigger.total >= 100 and trigger.plan == "pro" {
+    send a
+  } else if trigger.gift.wrapped == true {
+    send b
+  } else {
+    send c
+  }
+  wait until did order.shipped or trigger."express" == true, at most 1d
+  send nudge
+}
+journey first_buyer {
+  trigger enter buyers
+  if trigger.total exists or trigger.total == 1 { send tip }
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T00:00:00Z").await;
+    // The contact's own `plan` is "free": `trigger.plan` reads the event, not the contact.
+    j.contact(
+        "u1",
+        Some("u1@example.com"),
+        r#"{"plan": "free", "total": 1000}"#,
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 150, "plan": "pro"}"#,
+        "2027-01-04T10:00:00Z",
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 20, "gift": {"wrapped": true}, "express": true}"#,
+        "2027-01-04T10:00:01Z",
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 600}"#,
+        "2027-01-04T10:00:02Z",
+    )
+    .await;
+    j.tick("2027-01-04T10:00:05Z").await;
+    let mut runs = j.runs().await;
+    runs.sort();
+    assert_eq!(
+        runs,
+        strs(&[
+            // `first_buyer` starts from a transition: every `trigger.` path is missing.
+            "first_buyer u1 completed s1 -",
+            // express: the wait is over at once (`trigger."express" == true`)
+            "order_followup u1 completed s3 -",
+            "order_followup u1 waiting s2 -",
+            "order_followup u1 waiting s2 -",
+        ])
+    );
+    let mut got = j.messages().await;
+    got.sort();
+    assert_eq!(
+        got,
+        strs(&[
+            "u1 a s1.then.s1 queued",
+            "u1 b s1.elif1.s1 queued",
+            "u1 c s1.else.s1 queued",
+            "u1 nudge s3 queued",
+        ])
+    );
+    assert_eq!(j.path("first_buyer", "u1").await, strs(&["s1:none"]));
+    // A refund ends only the run whose trigger total is at least 500.
+    j.event(
+        "u1",
+        "refund.issued",
+        r#"{"total": 600}"#,
+        "2027-01-04T11:00:00Z",
+    )
+    .await;
+    j.tick("2027-01-04T11:00:01Z").await;
+    let mut runs = j.runs().await;
+    runs.sort();
+    assert_eq!(
+        runs,
+        strs(&[
+            "first_buyer u1 completed s1 -",
+            "order_followup u1 completed s3 -",
+            "order_followup u1 exited s2 exit_when",
+            "order_followup u1 waiting s2 -",
+        ])
+    );
+}
+
+#[tokio::test]
 async fn time_of_day_waits_across_dst_in_two_zones() {
     let hog = r#"
 journey gap {
