@@ -970,6 +970,118 @@ async fn exactly_once_under_retried_rolled_back_and_concurrent_passes() {
     let _ = third.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trigger_events_are_considered_once_with_inserts_committing_out_of_order_during_passes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let hog = "journey j {\n  trigger event go\n  entry unlimited\n  send a\n}\n";
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T10:00:00Z").await;
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        j.contact(k, Some(&format!("{k}@example.com")), "{}").await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+
+    // Inserters: transactions held open for different times, so they commit out of order
+    // (and one in five rolls back), while passes run.
+    let mut inserters = Vec::new();
+    for w in 0..4u64 {
+        let mut conn = j.db.connect().await;
+        let keys = keys.clone();
+        inserters.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for i in 0..20u64 {
+                let mut tx = conn.begin().await.expect("begin");
+                let mut ids = Vec::new();
+                for e in 0..(1 + (w + i) % 3) {
+                    let key = &keys[((w * 7 + i * 3 + e) % 10) as usize];
+                    let id: i64 = sqlx::query_scalar(
+                        "insert into events (user_key, event, properties, occurred_at)
+                         values ($1, 'go', '{}', '2027-01-04T10:00:00Z') returning id",
+                    )
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("insert");
+                    ids.push(id);
+                }
+                tokio::time::sleep(Duration::from_millis((w * 5 + i * 3) % 17)).await;
+                if (w + i) % 5 == 0 {
+                    tx.rollback().await.expect("rollback");
+                } else {
+                    tx.commit().await.expect("commit");
+                    committed.extend(ids);
+                }
+            }
+            committed
+        }));
+    }
+    // Passes meanwhile: a tick and a real-time pass at each instant, racing.
+    let passes = {
+        let mut tick_conn = j.db.connect().await;
+        let mut rt_conn = j.db.connect().await;
+        let done = done.clone();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            let mut second = 1;
+            while !done.load(Ordering::SeqCst) {
+                let at = format!("2027-01-04T10:{:02}:{:02}Z", second / 60, second % 60);
+                let (a, b) = tokio::join!(
+                    sqlx::query_scalar::<_, Value>("select tick($1::timestamptz)")
+                        .bind(&at)
+                        .fetch_one(&mut tick_conn),
+                    sqlx::query_scalar::<_, Value>("select apply_changes($1, $2::timestamptz)")
+                        .bind(&keys)
+                        .bind(&at)
+                        .fetch_one(&mut rt_conn),
+                );
+                a.expect("tick");
+                b.expect("apply_changes");
+                second += 1;
+            }
+            second
+        })
+    };
+    let mut committed = Vec::new();
+    for task in inserters {
+        committed.extend(task.await.expect("inserter"));
+    }
+    done.store(true, Ordering::SeqCst);
+    let second: i64 = passes.await.expect("passes");
+    assert!(second > 1, "no pass ran");
+    // Two more ticks drain both slots, whichever a late writer used.
+    j.tick("2027-01-04T11:00:00Z").await;
+    j.tick("2027-01-04T11:00:01Z").await;
+
+    committed.sort_unstable();
+    let enrolled: Vec<i64> =
+        sqlx::query_scalar("select trigger_event_id from runs order by trigger_event_id")
+            .fetch_all(&mut j.conn)
+            .await
+            .expect("runs");
+    assert_eq!(enrolled, committed, "one run per committed trigger event");
+    let (messages, distinct): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct run_id) from messages")
+            .fetch_one(&mut j.conn)
+            .await
+            .expect("messages");
+    assert_eq!(
+        (messages, distinct),
+        (committed.len() as i64, committed.len() as i64)
+    );
+    // The inbox is empty, and its slots are truncated files, not dead tuples.
+    let (rows, bytes): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from journey_inbox),
+                pg_relation_size('journey_inbox_0') + pg_relation_size('journey_inbox_1')",
+    )
+    .fetch_one(&mut j.conn)
+    .await
+    .expect("inbox");
+    assert_eq!((rows, bytes), (0, 0));
+}
+
 #[tokio::test]
 async fn a_sign_up_over_http_is_welcomed_within_a_second() {
     use hogsend_runtime::testkit::TestDaemon;

@@ -420,6 +420,59 @@ begin
 end $hs$;
 
 ------------------------------------------------------------------------------------------
+-- The journey inbox's current slot: the parity of `journey_inbox_epoch` (migration 8, which
+-- also creates this function, needed by `journey_inbox.slot`'s default).
+------------------------------------------------------------------------------------------
+create or replace function {{ s }}._journey_inbox_slot() returns smallint
+language sql volatile as $hs$
+  select (last_value % 2)::smallint from {{ s }}.journey_inbox_epoch
+$hs$;
+
+------------------------------------------------------------------------------------------
+-- A tick's trigger events, by slot switch and truncate (migration 8): switch the inbox's
+-- slot (after the tick's buckets recorded their transitions, so their `bucket:` events are
+-- in the slot left), then drain the slot left whole under an ACCESS EXCLUSIVE lock that
+-- waits for the writers still inside it: its rows ready at `p_now` go to `_hs_jinbox`, the
+-- others (events after `p_now`) into the current slot, then it is truncated. Exactly once
+-- (ARCHITECTURE.md, "Hot tables and bloat"): every consumer holds the pass lock; a row
+-- leaves the inbox in the transaction that consumes it; and a writer that read the old slot
+-- before the switch but inserts after the lock blocks until this commits, its row staying
+-- in that slot until the slot is drained again (or a real-time pass takes it).
+------------------------------------------------------------------------------------------
+create or replace function {{ s }}._journey_inbox_drain(p_now timestamptz)
+returns void language plpgsql as $hs$
+declare
+  v_slot smallint;
+begin
+  -- Switch: from here on writers fill the other slot.
+  v_slot := {{ s }}._journey_inbox_slot();
+  perform nextval('{{ s }}.journey_inbox_epoch');
+  if v_slot = 0 then
+    lock table {{ s }}.journey_inbox_0 in access exclusive mode;
+    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
+    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
+           coalesce(e.message_id like 'journey:%', false)
+      from {{ s }}.journey_inbox_0 i join {{ s }}.events e on e.id = i.event_id
+     where i.occurred_at <= p_now;
+    insert into {{ s }}.journey_inbox (user_key, event_id, event, occurred_at)
+    select user_key, event_id, event, occurred_at from {{ s }}.journey_inbox_0
+     where occurred_at > p_now;
+    truncate {{ s }}.journey_inbox_0;
+  else
+    lock table {{ s }}.journey_inbox_1 in access exclusive mode;
+    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
+    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
+           coalesce(e.message_id like 'journey:%', false)
+      from {{ s }}.journey_inbox_1 i join {{ s }}.events e on e.id = i.event_id
+     where i.occurred_at <= p_now;
+    insert into {{ s }}.journey_inbox (user_key, event_id, event, occurred_at)
+    select user_key, event_id, event, occurred_at from {{ s }}.journey_inbox_1
+     where occurred_at > p_now;
+    truncate {{ s }}.journey_inbox_1;
+  end if;
+end $hs$;
+
+------------------------------------------------------------------------------------------
 -- The journey pass at `p_now`: called by tick (after the buckets, so this tick's
 -- transitions enrol in it) and by the real-time pass (for the keys it was given).
 --   p_keys: the real-time pass's keys; null for a tick (the keys of the drained change
@@ -458,12 +511,7 @@ begin
   -- during the pass (`emit`) waits for the next one.
   delete from _hs_jinbox;
   if p_keys is null then
-    with taken as (
-      delete from {{ s }}.journey_inbox i where i.occurred_at <= p_now returning i.event_id)
-    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
-    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
-           coalesce(e.message_id like 'journey:%', false)
-      from taken t join {{ s }}.events e on e.id = t.event_id;
+    perform {{ s }}._journey_inbox_drain(p_now);
   else
     with taken as (
       delete from {{ s }}.journey_inbox i using _hs_jkeys k
