@@ -831,6 +831,63 @@ journey weekdays {
 }
 
 #[tokio::test]
+async fn a_zone_change_moves_the_wake_up_of_parked_time_of_day_waits() {
+    let hog = r#"
+journey morning {
+  trigger event go
+  wait until 09:00 in contact.tz
+  send a
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T00:00:00Z").await;
+    j.contact(
+        "ny",
+        Some("ny@example.com"),
+        r#"{"tz": "America/New_York"}"#,
+    )
+    .await;
+    j.contact("be", Some("be@example.com"), r#"{"tz": "Europe/Berlin"}"#)
+        .await;
+    // Monday 2027-01-04, 12:00 UTC: 07:00 in New York (wake 09:00 EST = 14:00 UTC), 13:00 in
+    // Berlin (wake Tuesday 09:00 CET = 08:00 UTC).
+    j.event("ny", "go", "{}", "2027-01-04T12:00:00Z").await;
+    j.event("be", "go", "{}", "2027-01-04T12:00:00Z").await;
+    j.tick("2027-01-04T12:00:01Z").await;
+    assert_eq!(j.wake_at("ny").await, "2027-01-04 14:00");
+    assert_eq!(j.wake_at("be").await, "2027-01-05 08:00");
+
+    // New York moves to Berlin, seen by a real-time pass: from its arrival (13:00 Berlin)
+    // the next 09:00 Berlin is Tuesday's.
+    j.sql(r#"update contacts set properties = '{"tz": "Europe/Berlin"}' where user_key = 'ny'"#)
+        .await;
+    j.sql("select apply_changes(array['ny'], '2027-01-04T12:30:00Z')")
+        .await;
+    assert_eq!(j.wake_at("ny").await, "2027-01-05 08:00");
+    // Berlin moves to Tokyo, seen by a tick: from its arrival (21:00 Tokyo) the next 09:00
+    // Tokyo is Tuesday 00:00 UTC.
+    j.sql(r#"update contacts set properties = '{"tz": "Asia/Tokyo"}' where user_key = 'be'"#)
+        .await;
+    j.tick("2027-01-04T13:00:00Z").await;
+    assert_eq!(j.wake_at("be").await, "2027-01-05 00:00");
+    // The old wake-up (14:00 UTC) no longer moves New York.
+    j.tick("2027-01-04T14:00:00Z").await;
+    assert_eq!(j.messages().await, Vec::<String>::new());
+    // New York moves again, to Kolkata, where the first 09:00 after its arrival (17:30 IST)
+    // is Tuesday 03:30 UTC; Tokyo's 00:00 UTC comes first.
+    j.sql(r#"update contacts set properties = '{"tz": "Asia/Kolkata"}' where user_key = 'ny'"#)
+        .await;
+    j.tick("2027-01-05T00:00:00Z").await;
+    assert_eq!(j.messages().await, strs(&["be a s2 queued"]));
+    assert_eq!(j.wake_at("ny").await, "2027-01-05 03:30");
+    j.tick("2027-01-05T03:30:00Z").await;
+    assert_eq!(
+        j.messages().await,
+        strs(&["be a s2 queued", "ny a s2 queued"])
+    );
+}
+
+#[tokio::test]
 async fn deploys_keep_runs_at_surviving_steps_and_end_the_others() {
     let v1 = r#"
 journey series {

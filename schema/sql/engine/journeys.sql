@@ -298,6 +298,25 @@ begin
      where exists (select 1 from {{ s }}.run_steps s
                     where s.user_key = x.user_key and s.run_id = x.run_id and s.step_id = x.step_id);
 
+    -- A run waiting at a time-of-day wait follows its contact's zone: its wake-up is
+    -- recomputed from its arrival with the zone the contact has now (a `timezone` change,
+    -- or the project's zone changed by a deploy), so the pass that sees the change moves
+    -- it (docs/language.md, "Runs and how they move"). Unchanged zones give the same instant.
+    with rezoned as (
+      update {{ s }}.runs r
+         set wake_at = w.wake, updated_at = p_now
+        from _hs_jrun x
+        join {{ s }}.journey_steps s on s.journey_id = x.journey_id and s.step_id = x.step_id
+        left join {{ s }}.contacts c on c.user_key = x.user_key
+       cross join lateral (
+         select {{ s }}._journey_next_local(x.arrived_at, s.hour, s.minute, s.days,
+                {{ s }}._journey_zone(c.properties, s.zone_path, p_zone)) as wake) w
+       where r.user_key = x.user_key and r.id = x.run_id
+         and x.status = 'waiting' and s.kind = 'wait_time' and not x.done
+         and r.wake_at is distinct from w.wake
+      returning r.id, r.wake_at)
+    update _hs_jrun x set wake_at = z.wake_at from rezoned z where x.run_id = z.id;
+
     -- What each run does now.
     insert into _hs_jadv (run_id, user_key, journey_id, step_id, kind, action, outcome,
            next_step, wake_at, record, template, category, target, event)
