@@ -48,6 +48,7 @@ fn collect(pred: &Pred, c: &mut Collect) {
         Pred::And(children) | Pred::Or(children) => children.iter().for_each(|p| collect(p, c)),
         Pred::Not(inner) => collect(inner, c),
         Pred::Prop(_) => c.props = true,
+        Pred::Trigger(_) => {}
         Pred::Opened(t) | Pred::Clicked(t) => c.templates.push(t.clone()),
         Pred::Event(atom) => {
             c.names.push(atom.event.clone());

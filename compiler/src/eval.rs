@@ -62,6 +62,9 @@ pub struct Contact<'a> {
     /// The journey run's entry instant, which `since entry` windows start at; `None` outside
     /// a run, where such a window (the checker allows it in journeys only) covers all time.
     pub entered_at: Option<Micros>,
+    /// The properties of the event that started the journey run, which `trigger.` paths
+    /// read; JSON `null` (no property) outside a run and in a run not started by an event.
+    pub trigger: &'a Value,
 }
 
 static NO_PROPERTIES: Value = Value::Null;
@@ -74,6 +77,7 @@ impl Contact<'static> {
             events: Vec::new(),
             messages: Vec::new(),
             entered_at: None,
+            trigger: &NO_PROPERTIES,
         }
     }
 }
@@ -90,7 +94,7 @@ pub fn holds(pred: &Pred, contact: &Contact<'_>, at: Micros) -> bool {
                 .any(|m| m.template == t && m.clicked),
         })
     };
-    match evaluate(pred, contact.properties, &mut facts) {
+    match evaluate_in_run(pred, contact.properties, contact.trigger, &mut facts) {
         Ok(value) => value,
         Err(_) => unreachable!("every atom is answered from the contact's data"),
     }
@@ -116,9 +120,21 @@ pub enum Atom<'p> {
 /// decide alone). When `facts` does not know an atom (`None`), the evaluation stops and
 /// returns that atom as `Err`: the caller finds its value (for example with one query) and
 /// evaluates again. [`holds`] is this with every atom answered from a [`Contact`].
+/// Outside a journey run, so every `trigger.` path is missing.
 pub fn evaluate<'p>(
     pred: &'p Pred,
     properties: &Value,
+    facts: &mut dyn FnMut(Atom<'p>) -> Option<bool>,
+) -> Result<bool, Atom<'p>> {
+    evaluate_in_run(pred, properties, &NO_PROPERTIES, facts)
+}
+
+/// [`evaluate`] inside a journey run whose triggering event had the properties `trigger`
+/// (JSON `null` when no event started it: every `trigger.` path is missing).
+pub fn evaluate_in_run<'p>(
+    pred: &'p Pred,
+    properties: &Value,
+    trigger: &Value,
     facts: &mut dyn FnMut(Atom<'p>) -> Option<bool>,
 ) -> Result<bool, Atom<'p>> {
     match pred {
@@ -127,15 +143,16 @@ pub fn evaluate<'p>(
             let (cheap, costly): (Vec<&Pred>, Vec<&Pred>) =
                 children.iter().partition(|c| reads_properties_only(c));
             for child in cheap.into_iter().chain(costly) {
-                let value = evaluate(child, properties, facts)?;
+                let value = evaluate_in_run(child, properties, trigger, facts)?;
                 if value != all {
                     return Ok(value);
                 }
             }
             Ok(all)
         }
-        Pred::Not(inner) => evaluate(inner, properties, facts).map(|v| !v),
+        Pred::Not(inner) => evaluate_in_run(inner, properties, trigger, facts).map(|v| !v),
         Pred::Prop(prop) => Ok(prop_holds(properties, prop)),
+        Pred::Trigger(prop) => Ok(prop_holds(trigger, prop)),
         Pred::Event(atom) => ask(Atom::Event(atom), facts),
         Pred::Opened(t) => ask(Atom::Opened(t), facts),
         Pred::Clicked(t) => ask(Atom::Clicked(t), facts),
@@ -154,7 +171,7 @@ fn reads_properties_only(pred: &Pred) -> bool {
     match pred {
         Pred::And(c) | Pred::Or(c) => c.iter().all(reads_properties_only),
         Pred::Not(inner) => reads_properties_only(inner),
-        Pred::Prop(_) => true,
+        Pred::Prop(_) | Pred::Trigger(_) => true,
         Pred::Event(_) | Pred::Opened(_) | Pred::Clicked(_) => false,
     }
 }
@@ -521,6 +538,41 @@ mod tests {
         };
         assert!(holds(&since, &run, 2 * hour));
         assert!(!holds(&since, &contact, 2 * hour));
+    }
+
+    #[test]
+    fn trigger_paths_read_the_run_trigger_and_are_missing_elsewhere() {
+        let props = json!({"plan": "pro"});
+        let trigger = json!({"total": 150, "plan": "trial"});
+        let contact = Contact {
+            properties: &props,
+            ..Contact::empty()
+        };
+        let run = Contact {
+            trigger: &trigger,
+            ..contact.clone()
+        };
+        let big = Pred::Trigger(Prop {
+            path: vec!["total".into()],
+            test: PropTest::Compare(CmpOp::Ge, Scalar::Number("100".into())),
+        });
+        let trial = Pred::Trigger(Prop {
+            path: vec!["plan".into()],
+            test: PropTest::Compare(CmpOp::Eq, Scalar::String("trial".into())),
+        });
+        assert!(holds(&big, &run, 0));
+        assert!(holds(&trial, &run, 0));
+        // The contact's own `plan` is not the trigger's.
+        assert!(!holds(&trial, &contact, 0));
+        assert!(!holds(&big, &contact, 0));
+        let not_trial = Pred::Not(Box::new(trial));
+        assert!(holds(&not_trial, &contact, 0));
+        let mut never = |_| None;
+        assert!(matches!(evaluate(&big, &props, &mut never), Ok(false)));
+        assert!(matches!(
+            evaluate_in_run(&big, &props, &trigger, &mut never),
+            Ok(true)
+        ));
     }
 
     #[test]

@@ -163,6 +163,9 @@ pub enum Pred {
     Event(EventAtom),
     /// `contact.path …`
     Prop(Prop),
+    /// `trigger.path …`: a property of the event that started the journey run (journey
+    /// conditions only; missing in a run not started by an event).
+    Trigger(Prop),
     /// `opened TEMPLATE` (template id)
     Opened(String),
     /// `clicked TEMPLATE` (template id)

@@ -315,6 +315,7 @@ impl Constructs<'_> {
         match p.root {
             ast::PathRoot::Contact => self.add("path contact"),
             ast::PathRoot::Event => self.add("path event"),
+            ast::PathRoot::Trigger => self.add("path trigger"),
         }
         if p.segments.len() > 1 {
             self.add("path nested");
@@ -703,6 +704,7 @@ const CONSTRUCTS: &[&str] = &[
     "parens",
     "path contact",
     "path event",
+    "path trigger",
     "path nested",
     "path quoted key",
     "send",

@@ -181,6 +181,9 @@ pub enum PathRoot {
     Contact,
     /// `event.…` (only meaningful inside an event filter)
     Event,
+    /// `trigger.…`: the properties of the event that started a journey run (only
+    /// meaningful in a journey's conditions)
+    Trigger,
 }
 
 /// One key of a property path (`plan`, or `"first name"` written quoted).
@@ -190,7 +193,7 @@ pub struct PathSegment {
     pub span: Span,
 }
 
-/// `contact.address.country`, `contact."first name"`, `event.amount`.
+/// `contact.address.country`, `contact."first name"`, `event.amount`, `trigger.plan`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Path {
     pub root: PathRoot,

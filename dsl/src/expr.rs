@@ -26,7 +26,7 @@ use crate::ast::{CmpOp, Expr, ExprKind, Filter, Literal, Window, WindowKind};
 use crate::lexical::{
     at_punct, duration, ident, integer, keyword, literal, peek_word, punct, string_lit, word, ws,
 };
-use crate::names::{event_name, path};
+use crate::names::{at_trigger_path, event_name, path};
 use crate::nom_error::{expected, failure, missing_closer, PError, PResult};
 use crate::span::Span;
 use crate::state;
@@ -97,6 +97,7 @@ fn atom(i: &str) -> PResult<'_, Expr> {
         Some("count") => count(i),
         Some("opened" | "clicked") => engagement(i),
         Some("contact" | "event") => path_atom(i),
+        Some("trigger") if at_trigger_path(i) => path_atom(i),
         _ => expected(i, &[A_CONDITION]),
     }
 }
@@ -171,6 +172,7 @@ fn block(i: &str) -> PResult<'_, Expr> {
 /// True when the next token can start a condition.
 fn starts_condition(i: &str) -> bool {
     at_punct(i, "(")
+        || at_trigger_path(i)
         || matches!(
             peek_word(i),
             Some(

@@ -41,16 +41,23 @@ pub(crate) fn event_name(i: &str) -> PResult<'_, EventName> {
     ))
 }
 
-// path    := ("contact" | "event") ("." segment)+
+// path    := ("contact" | "event" | "trigger") ("." segment)+
 // segment := name | string
 /// A property path: `contact.plan`, `contact.address.country`, `contact."first name"`,
-/// `event.amount`. No spaces around the dots.
+/// `event.amount`, `trigger.plan`. No spaces around the dots. `trigger` is a path root only
+/// when a `.` follows at once (otherwise it is the journey header keyword).
 pub(crate) fn path(i: &str) -> PResult<'_, Path> {
     let start = ws(i);
     let (after_root, root) = match bare_name(start) {
         Ok((rest, "contact")) => (rest, PathRoot::Contact),
         Ok((rest, "event")) => (rest, PathRoot::Event),
-        _ => return expected(i, &["a property path (`contact.…` or `event.…`)"]),
+        Ok((rest, "trigger")) if rest.starts_with('.') => (rest, PathRoot::Trigger),
+        _ => {
+            return expected(
+                i,
+                &["a property path (`contact.…`, `event.…` or `trigger.…`)"],
+            )
+        }
     };
     let root_span = span_between(start, after_root);
     let mut rest = after_root;
@@ -75,6 +82,12 @@ pub(crate) fn path(i: &str) -> PResult<'_, Path> {
 }
 
 // segment := name | string
+/// Whether `i` starts (after trivia) with a `trigger.` path, as opposed to the `trigger`
+/// keyword of a journey header.
+pub(crate) fn at_trigger_path(i: &str) -> bool {
+    matches!(bare_name(ws(i)), Ok((rest, "trigger")) if rest.starts_with('.'))
+}
+
 /// One key of a path, right after its `.` (no trivia allowed).
 fn path_segment(i: &str) -> PResult<'_, PathSegment> {
     if i.starts_with('"') {

@@ -155,6 +155,21 @@ fn exit_step_and_exit_when_header() {
 }
 
 #[test]
+fn trigger_paths_and_the_trigger_header() {
+    // `trigger.` followed by a key is a path; `trigger` followed by anything else is the
+    // journey header, also right after an `exit when` condition.
+    check(
+        "journey j { exit when did x or trigger.total < 0\n trigger event go\n if trigger.\"coupon code\" exists and trigger.a.b in [1, 2] { send a } }",
+        r#"(journey j (exit-when (or (did "x") (trigger."total" < 0))) (trigger event "go")
+            (if (and (trigger."coupon code" exists) (trigger."a"."b" in 1 2)) {(send a)}))"#,
+    );
+    check(
+        "journey j { wait until all { did a trigger.vip == true } , at most 1d }",
+        r#"(journey j (wait-until (all (did "a") (trigger."vip" == true)) at-most 1d))"#,
+    );
+}
+
+#[test]
 fn conditions_in_full() {
     check(
         r#"bucket b { criteria

@@ -46,7 +46,11 @@ fn path() -> impl Strategy<Value = Path> {
     let segment = prop_oneof![3 => "[A-Za-z_][A-Za-z0-9_]{0,8}", 1 => any_text()]
         .prop_map(|name| PathSegment { name, span: sp() });
     (
-        prop_oneof![Just(PathRoot::Contact), Just(PathRoot::Event)],
+        prop_oneof![
+            Just(PathRoot::Contact),
+            Just(PathRoot::Event),
+            Just(PathRoot::Trigger)
+        ],
         prop::collection::vec(segment, 1..4),
     )
         .prop_map(|(root, segments)| Path {

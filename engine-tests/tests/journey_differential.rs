@@ -55,6 +55,15 @@ fn cond() -> impl Strategy<Value = Pred> {
             path: vec!["vip".to_owned()],
             test: PropTest::Compare(CmpOp::Eq, Scalar::Bool(true)),
         })),
+        // The triggering event's properties (`{"k": 0 | 1}`).
+        Just(Pred::Trigger(Prop {
+            path: vec!["k".to_owned()],
+            test: PropTest::Compare(CmpOp::Eq, Scalar::Number("1".to_owned())),
+        })),
+        Just(Pred::Not(Box::new(Pred::Trigger(Prop {
+            path: vec!["k".to_owned()],
+            test: PropTest::Compare(CmpOp::Ge, Scalar::Number("1".to_owned())),
+        })))),
     ]
 }
 
@@ -107,6 +116,13 @@ fn case() -> impl Strategy<Value = Case> {
     let exit = prop::option::of(prop_oneof![
         Just(atom("stop", Window::Ever, EventTest::Exists)),
         Just(atom("y", Window::Within(DAY / SEC), EventTest::Exists)),
+        Just(Pred::And(vec![
+            atom("stop", Window::Ever, EventTest::Exists),
+            Pred::Trigger(Prop {
+                path: vec!["k".to_owned()],
+                test: PropTest::Exists,
+            }),
+        ])),
     ]);
     let events = prop::collection::vec(
         (
@@ -246,6 +262,8 @@ struct SimRun {
     arrived: Us,
     wake: Option<Us>,
     path: Vec<String>,
+    /// The properties of the event that started the run.
+    trigger: Value,
 }
 
 struct Sim<'a> {
@@ -266,7 +284,8 @@ fn minutes(m: i64) -> Us {
 }
 
 impl<'a> Sim<'a> {
-    fn holds(&self, pred: &Pred, key: usize, t: Us, entered: Us) -> bool {
+    fn holds(&self, pred: &Pred, run: &SimRun, t: Us) -> bool {
+        let (key, entered) = (run.key, run.entered);
         let events = self
             .events
             .iter()
@@ -282,6 +301,7 @@ impl<'a> Sim<'a> {
             events,
             messages: Vec::new(),
             entered_at: Some(entered),
+            trigger: &run.trigger,
         };
         eval::holds(pred, &contact, t)
     }
@@ -304,7 +324,7 @@ impl<'a> Sim<'a> {
             .journey
             .exit_when
             .as_ref()
-            .is_some_and(|c| self.holds(&since_entry(c), run.key, t, run.entered))
+            .is_some_and(|c| self.holds(&since_entry(c), run, t))
     }
 
     /// Moves one run as far as it goes at `t`.
@@ -342,7 +362,7 @@ impl<'a> Sim<'a> {
                     outcome = "elapsed".to_owned();
                 }
                 Step::WaitUntil { cond, at_most } => {
-                    if self.holds(cond, run.key, t, run.entered) {
+                    if self.holds(cond, &run, t) {
                         outcome = "condition".to_owned();
                     } else {
                         let wake = run.arrived + secs(*at_most);
@@ -357,7 +377,7 @@ impl<'a> Sim<'a> {
                     let (label, target) = node
                         .branches
                         .iter()
-                        .find(|(_, c, _)| c.is_none_or(|c| self.holds(c, run.key, t, run.entered)))
+                        .find(|(_, c, _)| c.is_none_or(|c| self.holds(c, &run, t)))
                         .map(|(l, _, target)| (l.clone(), target.clone()))
                         .unwrap_or_default();
                     outcome = label;
@@ -411,7 +431,7 @@ impl<'a> Sim<'a> {
                 let node = self.nodes.iter().find(|n| Some(&n.id) == run.step.as_ref());
                 let released = run.wake.is_some_and(|w| w <= t)
                     || matches!(node.map(|n| n.step), Some(Step::WaitUntil { cond, .. })
-                        if self.holds(cond, run.key, t, run.entered));
+                        if self.holds(cond, run, t));
                 if released || self.exit_holds(run, t) {
                     // Re-enter the step: a released wait moves on below.
                     self.release(r, t);
@@ -470,6 +490,7 @@ impl<'a> Sim<'a> {
                 arrived: t,
                 wake: None,
                 path: Vec::new(),
+                trigger: props,
             });
             let r = self.runs.len() - 1;
             if self.runs[r].step.is_none() {
@@ -496,9 +517,7 @@ impl<'a> Sim<'a> {
             .expect("waiting at a known step");
         let outcome = match node.step {
             Step::Wait(_) => "elapsed",
-            Step::WaitUntil { cond, .. } if self.holds(cond, run.key, t, run.entered) => {
-                "condition"
-            }
+            Step::WaitUntil { cond, .. } if self.holds(cond, &run, t) => "condition",
             _ => "timeout",
         };
         let id = node.id.clone();

@@ -653,6 +653,109 @@ bucket active {
 }
 
 #[tokio::test]
+async fn trigger_paths_read_the_starting_event_and_are_missing_otherwise() {
+    let hog = r#"
+bucket buyers {
+  criteria did order.completed
+}
+journey order_followup {
+  trigger event order.completed
+  entry   unlimited
+  exit when did refund.issued where (event.total exists) and trigger.total >= 500
+  if trigger.total >= 100 and trigger.plan == "pro" {
+    send a
+  } else if trigger.gift.wrapped == true {
+    send b
+  } else {
+    send c
+  }
+  wait until did order.shipped or trigger."express" == true, at most 1d
+  send nudge
+}
+journey first_buyer {
+  trigger enter buyers
+  if trigger.total exists or trigger.total == 1 { send tip }
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T00:00:00Z").await;
+    // The contact's own `plan` is "free": `trigger.plan` reads the event, not the contact.
+    j.contact(
+        "u1",
+        Some("u1@example.com"),
+        r#"{"plan": "free", "total": 1000}"#,
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 150, "plan": "pro"}"#,
+        "2027-01-04T10:00:00Z",
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 20, "gift": {"wrapped": true}, "express": true}"#,
+        "2027-01-04T10:00:01Z",
+    )
+    .await;
+    j.event(
+        "u1",
+        "order.completed",
+        r#"{"total": 600}"#,
+        "2027-01-04T10:00:02Z",
+    )
+    .await;
+    j.tick("2027-01-04T10:00:05Z").await;
+    let mut runs = j.runs().await;
+    runs.sort();
+    assert_eq!(
+        runs,
+        strs(&[
+            // `first_buyer` starts from a transition: every `trigger.` path is missing.
+            "first_buyer u1 completed s1 -",
+            // express: the wait is over at once (`trigger."express" == true`)
+            "order_followup u1 completed s3 -",
+            "order_followup u1 waiting s2 -",
+            "order_followup u1 waiting s2 -",
+        ])
+    );
+    let mut got = j.messages().await;
+    got.sort();
+    assert_eq!(
+        got,
+        strs(&[
+            "u1 a s1.then.s1 queued",
+            "u1 b s1.elif1.s1 queued",
+            "u1 c s1.else.s1 queued",
+            "u1 nudge s3 queued",
+        ])
+    );
+    assert_eq!(j.path("first_buyer", "u1").await, strs(&["s1:none"]));
+    // A refund ends only the run whose trigger total is at least 500.
+    j.event(
+        "u1",
+        "refund.issued",
+        r#"{"total": 600}"#,
+        "2027-01-04T11:00:00Z",
+    )
+    .await;
+    j.tick("2027-01-04T11:00:01Z").await;
+    let mut runs = j.runs().await;
+    runs.sort();
+    assert_eq!(
+        runs,
+        strs(&[
+            "first_buyer u1 completed s1 -",
+            "order_followup u1 completed s3 -",
+            "order_followup u1 exited s2 exit_when",
+            "order_followup u1 waiting s2 -",
+        ])
+    );
+}
+
+#[tokio::test]
 async fn time_of_day_waits_across_dst_in_two_zones() {
     let hog = r#"
 journey gap {
@@ -725,6 +828,63 @@ journey weekdays {
     j.tick("2027-11-13T12:00:01Z").await;
     assert_eq!(j.wake_at("bad").await, "2027-11-15 08:00");
     assert_eq!(j.wake_at("none").await, "2027-11-15 08:00");
+}
+
+#[tokio::test]
+async fn a_zone_change_moves_the_wake_up_of_parked_time_of_day_waits() {
+    let hog = r#"
+journey morning {
+  trigger event go
+  wait until 09:00 in contact.tz
+  send a
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T00:00:00Z").await;
+    j.contact(
+        "ny",
+        Some("ny@example.com"),
+        r#"{"tz": "America/New_York"}"#,
+    )
+    .await;
+    j.contact("be", Some("be@example.com"), r#"{"tz": "Europe/Berlin"}"#)
+        .await;
+    // Monday 2027-01-04, 12:00 UTC: 07:00 in New York (wake 09:00 EST = 14:00 UTC), 13:00 in
+    // Berlin (wake Tuesday 09:00 CET = 08:00 UTC).
+    j.event("ny", "go", "{}", "2027-01-04T12:00:00Z").await;
+    j.event("be", "go", "{}", "2027-01-04T12:00:00Z").await;
+    j.tick("2027-01-04T12:00:01Z").await;
+    assert_eq!(j.wake_at("ny").await, "2027-01-04 14:00");
+    assert_eq!(j.wake_at("be").await, "2027-01-05 08:00");
+
+    // New York moves to Berlin, seen by a real-time pass: from its arrival (13:00 Berlin)
+    // the next 09:00 Berlin is Tuesday's.
+    j.sql(r#"update contacts set properties = '{"tz": "Europe/Berlin"}' where user_key = 'ny'"#)
+        .await;
+    j.sql("select apply_changes(array['ny'], '2027-01-04T12:30:00Z')")
+        .await;
+    assert_eq!(j.wake_at("ny").await, "2027-01-05 08:00");
+    // Berlin moves to Tokyo, seen by a tick: from its arrival (21:00 Tokyo) the next 09:00
+    // Tokyo is Tuesday 00:00 UTC.
+    j.sql(r#"update contacts set properties = '{"tz": "Asia/Tokyo"}' where user_key = 'be'"#)
+        .await;
+    j.tick("2027-01-04T13:00:00Z").await;
+    assert_eq!(j.wake_at("be").await, "2027-01-05 00:00");
+    // The old wake-up (14:00 UTC) no longer moves New York.
+    j.tick("2027-01-04T14:00:00Z").await;
+    assert_eq!(j.messages().await, Vec::<String>::new());
+    // New York moves again, to Kolkata, where the first 09:00 after its arrival (17:30 IST)
+    // is Tuesday 03:30 UTC; Tokyo's 00:00 UTC comes first.
+    j.sql(r#"update contacts set properties = '{"tz": "Asia/Kolkata"}' where user_key = 'ny'"#)
+        .await;
+    j.tick("2027-01-05T00:00:00Z").await;
+    assert_eq!(j.messages().await, strs(&["be a s2 queued"]));
+    assert_eq!(j.wake_at("ny").await, "2027-01-05 03:30");
+    j.tick("2027-01-05T03:30:00Z").await;
+    assert_eq!(
+        j.messages().await,
+        strs(&["be a s2 queued", "ny a s2 queued"])
+    );
 }
 
 #[tokio::test]
@@ -865,6 +1025,118 @@ async fn exactly_once_under_retried_rolled_back_and_concurrent_passes() {
     assert_eq!(steps, 40, "no step lost or repeated");
     drop(other);
     let _ = third.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trigger_events_are_considered_once_with_inserts_committing_out_of_order_during_passes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let hog = "journey j {\n  trigger event go\n  entry unlimited\n  send a\n}\n";
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T10:00:00Z").await;
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        j.contact(k, Some(&format!("{k}@example.com")), "{}").await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+
+    // Inserters: transactions held open for different times, so they commit out of order
+    // (and one in five rolls back), while passes run.
+    let mut inserters = Vec::new();
+    for w in 0..4u64 {
+        let mut conn = j.db.connect().await;
+        let keys = keys.clone();
+        inserters.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for i in 0..20u64 {
+                let mut tx = conn.begin().await.expect("begin");
+                let mut ids = Vec::new();
+                for e in 0..(1 + (w + i) % 3) {
+                    let key = &keys[((w * 7 + i * 3 + e) % 10) as usize];
+                    let id: i64 = sqlx::query_scalar(
+                        "insert into events (user_key, event, properties, occurred_at)
+                         values ($1, 'go', '{}', '2027-01-04T10:00:00Z') returning id",
+                    )
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("insert");
+                    ids.push(id);
+                }
+                tokio::time::sleep(Duration::from_millis((w * 5 + i * 3) % 17)).await;
+                if (w + i) % 5 == 0 {
+                    tx.rollback().await.expect("rollback");
+                } else {
+                    tx.commit().await.expect("commit");
+                    committed.extend(ids);
+                }
+            }
+            committed
+        }));
+    }
+    // Passes meanwhile: a tick and a real-time pass at each instant, racing.
+    let passes = {
+        let mut tick_conn = j.db.connect().await;
+        let mut rt_conn = j.db.connect().await;
+        let done = done.clone();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            let mut second = 1;
+            while !done.load(Ordering::SeqCst) {
+                let at = format!("2027-01-04T10:{:02}:{:02}Z", second / 60, second % 60);
+                let (a, b) = tokio::join!(
+                    sqlx::query_scalar::<_, Value>("select tick($1::timestamptz)")
+                        .bind(&at)
+                        .fetch_one(&mut tick_conn),
+                    sqlx::query_scalar::<_, Value>("select apply_changes($1, $2::timestamptz)")
+                        .bind(&keys)
+                        .bind(&at)
+                        .fetch_one(&mut rt_conn),
+                );
+                a.expect("tick");
+                b.expect("apply_changes");
+                second += 1;
+            }
+            second
+        })
+    };
+    let mut committed = Vec::new();
+    for task in inserters {
+        committed.extend(task.await.expect("inserter"));
+    }
+    done.store(true, Ordering::SeqCst);
+    let second: i64 = passes.await.expect("passes");
+    assert!(second > 1, "no pass ran");
+    // Two more ticks drain both slots, whichever a late writer used.
+    j.tick("2027-01-04T11:00:00Z").await;
+    j.tick("2027-01-04T11:00:01Z").await;
+
+    committed.sort_unstable();
+    let enrolled: Vec<i64> =
+        sqlx::query_scalar("select trigger_event_id from runs order by trigger_event_id")
+            .fetch_all(&mut j.conn)
+            .await
+            .expect("runs");
+    assert_eq!(enrolled, committed, "one run per committed trigger event");
+    let (messages, distinct): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct run_id) from messages")
+            .fetch_one(&mut j.conn)
+            .await
+            .expect("messages");
+    assert_eq!(
+        (messages, distinct),
+        (committed.len() as i64, committed.len() as i64)
+    );
+    // The inbox is empty, and its slots are truncated files, not dead tuples.
+    let (rows, bytes): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from journey_inbox),
+                pg_relation_size('journey_inbox_0') + pg_relation_size('journey_inbox_1')",
+    )
+    .fetch_one(&mut j.conn)
+    .await
+    .expect("inbox");
+    assert_eq!((rows, bytes), (0, 0));
 }
 
 #[tokio::test]

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "campaigns",
         include_str!("../sql/migrations/0008_campaigns.sql"),
     ),
+    (
+        9,
+        "journey_inbox_slots",
+        include_str!("../sql/migrations/0009_journey_inbox_slots.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

@@ -39,6 +39,17 @@ impl DefKind {
 }
 
 /// What kind of problem an ordering comparison has.
+/// Where a `trigger.` path was written that has no triggering event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TriggerPathPlace {
+    /// A bucket's `criteria`.
+    Criteria,
+    /// Inside an event filter (`where ( … )`), whose span is given.
+    Filter(Loc),
+    /// The zone of a time-of-day wait (`in trigger.tz`).
+    Zone,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LiteralKind {
     String,
@@ -127,6 +138,9 @@ pub(crate) enum CheckError {
     ContactPathInFilter { at: Loc, filter: Loc },
     /// `criteria event.amount > 3`, `wait until 09:00 in event.tz`
     EventPathOutsideFilter { at: Loc, in_zone: bool },
+    /// `criteria trigger.plan == "pro"`, `did a where (trigger.x == 1)`,
+    /// `wait until 09:00 in trigger.tz`
+    TriggerPathOutsideJourney { at: Loc, place: TriggerPathPlace },
     /// `did purchase where (did refund)`
     EventAtomInFilter {
         what: &'static str,
@@ -381,6 +395,32 @@ impl CheckError {
             } else {
                 "test it inside an event atom, e.g. `did purchase where (event.amount > 100)`"
             }),
+            TriggerPathOutsideJourney { at, place } => {
+                let (label, help) = match place {
+                    TriggerPathPlace::Criteria => (
+                        "a bucket's criteria have no triggering event",
+                        "test the event itself, e.g. `did user.signed_up where (event.plan == \"pro\")`",
+                    ),
+                    TriggerPathPlace::Filter(_) => (
+                        "an event filter tests one event's properties, written `event.`",
+                        "move the `trigger.` condition out of the filter and join it with `and`",
+                    ),
+                    TriggerPathPlace::Zone => (
+                        "the time zone is read from a contact property",
+                        "write e.g. `in contact.timezone`",
+                    ),
+                };
+                let d = Diagnostic::new(
+                    Code::E0313,
+                    "`trigger.` property outside a journey condition",
+                    at.label(label),
+                )
+                .with_help(help);
+                match place {
+                    TriggerPathPlace::Filter(filter) => d.with_secondary(filter.label("in this filter")),
+                    _ => d,
+                }
+            }
             EventAtomInFilter { what, at, filter } => Diagnostic::new(
                 Code::E0310,
                 format!("`{what}` inside an event filter"),

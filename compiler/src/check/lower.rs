@@ -5,7 +5,7 @@
 use hogsend_dsl::ast::{self, ExprKind, PathRoot, StepKind, WindowKind};
 use hogsend_dsl::Span;
 
-use super::error::{CheckError, LiteralKind};
+use super::error::{CheckError, LiteralKind, TriggerPathPlace};
 use super::Checker;
 use crate::ir;
 
@@ -155,11 +155,21 @@ impl<'a> Checker<'a> {
             | ExprKind::Exists(path)
             | ExprKind::Contains(path, _)
             | ExprKind::In(path, _) => {
-                if path.root == PathRoot::Event {
-                    self.report(CheckError::EventPathOutsideFilter {
+                match path.root {
+                    PathRoot::Contact => {}
+                    PathRoot::Event => self.report(CheckError::EventPathOutsideFilter {
                         at: self.loc(path.span),
                         in_zone: false,
-                    });
+                    }),
+                    PathRoot::Trigger => {
+                        if ctx == CondCtx::Criteria {
+                            self.report(CheckError::TriggerPathOutsideJourney {
+                                at: self.loc(path.span),
+                                place: TriggerPathPlace::Criteria,
+                            });
+                        }
+                        return ir::Pred::Trigger(self.prop(&e.kind, path));
+                    }
                 }
                 ir::Pred::Prop(self.prop(&e.kind, path))
             }
@@ -256,11 +266,16 @@ impl<'a> Checker<'a> {
             | ExprKind::Exists(path)
             | ExprKind::Contains(path, _)
             | ExprKind::In(path, _) => {
-                if path.root == PathRoot::Contact {
-                    self.report(CheckError::ContactPathInFilter {
+                match path.root {
+                    PathRoot::Event => {}
+                    PathRoot::Contact => self.report(CheckError::ContactPathInFilter {
                         at: self.loc(path.span),
                         filter: self.loc(filter),
-                    });
+                    }),
+                    PathRoot::Trigger => self.report(CheckError::TriggerPathOutsideJourney {
+                        at: self.loc(path.span),
+                        place: TriggerPathPlace::Filter(self.loc(filter)),
+                    }),
                 }
                 ir::EventPred::Prop(self.prop(&e.kind, path))
             }
@@ -352,11 +367,16 @@ impl<'a> Checker<'a> {
                 days.sort();
                 days.dedup();
                 let zone = zone.as_ref().map(|p| {
-                    if p.root == PathRoot::Event {
-                        self.report(CheckError::EventPathOutsideFilter {
+                    match p.root {
+                        PathRoot::Contact => {}
+                        PathRoot::Event => self.report(CheckError::EventPathOutsideFilter {
                             at: self.loc(p.span),
                             in_zone: true,
-                        });
+                        }),
+                        PathRoot::Trigger => self.report(CheckError::TriggerPathOutsideJourney {
+                            at: self.loc(p.span),
+                            place: TriggerPathPlace::Zone,
+                        }),
                     }
                     p.segments.iter().map(|s| s.name.clone()).collect()
                 });

@@ -496,6 +496,21 @@ Example:
 
 Move `exit when` above `send welcome`.";
 
+    /// A `trigger.` path where there is no triggering event.
+    E0313 => "`trigger.` property outside a journey condition",
+"`trigger.<key>` reads a property of the event that started a journey run.
+It may be used in a journey's `exit when`, `wait until` and `if` conditions
+(and in bucket reaction bodies, where it is always missing: a transition is
+not an event with properties). A bucket's criteria have no triggering event;
+an event filter tests its own event, written `event.<key>`; the zone of a
+time-of-day wait is read from a contact property.
+
+Example:
+
+    bucket big_spenders { criteria trigger.total > 100 }
+
+Write `criteria did order.completed where (event.total > 100)`.";
+
     /// A test's instants are out of order, or its first instant is a step.
     E0350 => "instants out of order",
 "The `at` blocks of a test run in order and each is later than the one

@@ -332,6 +332,9 @@ impl RunCondition<'_> {
             Pred::Or(children) => Expr::any(children.iter().map(|p| self.expr(p))),
             Pred::Not(inner) => self.expr(inner).not(),
             Pred::Prop(prop) => prop_test(col("c", "properties"), prop),
+            // The run's stored trigger event properties (`{}` for a run not started by an
+            // event, so every `trigger.` path is missing there).
+            Pred::Trigger(prop) => prop_test(col("x", "trigger_properties"), prop),
             Pred::Event(atom) => self.event(atom),
             Pred::Opened(t) => self.message(t, "opened_at"),
             Pred::Clicked(t) => self.message(t, "clicked_at"),
@@ -379,7 +382,7 @@ fn event_names(pred: &Pred, out: &mut Vec<String>) {
         Pred::And(c) | Pred::Or(c) => c.iter().for_each(|p| event_names(p, out)),
         Pred::Not(inner) => event_names(inner, out),
         Pred::Event(atom) => out.push(atom.event.clone()),
-        Pred::Prop(_) | Pred::Opened(_) | Pred::Clicked(_) => {}
+        Pred::Prop(_) | Pred::Trigger(_) | Pred::Opened(_) | Pred::Clicked(_) => {}
     }
 }
 
@@ -390,7 +393,7 @@ fn time_dependent(pred: &Pred) -> bool {
         Pred::And(c) | Pred::Or(c) => c.iter().any(time_dependent),
         Pred::Not(inner) => time_dependent(inner),
         Pred::Event(atom) => matches!(atom.window, Window::Within(_)),
-        Pred::Prop(_) | Pred::Opened(_) | Pred::Clicked(_) => false,
+        Pred::Prop(_) | Pred::Trigger(_) | Pred::Opened(_) | Pred::Clicked(_) => false,
     }
 }
 

@@ -174,7 +174,7 @@ pub(super) enum Shape {
 /// Whether `pred` reads contact properties alone (no event, no message).
 fn property_only(pred: &Pred) -> bool {
     match pred {
-        Pred::Prop(_) => true,
+        Pred::Prop(_) | Pred::Trigger(_) => true,
         Pred::And(children) | Pred::Or(children) => children.iter().all(property_only),
         Pred::Not(inner) => property_only(inner),
         Pred::Event(_) | Pred::Opened(_) | Pred::Clicked(_) => false,
@@ -211,6 +211,8 @@ impl<'a> MatcherBuilder<'a> {
                 }
             }
             Pred::Prop(_) => self.reads_properties = true,
+            // (never in criteria: the checker rejects it; a bucket has no trigger)
+            Pred::Trigger(_) => {}
             Pred::Opened(_) | Pred::Clicked(_) => self.reads_messages = true,
         }
     }
@@ -360,6 +362,9 @@ impl<'a> MatcherBuilder<'a> {
                 count_test(coalesce(col("a", &column), Expr::Int(0)), atom.test)
             }
             Pred::Prop(prop) => prop_test(col("c", "properties"), prop),
+            // A bucket has no triggering event, so every `trigger.` path is missing (the
+            // checker rejects it in criteria; this keeps `plan` total).
+            Pred::Trigger(prop) => prop_test(Expr::Text("{}".to_owned()).cast("jsonb"), prop),
             Pred::Opened(template) => self.message_exists(template, "opened_at"),
             Pred::Clicked(template) => self.message_exists(template, "clicked_at"),
         }

@@ -56,6 +56,7 @@ pub fn normalize(pred: &Pred) -> Pred {
             test: atom.test,
         }),
         Pred::Prop(prop) => Pred::Prop(normalize_prop(prop)),
+        Pred::Trigger(prop) => Pred::Trigger(normalize_prop(prop)),
         Pred::Opened(t) => Pred::Opened(t.clone()),
         Pred::Clicked(t) => Pred::Clicked(t.clone()),
     }
@@ -193,6 +194,7 @@ fn write_pred(out: &mut String, pred: &Pred) {
             out.push(')');
         }
         Pred::Prop(prop) => write_prop(out, "contact", prop),
+        Pred::Trigger(prop) => write_prop(out, "trigger", prop),
         Pred::Opened(t) => {
             let _ = write!(out, "(opened {})", json_string(t));
         }

@@ -51,6 +51,7 @@ fn write_pred(pred: &Pred, parent: u8) -> String {
             (s, 3)
         }
         Pred::Prop(prop) => (prop_text("contact", prop), 3),
+        Pred::Trigger(prop) => (prop_text("trigger", prop), 3),
         Pred::Opened(t) => (format!("opened {t}"), 3),
         Pred::Clicked(t) => (format!("clicked {t}"), 3),
     };

@@ -107,6 +107,12 @@ impl MatcherBuilder<'_> {
             ]),
             Pred::Event(atom) => self.why_event(atom, text, value),
             Pred::Prop(prop) => why_property(prop, text, value),
+            // (never in criteria: a bucket has no triggering event)
+            Pred::Trigger(_) => object(vec![
+                ("kind", Expr::text("trigger")),
+                ("text", text),
+                ("value", value),
+            ]),
             Pred::Opened(template) | Pred::Clicked(template) => {
                 let (kind, column) = match pred {
                     Pred::Opened(_) => ("opened", "opened_at"),

@@ -15,6 +15,7 @@ pub(crate) fn path(path: &Path) -> String {
     let root = match path.root {
         PathRoot::Contact => "contact",
         PathRoot::Event => "event",
+        PathRoot::Trigger => "trigger",
     };
     crate::text::path(root, path.segments.iter().map(|s| s.name.as_str()))
 }

@@ -219,6 +219,7 @@ fn path(p: &Path) -> String {
     let root = match p.root {
         PathRoot::Contact => "contact",
         PathRoot::Event => "event",
+        PathRoot::Trigger => "trigger",
     };
     let segments: Vec<_> = p.segments.iter().map(|s| format!("{:?}", s.name)).collect();
     format!("{root}.{}", segments.join("."))

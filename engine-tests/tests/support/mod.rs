@@ -292,6 +292,7 @@ impl View<'_> {
                 })
                 .collect(),
             entered_at: None,
+            trigger: &Value::Null,
         }
     }
 }

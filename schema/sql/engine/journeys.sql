@@ -298,6 +298,25 @@ begin
      where exists (select 1 from {{ s }}.run_steps s
                     where s.user_key = x.user_key and s.run_id = x.run_id and s.step_id = x.step_id);
 
+    -- A run waiting at a time-of-day wait follows its contact's zone: its wake-up is
+    -- recomputed from its arrival with the zone the contact has now (a `timezone` change,
+    -- or the project's zone changed by a deploy), so the pass that sees the change moves
+    -- it (docs/language.md, "Runs and how they move"). Unchanged zones give the same instant.
+    with rezoned as (
+      update {{ s }}.runs r
+         set wake_at = w.wake, updated_at = p_now
+        from _hs_jrun x
+        join {{ s }}.journey_steps s on s.journey_id = x.journey_id and s.step_id = x.step_id
+        left join {{ s }}.contacts c on c.user_key = x.user_key
+       cross join lateral (
+         select {{ s }}._journey_next_local(x.arrived_at, s.hour, s.minute, s.days,
+                {{ s }}._journey_zone(c.properties, s.zone_path, p_zone)) as wake) w
+       where r.user_key = x.user_key and r.id = x.run_id
+         and x.status = 'waiting' and s.kind = 'wait_time' and not x.done
+         and r.wake_at is distinct from w.wake
+      returning r.id, r.wake_at)
+    update _hs_jrun x set wake_at = z.wake_at from rezoned z where x.run_id = z.id;
+
     -- What each run does now.
     insert into _hs_jadv (run_id, user_key, journey_id, step_id, kind, action, outcome,
            next_step, wake_at, record, template, category, target, event)
@@ -420,6 +439,59 @@ begin
 end $hs$;
 
 ------------------------------------------------------------------------------------------
+-- The journey inbox's current slot: the parity of `journey_inbox_epoch` (migration 9, which
+-- also creates this function, needed by `journey_inbox.slot`'s default).
+------------------------------------------------------------------------------------------
+create or replace function {{ s }}._journey_inbox_slot() returns smallint
+language sql volatile as $hs$
+  select (last_value % 2)::smallint from {{ s }}.journey_inbox_epoch
+$hs$;
+
+------------------------------------------------------------------------------------------
+-- A tick's trigger events, by slot switch and truncate (migration 9): switch the inbox's
+-- slot (after the tick's buckets recorded their transitions, so their `bucket:` events are
+-- in the slot left), then drain the slot left whole under an ACCESS EXCLUSIVE lock that
+-- waits for the writers still inside it: its rows ready at `p_now` go to `_hs_jinbox`, the
+-- others (events after `p_now`) into the current slot, then it is truncated. Exactly once
+-- (ARCHITECTURE.md, "Hot tables and bloat"): every consumer holds the pass lock; a row
+-- leaves the inbox in the transaction that consumes it; and a writer that read the old slot
+-- before the switch but inserts after the lock blocks until this commits, its row staying
+-- in that slot until the slot is drained again (or a real-time pass takes it).
+------------------------------------------------------------------------------------------
+create or replace function {{ s }}._journey_inbox_drain(p_now timestamptz)
+returns void language plpgsql as $hs$
+declare
+  v_slot smallint;
+begin
+  -- Switch: from here on writers fill the other slot.
+  v_slot := {{ s }}._journey_inbox_slot();
+  perform nextval('{{ s }}.journey_inbox_epoch');
+  if v_slot = 0 then
+    lock table {{ s }}.journey_inbox_0 in access exclusive mode;
+    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
+    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
+           coalesce(e.message_id like 'journey:%', false)
+      from {{ s }}.journey_inbox_0 i join {{ s }}.events e on e.id = i.event_id
+     where i.occurred_at <= p_now;
+    insert into {{ s }}.journey_inbox (user_key, event_id, event, occurred_at)
+    select user_key, event_id, event, occurred_at from {{ s }}.journey_inbox_0
+     where occurred_at > p_now;
+    truncate {{ s }}.journey_inbox_0;
+  else
+    lock table {{ s }}.journey_inbox_1 in access exclusive mode;
+    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
+    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
+           coalesce(e.message_id like 'journey:%', false)
+      from {{ s }}.journey_inbox_1 i join {{ s }}.events e on e.id = i.event_id
+     where i.occurred_at <= p_now;
+    insert into {{ s }}.journey_inbox (user_key, event_id, event, occurred_at)
+    select user_key, event_id, event, occurred_at from {{ s }}.journey_inbox_1
+     where occurred_at > p_now;
+    truncate {{ s }}.journey_inbox_1;
+  end if;
+end $hs$;
+
+------------------------------------------------------------------------------------------
 -- The journey pass at `p_now`: called by tick (after the buckets, so this tick's
 -- transitions enrol in it) and by the real-time pass (for the keys it was given).
 --   p_keys: the real-time pass's keys; null for a tick (the keys of the drained change
@@ -458,12 +530,7 @@ begin
   -- during the pass (`emit`) waits for the next one.
   delete from _hs_jinbox;
   if p_keys is null then
-    with taken as (
-      delete from {{ s }}.journey_inbox i where i.occurred_at <= p_now returning i.event_id)
-    insert into _hs_jinbox (user_key, event_id, event, occurred_at, properties, exempt)
-    select e.user_key, e.id, e.event, e.occurred_at, e.properties,
-           coalesce(e.message_id like 'journey:%', false)
-      from taken t join {{ s }}.events e on e.id = t.event_id;
+    perform {{ s }}._journey_inbox_drain(p_now);
   else
     with taken as (
       delete from {{ s }}.journey_inbox i using _hs_jkeys k
