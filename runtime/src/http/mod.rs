@@ -12,7 +12,9 @@ pub mod journeys;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod posthog;
+pub mod preferences;
 pub mod runs;
 pub mod segment;
 pub mod subscriptions;
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(subscriptions::router())
         .merge(unsubscribe::router())
+        .merge(preferences::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)
