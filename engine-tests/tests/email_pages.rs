@@ -447,3 +447,200 @@ async fn the_preferences_page_works_in_headless_chromium() {
     assert!(header(&sink.received()[0], "List-Unsubscribe").is_some());
     daemon.stop().await.unwrap();
 }
+
+/// The active members of `bucket`, waiting (at most 20 s) until `wanted` holds.
+async fn members_until(
+    conn: &mut PgConnection,
+    bucket: &str,
+    wanted: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let members: Vec<String> = sqlx::query_scalar(
+            "select user_key from hogsend.bucket_members where bucket_id = $1 order by user_key",
+        )
+        .bind(bucket)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        if wanted(&members) {
+            return members;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{bucket}: still {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The message's (opened_at, clicked_at).
+type Instants = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+async fn instants(conn: &mut PgConnection, id: i64) -> Instants {
+    sqlx::query_as("select opened_at, clicked_at from hogsend.messages where id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// The contact's `email.*` events: (event, properties), in order.
+async fn email_events(conn: &mut PgConnection, key: &str) -> Vec<(String, serde_json::Value)> {
+    sqlx::query_as(
+        "select event, properties from hogsend.events
+          where user_key = $1 and event like 'email.%' order by id",
+    )
+    .bind(key)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+const ENGAGEMENT: &str = r#"
+bucket opened_not_clicked {
+  criteria opened welcome and not clicked welcome
+}
+"#;
+
+#[tokio::test]
+async fn opens_and_clicks_are_tracked_and_feed_the_opened_and_clicked_atoms() {
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    let daemon = TestDaemon::start(&db, project(ENGAGEMENT), |c| {
+        c.mail = smtp_settings(sink.port);
+        c.mail.tracking.opens = true;
+        c.mail.tracking.clicks = true;
+    })
+    .await;
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email, properties)
+             values ('ada', 'ada@x.test', '{"first_name": "Ada"}'), ('bob', 'bob@x.test', '{}')"#,
+    )
+    .await;
+    let welcome = queue(&mut conn, "ada", "welcome", "news").await;
+    assert_eq!(delivered(&mut conn, welcome).await, ("sent".into(), None));
+    let receipt = queue(&mut conn, "bob", "receipt", "transactional").await;
+    assert_eq!(delivered(&mut conn, receipt).await, ("sent".into(), None));
+
+    // What was sent: the pixel, the docs link tracked; anchors, mailto and our own pages not.
+    let html = html_to(&sink, "ada@x.test");
+    let all = links(&html);
+    let tracked: Vec<&String> = all
+        .iter()
+        .filter(|l| l.starts_with(&format!("{PUBLIC_URL}/c/")))
+        .collect();
+    assert_eq!(tracked.len(), 1, "only the docs link: {html}");
+    assert!(all.contains(&"#top".to_string()), "{html}");
+    assert!(all.contains(&"mailto:help@acme.test".to_string()), "{html}");
+    assert!(
+        all.iter()
+            .any(|l| l.starts_with(&format!("{PUBLIC_URL}/u/")))
+            && all
+                .iter()
+                .any(|l| l.starts_with(&format!("{PUBLIC_URL}/p/"))),
+        "unsubscribe and preferences links are left as they are: {html}"
+    );
+    assert!(!html.contains("https://acme.test/docs"), "{html}");
+    let pixel = link_path(&html, "/o/");
+    let click = link_path(&html, "/c/");
+    let text = {
+        let received = sink.received();
+        let m = received
+            .iter()
+            .find(|m| m["rcpt_tos"][0] == "ada@x.test")
+            .unwrap();
+        part(m, "text/plain").unwrap().to_string()
+    };
+    assert!(
+        text.contains("https://acme.test/docs?a=1&b=2"),
+        "the text part keeps the plain link: {text}"
+    );
+    let receipt_html = html_to(&sink, "bob@x.test");
+    assert!(
+        !receipt_html.contains("/o/") && !receipt_html.contains("/c/"),
+        "transactional mail is not tracked by default: {receipt_html}"
+    );
+
+    assert!(
+        members_until(&mut conn, "opened_not_clicked", |m| m.is_empty())
+            .await
+            .is_empty()
+    );
+
+    // The pixel: a GIF that is never cached; the contact joins at once (real-time pass).
+    let hit = daemon.call("GET", &pixel, None, None).await;
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.header("content-type"), Some("image/gif"));
+    assert!(hit.header("cache-control").unwrap().contains("no-store"));
+    let (opened, clicked) = instants(&mut conn, welcome).await;
+    assert!(opened.is_some() && clicked.is_none());
+    members_until(&mut conn, "opened_not_clicked", |m| m == ["ada"]).await;
+    let events = email_events(&mut conn, "ada").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "email.opened");
+    assert_eq!(events[0].1["template"], "welcome");
+    assert_eq!(events[0].1["message"], welcome);
+
+    // Opening again keeps the first instant and records no second event.
+    let again = daemon.call("GET", &pixel, None, None).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(instants(&mut conn, welcome).await.0, opened);
+    assert_eq!(email_events(&mut conn, "ada").await.len(), 1);
+
+    // The click: a redirect to the original URL; the contact leaves.
+    let hit = daemon.call("GET", &click, None, None).await;
+    assert_eq!(hit.status, 302, "{}", hit.body);
+    assert_eq!(
+        hit.header("location"),
+        Some("https://acme.test/docs?a=1&b=2")
+    );
+    let (opened_after, clicked) = instants(&mut conn, welcome).await;
+    assert_eq!(opened_after, opened);
+    assert!(clicked.is_some());
+    members_until(&mut conn, "opened_not_clicked", |m| m.is_empty()).await;
+    let events = email_events(&mut conn, "ada").await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].0, "email.clicked");
+    assert_eq!(events[1].1["url"], "https://acme.test/docs?a=1&b=2");
+    let kinds: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select kind, reason from hogsend.bucket_transitions
+          where bucket_id = 'opened_not_clicked' and user_key = 'ada' order by id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds[0].0, "entered");
+    assert_eq!(kinds[1].0, "left");
+
+    // Never an open redirect: another target under the same signature, garbage, or a
+    // token of the other kind is a 404 page, and nothing is recorded.
+    let token = &click["/c/".len()..];
+    let (_, mac) = token.split_once('.').unwrap();
+    let evil = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("c\0{welcome}\0https://evil.test/"))
+    };
+    let pixel_token = &pixel["/o/".len()..];
+    for bad in [
+        format!("/c/{evil}.{mac}"),
+        "/c/nope".to_string(),
+        format!("/c/{pixel_token}"),
+        format!("/o/{token}"),
+        "/o/bm9wZQ.AAAAAAAAAAAAAAAAAAAAAA".to_string(),
+    ] {
+        let r = daemon.call("GET", &bad, None, None).await;
+        assert_eq!(r.status, 404, "{bad}");
+        assert!(r.header("location").is_none(), "{bad}");
+        assert!(r.body.contains("This link is not valid"), "{bad}");
+    }
+    assert_eq!(email_events(&mut conn, "ada").await.len(), 2);
+    daemon.stop().await.unwrap();
+}

@@ -19,6 +19,7 @@ pub mod runs;
 pub mod segment;
 pub mod subscriptions;
 pub mod timeouts;
+pub mod tracking;
 pub mod unsubscribe;
 
 use crate::config::RuntimeConfig;
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(unsubscribe::router())
         .merge(preferences::router())
+        .merge(tracking::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)
