@@ -243,6 +243,7 @@ provider = "smtp"
 from = "Acme <hello@acme.test>"
 smtp_url = "smtp://u:p@mail:25"
 http_url = "https://api.mail.test/send?token=abc&x=1"
+tracking = { opens = true, clicks = true }
 "#,
         );
         assert!(d.is_empty(), "{d:?}");
@@ -250,6 +251,8 @@ http_url = "https://api.mail.test/send?token=abc&x=1"
         assert_eq!(c.schedule.realtime_flush_ms, 100);
         assert_eq!(c.schedule.realtime_max_backlog_age_ms, 5000);
         assert_eq!(c.email.provider, EmailProvider::Smtp);
+        assert!(c.email.tracking.opens && c.email.tracking.clicks);
+        assert!(!c.email.tracking.transactional, "off unless asked for");
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("postgres://app:***@db:5432/acme"), "{debug}");

@@ -7,12 +7,15 @@
 //! preheader) and text (derived from the HTML when there is no `.txt`, [`text`]). The
 //! compiler reports the checks as diagnostics and deploys [`DeployedTemplate`]s into the
 //! database; the daemon reads them back and renders them at send time, so what is sent is
-//! what was deployed. It has no IO and no dependency on the compiler or the runtime.
+//! what was deployed. [`tracking`] rewrites the links of rendered HTML and adds the open
+//! pixel (the daemon signs the URLs). It has no IO and no dependency on the compiler or the
+//! runtime.
 
 pub mod check;
 pub mod front_matter;
 pub mod render;
 pub mod text;
+pub mod tracking;
 
 pub use check::{check_template, TemplatePart, TemplateProblem};
 pub use front_matter::{FrontMatter, FrontMatterError};

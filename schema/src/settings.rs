@@ -90,6 +90,22 @@ pub struct EmailConfig {
     /// At most N non-transactional messages per contact within a duration, e.g. `"3/1d"`;
     /// messages over it are `skipped` (`frequency_cap`). Default: no cap.
     pub max_per_contact: Option<FrequencyCap>,
+    /// Open and click tracking, `tracking = { opens = true, clicks = true }` (default: off).
+    pub tracking: TrackingConfig,
+}
+
+/// `[email] tracking` (docs/operations.md#tracking): what the delivery worker adds to the
+/// HTML of a message. Everything is off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// Add an open pixel (`/o/{token}`) to HTML messages.
+    pub opens: bool,
+    /// Rewrite every `http(s)` link of HTML messages to a signed redirect (`/c/{token}`).
+    pub clicks: bool,
+    /// Track transactional messages too (receipts, password resets); default: only
+    /// messages of a list.
+    pub transactional: bool,
 }
 
 /// `[email] max_per_contact`: `"N/DURATION"`, e.g. `"3/1d"`.

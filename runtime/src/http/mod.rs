@@ -14,11 +14,14 @@ pub mod lists;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod posthog;
+pub mod preferences;
 pub mod runs;
 pub mod segment;
 pub mod subscriptions;
 pub mod timeouts;
+pub mod tracking;
 pub mod unsubscribe;
 
 use crate::config::RuntimeConfig;
@@ -74,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .merge(subscriptions::router())
         .merge(lists::router())
         .merge(unsubscribe::router())
+        .merge(preferences::router())
+        .merge(tracking::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

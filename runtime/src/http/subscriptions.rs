@@ -164,7 +164,9 @@ pub(super) async fn put_subscriptions(
                 .await
                 .map_err(crate::Error::from)?;
         } else {
-            set_subscription(&state, &key, &list, subscribed, "api").await?;
+            set_subscription(&state.pool, &key, &list, subscribed, "api")
+                .await
+                .map_err(crate::Error::from)?;
         }
     }
     Ok(Json(read_subscriptions(&state, &key).await?))

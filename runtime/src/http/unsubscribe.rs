@@ -4,13 +4,13 @@
 //! token's list and answers 200. Tokens: `crate::mail::links`.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
 use super::error::{ApiError, ErrorCode};
 use super::extract::ApiPath;
+use super::page::{escape, page, PageError};
 use super::AppState;
 use crate::mail::links::{LinkClaims, LinkKind};
 
@@ -35,51 +35,25 @@ pub(super) async fn claims(
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidLink, "this link is not valid"))
 }
 
-/// Text for HTML.
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A small, accessible page (no JavaScript, no external resources).
-pub(super) fn page(title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}\
-         button{{font-size:1rem;padding:.5rem 1rem}}</style></head>\
-         <body><main><h1>{title}</h1>{body}</main></body></html>\n",
-        title = escape(title)
-    );
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(html),
-    )
-        .into_response()
-}
-
 /// The list's display name (its id when it has none or is no longer declared).
-async fn list_name(state: &AppState, list: &str) -> Result<String, ApiError> {
+async fn list_name(state: &AppState, list: &str) -> Result<String, sqlx::Error> {
     let name: Option<Option<String>> = sqlx::query_scalar("select name from lists where id = $1")
         .bind(list)
         .fetch_optional(&state.pool)
-        .await
-        .map_err(crate::Error::from)?;
+        .await?;
     Ok(name.flatten().unwrap_or_else(|| list.to_string()))
 }
 
-/// The confirm page: what the link would do, and a button that does it.
+/// The confirm page: what the link would do, and a button that does it. A link that does
+/// not verify gets an HTML 404 page (a person opened it).
 async fn confirm(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
-) -> Result<Response, ApiError> {
-    let c = claims(&state, LinkKind::Unsubscribe, &token).await?;
+) -> Result<Response, PageError> {
+    let signer = state.mail.signer(&state.pool).await?;
+    let c = signer
+        .verify(LinkKind::Unsubscribe, &token)
+        .ok_or(PageError::InvalidLink)?;
     let name = list_name(&state, &c.list).await?;
     Ok(page(
         "Unsubscribe",
@@ -100,7 +74,7 @@ async fn unsubscribe(
     let c = claims(&state, LinkKind::Unsubscribe, &token).await?;
     let one_click = String::from_utf8_lossy(&body).contains("List-Unsubscribe=One-Click");
     set_subscription(
-        &state,
+        &state.pool,
         &c.user_key,
         &c.list,
         false,
@@ -110,8 +84,11 @@ async fn unsubscribe(
             "unsubscribe_link"
         },
     )
-    .await?;
-    let name = list_name(&state, &c.list).await?;
+    .await
+    .map_err(crate::Error::from)?;
+    let name = list_name(&state, &c.list)
+        .await
+        .map_err(crate::Error::from)?;
     Ok(page(
         "Unsubscribed",
         &format!(
@@ -121,14 +98,16 @@ async fn unsubscribe(
     ))
 }
 
-/// Records a contact's choice for a list (`*`: every non-transactional list).
-pub(crate) async fn set_subscription(
-    state: &AppState,
+/// Records a contact's choice for a list (`*`: every non-transactional list), on a pool or
+/// inside a caller's transaction. A choice equal to the recorded one changes nothing (its
+/// `changed_at` and `source` stay).
+pub(crate) async fn set_subscription<'c>(
+    db: impl sqlx::PgExecutor<'c>,
     user_key: &str,
     list: &str,
     subscribed: bool,
     source: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into subscriptions (user_key, list_id, status, source) values ($1, $2, $3, $4)
          on conflict (user_key, list_id) do update
@@ -143,8 +122,7 @@ pub(crate) async fn set_subscription(
         "unsubscribed"
     })
     .bind(source)
-    .execute(&state.pool)
-    .await
-    .map_err(crate::Error::from)?;
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -378,7 +378,10 @@ impl Job {
             unsubscribe_url: unsubscribe_url.clone(),
             preferences_url,
         };
-        let rendered = render(&template, &ctx).map_err(|e| e.to_string())?;
+        let mut rendered = render(&template, &ctx).map_err(|e| e.to_string())?;
+        rendered.html = rendered
+            .html
+            .map(|html| super::tracking::apply(settings, signer, row.id, transactional, html));
         let from = template
             .from
             .clone()

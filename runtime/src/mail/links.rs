@@ -1,8 +1,12 @@
-//! Signed links: unsubscribe (`/u/{token}`) and preferences (`/p/{token}`) tokens.
+//! Signed links: unsubscribe (`/u/{token}`), preferences (`/p/{token}`), open pixel
+//! (`/o/{token}`) and click (`/c/{token}`) tokens.
 //!
-//! A token binds a contact key and a list id (`*` for the preferences page) and never
-//! expires, so a year-old email's link still works. It is
-//! `base64url(kind NUL list NUL key) "." base64url(HMAC-SHA256(secret, payload)[..16])`.
+//! An unsubscribe or preferences token binds a contact key and a list id (`*` for the
+//! preferences page); a tracking token binds a message id and, for a click, the target URL
+//! (so the redirect can only go where the message linked: never an open redirect). Tokens
+//! never expire, so a year-old email's link still works. A token is
+//! `base64url(kind NUL list NUL key) "." base64url(HMAC-SHA256(secret, payload)[..16])`
+//! (for tracking: `kind NUL message id NUL target`).
 //! `HOGSEND_SECRET` may hold several secrets separated by commas: the first signs, every
 //! one verifies, so a rotation (new secret first, the old one kept after it) leaves the
 //! links already sent working.
@@ -22,6 +26,10 @@ pub enum LinkKind {
     Unsubscribe,
     /// Manage every list.
     Preferences,
+    /// Record that a message was opened (the pixel).
+    Open,
+    /// Record a click on a message's link and redirect to it.
+    Click,
 }
 
 impl LinkKind {
@@ -29,6 +37,8 @@ impl LinkKind {
         match self {
             LinkKind::Unsubscribe => "u",
             LinkKind::Preferences => "p",
+            LinkKind::Open => "o",
+            LinkKind::Click => "c",
         }
     }
 }
@@ -40,6 +50,15 @@ pub struct LinkClaims {
     pub user_key: String,
     /// The list id (`*` for the preferences page).
     pub list: String,
+}
+
+/// What a verified tracking token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingClaims {
+    /// The message's id.
+    pub message_id: i64,
+    /// The link's target (empty for the open pixel).
+    pub target: String,
 }
 
 /// Signs and verifies tokens with the configured secrets.
@@ -109,6 +128,23 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// The token of a tracking link of `kind` (`Open`, `Click`) for message `message_id`
+    /// and, for a click, its `target` URL.
+    pub fn tracking_token(&self, kind: LinkKind, message_id: i64, target: &str) -> String {
+        self.token(kind, target, &message_id.to_string())
+    }
+
+    /// The claims of a tracking token of `kind`, when one of the secrets signed it.
+    pub fn verify_tracking(&self, kind: LinkKind, token: &str) -> Option<TrackingClaims> {
+        let claims = self.verify(kind, token)?;
+        Some(TrackingClaims {
+            message_id: claims.list.parse().ok()?,
+            target: claims.user_key,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +167,32 @@ mod tests {
         for junk in ["", ".", "a.b", "!!.??", &t[..t.len() - 2]] {
             assert!(s.verify(LinkKind::Unsubscribe, junk).is_none(), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn tracking_tokens_bind_the_message_and_the_target() {
+        let s = Signer::from_env_value("k").unwrap();
+        let url = "https://acme.test/a?b=1&c=%20";
+        let t = s.tracking_token(LinkKind::Click, 42, url);
+        assert_eq!(
+            s.verify_tracking(LinkKind::Click, &t),
+            Some(TrackingClaims {
+                message_id: 42,
+                target: url.into()
+            })
+        );
+        assert!(s.verify_tracking(LinkKind::Open, &t).is_none());
+        let open = s.tracking_token(LinkKind::Open, 7, "");
+        assert_eq!(
+            s.verify_tracking(LinkKind::Open, &open).unwrap().message_id,
+            7
+        );
+        // Another target under the same MAC does not verify.
+        let (_, mac) = t.split_once('.').unwrap();
+        let payload = URL_SAFE_NO_PAD.encode(b"c\x0042\x00https://evil.test");
+        assert!(s
+            .verify_tracking(LinkKind::Click, &format!("{payload}.{mac}"))
+            .is_none());
     }
 
     #[test]

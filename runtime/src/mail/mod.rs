@@ -5,6 +5,7 @@
 //!   links.rs     HMAC-signed unsubscribe/preferences tokens (never expire, rotation-safe)
 //!   deliver.rs   the worker: claim (SKIP LOCKED + lease) → recheck → render → send → record
 //!   provider.rs  log | smtp (lettre, pooled) and the MIME message
+//!   tracking.rs  the open pixel and click-tracked links added to a message's HTML
 //! ```
 //! Templates are rendered by `hogsend-mail` from the `templates` table `migrate` filled.
 
@@ -12,6 +13,7 @@ pub mod deliver;
 pub mod links;
 pub mod provider;
 pub mod settings;
+pub mod tracking;
 
 use sqlx::PgPool;
 use tokio::sync::OnceCell;

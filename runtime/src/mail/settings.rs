@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hogsend_schema::settings::{EmailConfig, EmailProvider, SmtpTls};
+use hogsend_schema::settings::{EmailConfig, EmailProvider, SmtpTls, TrackingConfig};
 
 use super::links::Signer;
 use crate::config::ConfigError;
@@ -47,6 +47,8 @@ pub struct MailSettings {
     pub public_url: String,
     /// The `mailto:` unsubscribe mailbox.
     pub unsubscribe_mailto: String,
+    /// Open and click tracking (`[email] tracking`; off by default).
+    pub tracking: TrackingConfig,
     /// Signs links; `None` until the worker or a link route loads the database's dev
     /// secret (no `HOGSEND_SECRET`, `log` provider only).
     pub signer: Option<Signer>,
@@ -79,6 +81,7 @@ impl Default for MailSettings {
             from: "hogsend <hogsend@localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
             unsubscribe_mailto: "unsubscribe@localhost".into(),
+            tracking: TrackingConfig::default(),
             signer: None,
             rate_per_second: None,
             frequency_cap: None,
@@ -142,6 +145,7 @@ impl MailSettings {
             .clone()
             .unwrap_or_else(|| format!("unsubscribe@{}", domain_of(&s.from)));
         s.rate_per_second = email.rate.map(|r| r.per_second);
+        s.tracking = email.tracking;
         s.frequency_cap = email.max_per_contact.map(|c| {
             (
                 i64::from(c.count),
