@@ -10,17 +10,29 @@
 //! - `hogsend-bench flood --database-url URL [--contacts N] [--rates 1000,3000,0]
 //!   [--seconds S]`: the daemon under a flood of distinct contacts, with a visibility probe
 //!   and the real-time backlog ([`flood`]).
+//! - `hogsend-bench journeys --database-url URL [--contacts N] [--runs K] [--http-rate R]
+//!   [--http-seconds S] [--out results.json]`: the journey engine with one run per contact
+//!   parked at a wait: quiet tick, due runs next to a hand-written floor, a bucket entry
+//!   enrolling an `on enter` reaction, sign-ups through `POST /v1/events` until their
+//!   message is queued ([`journeys`]).
+//! - `hogsend-bench fresh-load --database-url URL [--contacts N] [--ticks K]`: the backfill
+//!   and the first quiet ticks right after a bulk load, with autovacuum off and no VACUUM or
+//!   ANALYZE ([`fresh_load`]).
 //!
 //! `bench` and `bench-check` are accepted as aliases of the two (their names when they were
 //! subcommands of `hogsend`). An `Err` is printed as `error: …` with exit code 2.
 
 mod baseline;
 mod check_bench;
+mod daemon;
 mod dataset;
+mod enrol_http;
 mod flood;
 mod floor;
+mod fresh_load;
 mod handwritten;
 mod http_ingest;
+mod journeys;
 mod measure;
 mod project;
 mod report;
@@ -53,6 +65,10 @@ enum Command {
     Check(check_bench::Args),
     /// Flood the daemon with events of distinct contacts and time join visibility
     Flood(flood::Args),
+    /// Benchmark the journey engine: one run per contact parked at a wait
+    Journeys(journeys::Args),
+    /// Time the quiet ticks right after a bulk load, with no VACUUM or ANALYZE
+    FreshLoad(fresh_load::Args),
 }
 
 /// How the engine report is printed.
@@ -100,6 +116,8 @@ fn main() -> ExitCode {
         Command::Engine(args) => engine(args),
         Command::Check(args) => check_bench::run(args),
         Command::Flood(args) => flood::run(args),
+        Command::Journeys(args) => journeys::run(args),
+        Command::FreshLoad(args) => fresh_load::run(args),
     };
     match result {
         Ok(code) => code,
