@@ -117,11 +117,21 @@ pub async fn already_loaded(
     .await?)
 }
 
+/// How the load ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterLoad {
+    /// `VACUUM (ANALYZE)` of the loaded tables (every engine phase starts from that).
+    VacuumAnalyze,
+    /// Nothing: no statistics, no visibility map, no hint bits (`hogsend-bench fresh-load`).
+    Nothing,
+}
+
 /// Generates and loads the dataset into the (migrated, empty) schema `hogsend`.
 pub async fn load(
     conn: &mut PgConnection,
     contacts: u64,
     t_end: DateTime<Utc>,
+    after: AfterLoad,
 ) -> Result<DatasetInfo> {
     ensure_meta(conn).await?;
     conn.execute("set max_parallel_workers_per_gather = 0; set maintenance_work_mem = '512MB';")
@@ -181,8 +191,10 @@ pub async fn load(
         .await?;
 
     let start = Instant::now();
-    conn.execute("vacuum (analyze) hogsend.contacts, hogsend.events, hogsend.messages")
-        .await?;
+    if after == AfterLoad::VacuumAnalyze {
+        conn.execute("vacuum (analyze) hogsend.contacts, hogsend.events, hogsend.messages")
+            .await?;
+    }
     let vacuum_s = start.elapsed().as_secs_f64();
 
     sqlx::query("delete from bench.meta")
@@ -209,7 +221,7 @@ pub async fn load(
 /// Replaces the named parameters of `sql` (`$contacts`) by positional ones (`$1`), numbered
 /// in order of first use; returns the SQL and the names in bind order. Names inside `--`
 /// comments are replaced too, harmlessly.
-fn number_parameters<'a>(sql: &str, names: &[&'a str]) -> (String, Vec<&'a str>) {
+pub fn number_parameters<'a>(sql: &str, names: &[&'a str]) -> (String, Vec<&'a str>) {
     let mut used: Vec<(usize, &'a str)> = names
         .iter()
         .filter_map(|n| sql.find(n).map(|at| (at, *n)))
@@ -278,7 +290,9 @@ pub async fn checkpoint(conn: &mut PgConnection) -> Result<()> {
 pub async fn vacuum_after_rollback(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "vacuum hogsend.events, hogsend.contacts, hogsend.memberships, hogsend.transitions,
-                hogsend.changed_keys, hogsend.tick_state, hogsend.buckets",
+                hogsend.changed_keys, hogsend.tick_state, hogsend.buckets, hogsend.runs,
+                hogsend.run_steps, hogsend.messages, hogsend.journey_inbox,
+                hogsend.journey_skips",
     )
     .await?;
     let temp: Vec<String> = sqlx::query_scalar(

@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection};
 
-use crate::http_ingest::{percentile, Client};
+use crate::daemon::Client;
+use crate::http_ingest::percentile;
 use crate::project::SCHEMA;
 use crate::server;
 use hogsend_compiler::source::{SourceFile, SourceSet};

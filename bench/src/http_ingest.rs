@@ -20,15 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection};
 
+use crate::daemon::{Client, Daemon};
 use crate::measure::Samples;
-use crate::project::SCHEMA;
 use crate::rows::{self, NewEvent};
 use hogsend_compiler::emit::GeneratedFile;
 
@@ -127,49 +123,6 @@ pub fn batch_body(events: &[NewEvent], run: usize, first: usize) -> String {
         })
         .collect();
     json!({ "events": items }).to_string()
-}
-
-/// A keep-alive HTTP/1.1 connection to the daemon.
-pub(crate) struct Client {
-    sender: SendRequest<Full<Bytes>>,
-    addr: SocketAddr,
-    auth: String,
-}
-
-impl Client {
-    pub(crate) async fn connect(addr: SocketAddr, key: &str) -> Result<Client> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(Client {
-            sender,
-            addr,
-            auth: format!("Bearer {key}"),
-        })
-    }
-
-    /// Sends one request; returns the status and the body.
-    pub(crate) async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: String,
-    ) -> Result<(u16, String)> {
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, self.addr.to_string())
-            .header(hyper::header::AUTHORIZATION, &self.auth)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
 }
 
 /// Sends `events` in batches of [`BATCH`] over [`WORKERS`] connections; `rate` (events/s)
@@ -279,40 +232,9 @@ pub async fn measure(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<HttpIngest> {
-    let (_, key) = hogsend_runtime::keys::create(
-        conn,
-        SCHEMA,
-        hogsend_runtime::keys::Scope::Ingest,
-        Some("bench"),
-    )
-    .await?;
-    let (schema, api, schedule) = Default::default();
-    let settings = hogsend_runtime::config::Settings {
-        schema: &schema,
-        api: &api,
-        schedule: &schedule,
-    };
-    let mut config = hogsend_runtime::RuntimeConfig::from_settings(settings, url, files, |_| None)
-        .map_err(|e| anyhow!("{e}"))?;
-    config.scheduler = false;
-    config.rate_limit_per_second = 0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(hogsend_runtime::launch(config, listener, async move {
-        let _ = stopped.await;
-    }));
-
+    let daemon = Daemon::start(conn, url, files, |_| ()).await?;
+    let (addr, key) = (daemon.addr, daemon.key.clone());
     let result = async {
-        let mut probe = Client::connect(addr, &key).await?;
-        let started = Instant::now();
-        while probe.send("GET", "/healthz", String::new()).await?.0 != 200 {
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("the daemon did not come up");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        drop(probe);
         let mut sustained = Samples::default();
         let mut catch_up = Samples::default();
         let mut all = Vec::new();
@@ -356,11 +278,7 @@ pub async fn measure(
     }
     .await;
 
-    let _ = stop.send(());
-    daemon
-        .await
-        .context("daemon task")?
-        .context("the daemon failed")?;
+    daemon.stop().await?;
     result
 }
 

@@ -13,18 +13,30 @@
 //! - `hogsend-bench import --database-url URL [--contacts N] [--batch-size B]`: times
 //!   `hogsend import contacts` on a generated CSV (first import, re-import) next to a plain
 //!   COPY of the same contacts ([`import_bench`]).
+//! - `hogsend-bench journeys --database-url URL [--contacts N] [--runs K] [--http-rate R]
+//!   [--http-seconds S] [--out results.json]`: the journey engine with one run per contact
+//!   parked at a wait: quiet tick, due runs next to a hand-written floor, a bucket entry
+//!   enrolling an `on enter` reaction, sign-ups through `POST /v1/events` until their
+//!   message is queued ([`journeys`]).
+//! - `hogsend-bench fresh-load --database-url URL [--contacts N] [--ticks K]`: the backfill
+//!   and the first quiet ticks right after a bulk load, with autovacuum off and no VACUUM or
+//!   ANALYZE ([`fresh_load`]).
 //!
 //! `bench` and `bench-check` are accepted as aliases of the two (their names when they were
 //! subcommands of `hogsend`). An `Err` is printed as `error: …` with exit code 2.
 
 mod baseline;
 mod check_bench;
+mod daemon;
 mod dataset;
+mod enrol_http;
 mod flood;
 mod floor;
+mod fresh_load;
 mod handwritten;
 mod http_ingest;
 mod import_bench;
+mod journeys;
 mod measure;
 mod project;
 mod report;
@@ -59,6 +71,10 @@ enum Command {
     Flood(flood::Args),
     /// Time `hogsend import contacts` on a generated CSV, next to a plain COPY
     Import(import_bench::Args),
+    /// Benchmark the journey engine: one run per contact parked at a wait
+    Journeys(journeys::Args),
+    /// Time the quiet ticks right after a bulk load, with no VACUUM or ANALYZE
+    FreshLoad(fresh_load::Args),
 }
 
 /// How the engine report is printed.
@@ -107,6 +123,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check_bench::run(args),
         Command::Flood(args) => flood::run(args),
         Command::Import(args) => import_bench::run(args),
+        Command::Journeys(args) => journeys::run(args),
+        Command::FreshLoad(args) => fresh_load::run(args),
     };
     match result {
         Ok(code) => code,

@@ -72,7 +72,29 @@ pub struct Report {
     targets: Vec<Target>,
 }
 
-fn ms_text(ms: f64) -> String {
+/// The measured rows as an aligned text table (phase, median, min..max, server CPU, peak
+/// RSS).
+pub fn rows_text(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
+        "phase", "median", "min..max", "server CPU", "peak RSS"
+    );
+    for r in rows {
+        let s = &r.samples;
+        out += &format!(
+            "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
+            r.label,
+            ms_text(s.median()),
+            format!("{}..{}", ms_text(s.min()), ms_text(s.max())),
+            s.cpu_median().map(ms_text).unwrap_or_default(),
+            r.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// A duration in milliseconds as the tables show it (`12.8 ms`, `1953 ms`, `10.1 s`).
+pub fn ms_text(ms: f64) -> String {
     if ms >= 100_000.0 {
         format!("{:.0} s", ms / 1e3)
     } else if ms >= 10_000.0 {
@@ -304,21 +326,7 @@ impl Report {
                 .unwrap_or("?"),
             json!(crate::server::load_average()),
         );
-        out += &format!(
-            "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
-            "phase", "median", "min..max", "server CPU", "peak RSS"
-        );
-        for r in &i.rows {
-            let s = &r.samples;
-            out += &format!(
-                "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
-                r.label,
-                ms_text(s.median()),
-                format!("{}..{}", ms_text(s.min()), ms_text(s.max())),
-                s.cpu_median().map(ms_text).unwrap_or_default(),
-                r.rss_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_default()
-            );
-        }
+        out += &rows_text(&i.rows);
         if let Some(http) = i.rows.iter().find(|r| r.key == "ingest_http") {
             let d = &http.extra;
             out += &format!(

@@ -205,7 +205,13 @@ impl<'o> Session<'o> {
             "generating {} contacts inside Postgres",
             self.options.contacts
         ));
-        dataset::load(&mut self.conn, self.options.contacts, self.t0).await
+        dataset::load(
+            &mut self.conn,
+            self.options.contacts,
+            self.t0,
+            dataset::AfterLoad::VacuumAnalyze,
+        )
+        .await
     }
 
     /// The cold backfill, the vacuum after it, and the snapshot every later phase starts

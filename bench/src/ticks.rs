@@ -128,14 +128,7 @@ pub async fn evaluate_only(
     let mut samples = Samples::default();
     for run in 0..=runs.max(1) {
         let mut tx = conn.begin().await?;
-        // The settings a tick runs its matchers with (the generated `tick` function's SET
-        // clauses: jit, random_page_cost, work_mem), for this transaction only.
-        tx.execute(
-            "select set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true)
-               from pg_proc as p, unnest(p.proconfig) as c
-              where p.oid = 'hogsend.tick(timestamptz)'::regprocedure",
-        )
-        .await?;
+        apply_tick_settings(&mut tx).await?;
         copy_events(&mut tx, rows).await?;
         tx.execute("delete from _hs_cand").await?;
         sqlx::query(
@@ -155,6 +148,18 @@ pub async fn evaluate_only(
         }
     }
     Ok(samples)
+}
+
+/// Applies the settings a tick runs its statements with (the generated `tick` function's SET
+/// clauses: jit, random_page_cost, work_mem) to the current transaction only.
+pub async fn apply_tick_settings(conn: &mut PgConnection) -> Result<()> {
+    conn.execute(
+        "select set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true)
+           from pg_proc as p, unnest(p.proconfig) as c
+          where p.oid = 'hogsend.tick(timestamptz)'::regprocedure",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Sets up the dwell benchmark on the `everyone` bucket (one active member per contact with a
