@@ -107,6 +107,11 @@ pub struct Metrics {
     pub email_retries: AtomicU64,
     /// Queued → sent, per message sent.
     pub email_latency: Histogram,
+    /// Provider webhooks applied (a webhook delivered twice counts once).
+    pub email_delivered: AtomicU64,
+    pub email_bounced_hard: AtomicU64,
+    pub email_bounced_soft: AtomicU64,
+    pub email_complained: AtomicU64,
 }
 
 fn num(v: &serde_json::Value, path: &[&str]) -> f64 {

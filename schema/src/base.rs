@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/migrations/0006_publishable_keys.sql"),
     ),
     (7, "email", include_str!("../sql/migrations/0007_email.sql")),
+    (
+        8,
+        "email_provider",
+        include_str!("../sql/migrations/0008_email_provider.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

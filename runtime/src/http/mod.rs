@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod buckets;
 pub mod contacts;
+pub mod email_webhooks;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(messages::router())
         .merge(subscriptions::router())
+        .merge(email_webhooks::router())
         .merge(unsubscribe::router())
         .merge(ops::router())
         .merge(openapi::router())

@@ -4,8 +4,8 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, contacts, events, journeys, messages, ops, posthog, runs, segment, subscriptions,
-    AppState,
+    buckets, contacts, email_webhooks, events, journeys, messages, ops, posthog, runs, segment,
+    subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::journeys::{Journey, Run, RunCounts, RunStep, StepCounts};
@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         messages::one, messages::contact_messages,
         subscriptions::lists, subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
+        email_webhooks::email_provider_webhook,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
@@ -55,7 +56,7 @@ pub fn router() -> Router<AppState> {
         Run, RunStep, Message,
         subscriptions::List, subscriptions::Lists, subscriptions::Subscription,
         subscriptions::Subscriptions, subscriptions::Suppression,
-        subscriptions::SuppressionRequest,
+        subscriptions::SuppressionRequest, email_webhooks::WebhookOutcome,
     )),
     modifiers(&Security),
     tags(
@@ -66,7 +67,7 @@ pub fn router() -> Router<AppState> {
         (name = "buckets", description = "Buckets, their members and their transition feed"),
         (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
-        (name = "email", description = "Lists, subscriptions and suppressions"),
+        (name = "email", description = "Lists, subscriptions, suppressions and the email provider's webhooks"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]
