@@ -477,6 +477,24 @@ async fn provider_webhooks_are_verified_and_bounces_and_complaints_suppress() {
         (200, Value::Null)
     );
 
+    // `/metrics` counts each applied webhook once.
+    let metrics = daemon.call("GET", "/metrics", None, None).await;
+    for (event, n) in [
+        ("delivered", 1),
+        ("bounced_hard", 1),
+        ("bounced_soft", 1),
+        ("complained", 1),
+    ] {
+        let line = format!("hogsend_email_provider_events_total{{event=\"{event}\"}} {n}\n");
+        assert!(metrics.body.contains(&line), "{line}: {}", metrics.body);
+    }
+    assert!(metrics
+        .body
+        .contains("hogsend_email_messages_total{outcome=\"sent\"} 3\n"));
+    assert!(metrics
+        .body
+        .contains("hogsend_email_delivery_seconds_count 3\n"));
+
     // The suppressed addresses get nothing more; bob's soft bounce does not stop his mail.
     let ada2 = queue(&mut conn, "ada", "receipt", "transactional").await;
     let bob2 = queue(&mut conn, "bob", "receipt", "transactional").await;
