@@ -16,6 +16,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 #[cfg(feature = "testkit")]
+pub mod fake_resend;
+#[cfg(feature = "testkit")]
 pub mod fuzzing;
 pub mod http;
 pub mod import;

@@ -107,6 +107,11 @@ pub struct Metrics {
     pub email_retries: AtomicU64,
     /// Queued → sent, per message sent.
     pub email_latency: Histogram,
+    /// Provider webhooks applied (a webhook delivered twice counts once).
+    pub email_delivered: AtomicU64,
+    pub email_bounced_hard: AtomicU64,
+    pub email_bounced_soft: AtomicU64,
+    pub email_complained: AtomicU64,
 }
 
 fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
@@ -312,6 +317,22 @@ impl Metrics {
             .render(&mut out, "hogsend_email_delivery_seconds", "");
         let _ = writeln!(
             out,
+            "# HELP hogsend_email_provider_events_total Provider webhooks applied by this daemon, by event (a webhook delivered twice counts once).\n# TYPE hogsend_email_provider_events_total counter"
+        );
+        for (event, c) in [
+            ("delivered", &self.email_delivered),
+            ("bounced_hard", &self.email_bounced_hard),
+            ("bounced_soft", &self.email_bounced_soft),
+            ("complained", &self.email_complained),
+        ] {
+            let _ = writeln!(
+                out,
+                "hogsend_email_provider_events_total{{event=\"{event}\"}} {}",
+                load(c)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP hogsend_bucket_members Active members per bucket.\n# TYPE hogsend_bucket_members gauge"
         );
         for (bucket, n) in members {
@@ -412,6 +433,11 @@ mod tests {
         assert!(text.contains("hogsend_transitions_total{kind=\"dwell\"} 3"));
         assert!(text.contains("hogsend_tick_pass_seconds_sum{pass=\"total\"} 0.0125"));
         assert!(text.contains("hogsend_bucket_members{bucket=\"power_user\"} 7"));
+        m.email_bounced_hard.fetch_add(2, Ordering::Relaxed);
+        let text = m.render(&[], &backlog);
+        assert!(text.contains("# TYPE hogsend_email_provider_events_total counter"));
+        assert!(text.contains("hogsend_email_provider_events_total{event=\"bounced_hard\"} 2"));
+        assert!(text.contains("hogsend_email_provider_events_total{event=\"complained\"} 0"));
     }
 
     #[test]

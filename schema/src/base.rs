@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "journey_inbox_slots",
         include_str!("../sql/migrations/0009_journey_inbox_slots.sql"),
     ),
+    (
+        10,
+        "email_provider",
+        include_str!("../sql/migrations/0010_email_provider.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

@@ -83,8 +83,24 @@ pub struct EmailConfig {
     /// `smtp://user:pass@host:port` (lettre's URL form), instead of `host`/`port`/`tls`
     /// (password redacted in `Debug`).
     pub smtp_url: Option<RedactedUrl>,
-    /// The endpoint of the `http` provider (credentials redacted in `Debug`).
+    /// The base URL of the `http` provider, a Resend-compatible JSON API (messages are
+    /// posted to `{http_url}/emails`); default `https://api.resend.com`. Also accepted as
+    /// `endpoint`. Credentials redacted in `Debug`.
+    #[serde(alias = "endpoint")]
     pub http_url: Option<RedactedUrl>,
+    /// The environment variable holding the `http` provider's API key (sent as a bearer
+    /// token). Default `HOGSEND_EMAIL_API_KEY`.
+    pub api_key_env: Option<String>,
+    /// The environment variable holding the signing secret(s) of the provider's webhooks
+    /// (`whsec_…`, comma-separated to rotate). Default `HOGSEND_EMAIL_WEBHOOK_SECRET`.
+    pub webhook_secret_env: Option<String>,
+    /// How long a claimed message is reserved for the worker that claimed it; a message
+    /// still `sending` after it (its worker died) is claimed again. Default `5m`.
+    pub lease: Option<Seconds>,
+    /// Messages claimed per delivery round. Default 500.
+    pub batch_size: Option<u32>,
+    /// Messages sent at once (and SMTP/HTTP connections kept open). Default 32.
+    pub concurrency: Option<u32>,
     /// The most messages sent per second, e.g. `"50/s"`, `"3000/m"` (default: no limit).
     pub rate: Option<SendRate>,
     /// At most N non-transactional messages per contact within a duration, e.g. `"3/1d"`;
@@ -192,6 +208,19 @@ pub fn parse_rate(text: &str) -> Result<SendRate, String> {
     Ok(SendRate {
         per_second: f64::from(n) / per,
     })
+}
+
+/// A positive duration written as in the language (`"30s"`, `"5m"`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(Seconds)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[schedule] tick_every`: a duration string (`"30s"`, `"1m"`, `"1m30s"`), positive.

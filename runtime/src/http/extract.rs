@@ -68,6 +68,18 @@ impl<S: Send + Sync> FromRequest<S> for CaptureBody {
     }
 }
 
+/// The body's bytes as sent (webhooks whose signature covers the exact bytes), at most
+/// `[api] max_body_bytes`, within the body timeout.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<RawBody, ApiError> {
+        read_body(req, state).await.map(RawBody)
+    }
+}
+
 /// The request's `Content-Type` header, when it is readable text.
 fn content_type(req: &Request) -> Option<String> {
     req.headers()

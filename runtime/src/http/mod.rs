@@ -5,6 +5,7 @@ pub mod body;
 pub mod buckets;
 pub mod campaigns;
 pub mod contacts;
+pub mod email_webhooks;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(subscriptions::router())
         .merge(lists::router())
+        .merge(email_webhooks::router())
         .merge(unsubscribe::router())
         .merge(preferences::router())
         .merge(tracking::router())

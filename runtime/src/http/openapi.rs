@@ -4,8 +4,8 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, campaigns, contacts, events, journeys, lists, messages, ops, posthog, runs,
-    segment,
+    buckets, campaigns, contacts, email_webhooks, events, journeys, lists, messages, ops,
+    posthog, runs, segment,
     subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         lists::lists, lists::members, lists::subscribe, lists::unsubscribe,
         subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
+        email_webhooks::email_provider_webhook,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
@@ -62,7 +63,7 @@ pub fn router() -> Router<AppState> {
         lists::KeysRequest, lists::BulkSubscription,
         crate::import::Summary, crate::import::RowError, subscriptions::Subscription,
         subscriptions::Subscriptions, subscriptions::Suppression,
-        subscriptions::SuppressionRequest,
+        subscriptions::SuppressionRequest, email_webhooks::WebhookOutcome,
     )),
     modifiers(&Security),
     tags(
@@ -74,7 +75,7 @@ pub fn router() -> Router<AppState> {
         (name = "journeys", description = "Journeys and bucket reactions, their runs, pausing and cancelling"),
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
         (name = "campaigns", description = "Campaigns (broadcasts): create, follow, cancel, start"),
-        (name = "email", description = "Lists, subscriptions and suppressions"),
+        (name = "email", description = "Lists, subscriptions, suppressions and the email provider's webhooks"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

@@ -104,6 +104,7 @@ pub struct Worker {
     provider: Provider,
     metrics: Arc<Metrics>,
     pace: Arc<Pace>,
+    installation: tokio::sync::OnceCell<Arc<str>>,
 }
 
 impl Worker {
@@ -123,6 +124,7 @@ impl Worker {
             provider,
             metrics,
             pace,
+            installation: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -198,11 +200,21 @@ impl Worker {
         .fetch_all(&self.pool)
         .await?;
         let rows = apply_frequency_cap(rows, settings.frequency_cap.map(|c| c.0));
+        let installation = self
+            .installation
+            .get_or_try_init(|| async {
+                sqlx::query_scalar::<_, String>("select id::text from installation")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(Arc::from)
+            })
+            .await?
+            .clone();
         let gate = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {
             let permit = gate.clone().acquire_owned().await;
-            let job = self.job();
+            let job = self.job(installation.clone());
             tasks.spawn(async move {
                 let _permit = permit;
                 job.deliver(row).await
@@ -221,8 +233,9 @@ impl Worker {
         Ok(round)
     }
 
-    fn job(&self) -> Job {
+    fn job(&self, installation: Arc<str>) -> Job {
         Job {
+            installation,
             pool: self.pool.clone(),
             schema: self.schema.clone(),
             mail: self.mail.clone(),
@@ -243,6 +256,8 @@ enum Outcome {
 
 /// One message's delivery (owned, so it can run on its own task).
 struct Job {
+    /// The installation's id (idempotency keys).
+    installation: Arc<str>,
     pool: PgPool,
     schema: String,
     mail: Arc<MailState>,
@@ -296,12 +311,20 @@ impl Job {
                 Ok(Outcome::Sent)
             }
             Err(SendError::Permanent(e)) => self.fail(&row, &e).await,
-            Err(SendError::Transient(e)) if row.attempts >= settings.max_attempts => {
+            Err(SendError::Transient { message: e, .. })
+                if row.attempts >= settings.max_attempts =>
+            {
                 self.fail(&row, &format!("{e} (after {} attempts)", row.attempts))
                     .await
             }
-            Err(SendError::Transient(e)) => {
-                let delay = backoff(settings.retry_base, row.attempts);
+            Err(SendError::Transient {
+                message: e,
+                retry_after,
+            }) => {
+                // At least what the provider asked for (`Retry-After`), at most 6 hours.
+                let delay = backoff(settings.retry_base, row.attempts)
+                    .max(retry_after.unwrap_or_default())
+                    .min(Duration::from_secs(6 * 3600));
                 sqlx::query(
                     "update messages set status = 'queued', last_error = $2,
                             next_attempt_at = now() + make_interval(secs => $3),
@@ -406,6 +429,7 @@ impl Job {
         }
         Ok(Outgoing {
             message_id: format!("<{}.{}@{domain}>", row.id, self.schema),
+            idempotency_key: format!("hogsend:{}:{}", self.installation, row.id),
             from,
             reply_to: template.reply_to.clone(),
             to: email,

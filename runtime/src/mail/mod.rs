@@ -4,16 +4,22 @@
 //!   settings.rs  [email] + HOGSEND_SECRET / HOGSEND_SMTP_PASSWORD → MailSettings
 //!   links.rs     HMAC-signed unsubscribe/preferences tokens (never expire, rotation-safe)
 //!   deliver.rs   the worker: claim (SKIP LOCKED + lease) → recheck → render → send → record
-//!   provider.rs  log | smtp (lettre, pooled) and the MIME message
+//!   provider.rs  log | smtp (lettre, pooled) | http, and the MIME message
+//!   http_provider.rs  the Resend-compatible API: request, answer → accepted/transient/permanent
+//!   http_client.rs    pooled HTTP/1.1 client, TLS by rustls
+//!   webhook_signature.rs  Svix-style signatures of the provider's webhooks
 //!   tracking.rs  the open pixel and click-tracked links added to a message's HTML
 //! ```
 //! Templates are rendered by `hogsend-mail` from the `templates` table `migrate` filled.
 
 pub mod deliver;
+pub mod http_client;
+pub mod http_provider;
 pub mod links;
 pub mod provider;
 pub mod settings;
 pub mod tracking;
+pub mod webhook_signature;
 
 use sqlx::PgPool;
 use tokio::sync::OnceCell;

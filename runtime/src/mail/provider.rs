@@ -1,5 +1,6 @@
 //! Providers: where a rendered message goes. `log` writes it to the log; `smtp` sends it
-//! with lettre over pooled connections (STARTTLS, TLS or plain; auth when configured).
+//! with lettre over pooled connections (STARTTLS, TLS or plain; auth when configured);
+//! `http` posts it to a Resend-compatible API (`http_provider.rs`).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use hogsend_schema::settings::SmtpTls;
 
+use super::http_provider::HttpProvider;
 use super::settings::{ProviderSettings, SmtpSettings};
 
 /// A message ready for the wire.
@@ -19,6 +21,9 @@ use super::settings::{ProviderSettings, SmtpSettings};
 pub struct Outgoing {
     /// `Message-ID`, with its angle brackets: stable per outbox row.
     pub message_id: String,
+    /// The `http` provider's `Idempotency-Key`: stable per outbox row and unique across
+    /// installations (`hogsend:<installation id>:<message id>`).
+    pub idempotency_key: String,
     pub from: String,
     pub reply_to: Option<String>,
     pub to: String,
@@ -32,12 +37,27 @@ pub struct Outgoing {
 /// Why a send failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying: SMTP 4xx, a timeout, a lost connection.
-    #[error("transient: {0}")]
-    Transient(String),
+    /// Worth retrying: SMTP 4xx, HTTP 429/5xx, a timeout, a lost connection.
+    #[error("transient: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// The least wait the provider asked for (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
     /// Never worth retrying: SMTP 5xx, an address or message the provider refuses.
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl SendError {
+    /// A transient failure with no `Retry-After`.
+    pub fn transient(message: impl Into<String>) -> SendError {
+        SendError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
 }
 
 /// A configured provider.
@@ -47,6 +67,8 @@ pub enum Provider {
     Log,
     /// An SMTP server.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// A Resend-compatible JSON API.
+    Http(Box<HttpProvider>),
 }
 
 impl Provider {
@@ -55,11 +77,15 @@ impl Provider {
         match settings {
             ProviderSettings::Log => Ok(Provider::Log),
             ProviderSettings::Smtp(smtp) => smtp_transport(smtp, concurrency).map(Provider::Smtp),
+            ProviderSettings::Http(http) => {
+                HttpProvider::new(http, concurrency).map(|p| Provider::Http(Box::new(p)))
+            }
         }
     }
 
-    /// Sends one message; returns the provider's id for it (the `Message-ID` for SMTP).
-    pub async fn send(&self, m: &Outgoing, timeout: Duration) -> Result<String, SendError> {
+    /// Sends one message; returns the provider's id for it (the `Message-ID` for SMTP; the
+    /// API's id for `http`, none when its answer carried none).
+    pub async fn send(&self, m: &Outgoing, timeout: Duration) -> Result<Option<String>, SendError> {
         match self {
             Provider::Log => {
                 tracing::info!(
@@ -71,17 +97,25 @@ impl Provider {
                     text = %m.text,
                     "email (log provider: not sent)"
                 );
-                Ok(m.message_id.clone())
+                Ok(Some(m.message_id.clone()))
+            }
+            Provider::Http(http) => {
+                match tokio::time::timeout(timeout, http.send(m, &m.idempotency_key)).await {
+                    Err(_) => Err(SendError::transient(format!(
+                        "no answer from the API within {timeout:?}"
+                    ))),
+                    Ok(result) => result,
+                }
             }
             Provider::Smtp(transport) => {
                 let message = build_message(m).map_err(SendError::Permanent)?;
                 match tokio::time::timeout(timeout, transport.send(message)).await {
-                    Err(_) => Err(SendError::Transient(format!(
+                    Err(_) => Err(SendError::transient(format!(
                         "no answer from the SMTP server within {timeout:?}"
                     ))),
-                    Ok(Ok(_)) => Ok(m.message_id.clone()),
+                    Ok(Ok(_)) => Ok(Some(m.message_id.clone())),
                     Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                    Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
+                    Ok(Err(e)) => Err(SendError::transient(e.to_string())),
                 }
             }
         }

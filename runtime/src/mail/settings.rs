@@ -1,5 +1,6 @@
 //! The delivery worker's settings: `[email]` of `hogsend.toml` plus the environment
-//! (`HOGSEND_SECRET`, `HOGSEND_SMTP_PASSWORD`, `HOGSEND_EMAIL_PROVIDER`).
+//! (`HOGSEND_SECRET`, `HOGSEND_SMTP_PASSWORD`, the `http` provider's API key and webhook
+//! secret from the variables `[email]` names).
 
 use std::time::Duration;
 
@@ -23,6 +24,15 @@ pub struct SmtpSettings {
     pub url: Option<String>,
 }
 
+/// How the worker reaches a Resend-compatible JSON API.
+#[derive(Clone)]
+pub struct HttpSettings {
+    /// The API's base URL, without a trailing `/` (messages go to `{base_url}/emails`).
+    pub base_url: String,
+    /// The bearer token.
+    pub api_key: String,
+}
+
 /// Which provider sends.
 #[derive(Clone)]
 pub enum ProviderSettings {
@@ -30,7 +40,16 @@ pub enum ProviderSettings {
     Log,
     /// An SMTP server.
     Smtp(SmtpSettings),
+    /// A Resend-compatible JSON API.
+    Http(HttpSettings),
 }
+
+/// The default base URL of the `http` provider.
+pub const DEFAULT_HTTP_URL: &str = "https://api.resend.com";
+/// The default variable of the `http` provider's API key.
+pub const DEFAULT_API_KEY_ENV: &str = "HOGSEND_EMAIL_API_KEY";
+/// The default variable of the provider webhooks' signing secret.
+pub const DEFAULT_WEBHOOK_SECRET_ENV: &str = "HOGSEND_EMAIL_WEBHOOK_SECRET";
 
 /// Everything the delivery worker and the link routes need.
 #[derive(Clone)]
@@ -39,8 +58,11 @@ pub struct MailSettings {
     pub worker: bool,
     /// The provider.
     pub provider: ProviderSettings,
-    /// The provider's name, for the log and metrics (`log`, `smtp`).
+    /// The provider's name, for the log and metrics (`log`, `smtp`, `http`).
     pub provider_name: &'static str,
+    /// The provider webhooks' signing secrets (`whsec_…`; several while rotating): a
+    /// webhook verifies when any of them signed it. Empty: webhooks are refused.
+    pub webhook_secrets: Vec<String>,
     /// The default `From:`.
     pub from: String,
     /// The base of unsubscribe and preferences links, without a trailing `/`.
@@ -78,6 +100,7 @@ impl Default for MailSettings {
             worker: true,
             provider: ProviderSettings::Log,
             provider_name: "log",
+            webhook_secrets: Vec::new(),
             from: "hogsend <hogsend@localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
             unsubscribe_mailto: "unsubscribe@localhost".into(),
@@ -85,8 +108,8 @@ impl Default for MailSettings {
             signer: None,
             rate_per_second: None,
             frequency_cap: None,
-            batch_size: 100,
-            concurrency: 8,
+            batch_size: 500,
+            concurrency: 32,
             lease: Duration::from_secs(300),
             poll: Duration::from_millis(500),
             max_attempts: 8,
@@ -153,6 +176,33 @@ impl MailSettings {
             )
         });
         s.signer = get("HOGSEND_SECRET").and_then(|v| Signer::from_env_value(&v));
+        let secret_env = email
+            .webhook_secret_env
+            .as_deref()
+            .unwrap_or(DEFAULT_WEBHOOK_SECRET_ENV);
+        s.webhook_secrets = get(secret_env)
+            .map(|v| {
+                v.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(lease) = email.lease {
+            s.lease = Duration::from_secs(lease.0.max(1));
+        }
+        // A send must give up before its lease ends, or a second worker could claim the
+        // message while the first still waits for the provider.
+        s.send_timeout = s
+            .send_timeout
+            .min(s.lease / 2)
+            .max(Duration::from_millis(500));
+        if let Some(n) = email.batch_size {
+            s.batch_size = i32::try_from(n.clamp(1, 10_000)).unwrap_or(500);
+        }
+        if let Some(n) = email.concurrency {
+            s.concurrency = usize::try_from(n.clamp(1, 1_000)).unwrap_or(32);
+        }
         match email.provider {
             EmailProvider::Log => {}
             EmailProvider::Smtp => {
@@ -176,11 +226,38 @@ impl MailSettings {
                 s.provider_name = "smtp";
             }
             EmailProvider::Http => {
-                return Err(ConfigError {
-                    name: "[email] provider",
-                    value: "http".into(),
-                    problem: "the http provider is not available yet; use log or smtp".into(),
-                })
+                let key_env = email.api_key_env.as_deref().unwrap_or(DEFAULT_API_KEY_ENV);
+                let Some(api_key) = get(key_env) else {
+                    return Err(ConfigError {
+                        name: "[email] api_key_env",
+                        value: key_env.to_string(),
+                        problem: format!(
+                            "the http provider needs its API key in the environment variable {key_env}"
+                        ),
+                    });
+                };
+                let base_url = email
+                    .http_url
+                    .as_ref()
+                    .map_or(DEFAULT_HTTP_URL, |u| u.expose())
+                    .trim_end_matches('/')
+                    .to_string();
+                if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+                    return Err(ConfigError {
+                        name: "[email] http_url",
+                        value: email
+                            .http_url
+                            .as_ref()
+                            .map(|u| u.redacted())
+                            .unwrap_or_default(),
+                        problem: "expected an http:// or https:// URL".into(),
+                    });
+                }
+                s.provider = ProviderSettings::Http(HttpSettings {
+                    base_url,
+                    api_key: api_key.trim().to_string(),
+                });
+                s.provider_name = "http";
             }
         }
         if s.signer.is_none() && !matches!(s.provider, ProviderSettings::Log) {
@@ -216,6 +293,36 @@ mod tests {
         .unwrap();
         assert_eq!(ok.provider_name, "smtp");
         assert!(!format!("{ok:?}").contains("s3cret"));
+        let http = EmailConfig {
+            provider: EmailProvider::Http,
+            http_url: Some(hogsend_schema::settings::RedactedUrl::new(
+                "http://127.0.0.1:9/",
+            )),
+            api_key_env: Some("MY_KEY".into()),
+            lease: Some(hogsend_schema::settings::Seconds(10)),
+            ..EmailConfig::default()
+        };
+        let err = MailSettings::from_config(&http, listen, |n| {
+            (n == "HOGSEND_SECRET").then(|| "s3cret".to_string())
+        })
+        .unwrap_err();
+        assert_eq!(err.name, "[email] api_key_env");
+        let ok = MailSettings::from_config(&http, listen, |n| match n {
+            "HOGSEND_SECRET" => Some("s3cret".into()),
+            "MY_KEY" => Some("re_123".into()),
+            "HOGSEND_EMAIL_WEBHOOK_SECRET" => Some("whsec_a, whsec_b".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(ok.provider_name, "http");
+        assert_eq!(ok.webhook_secrets, vec!["whsec_a", "whsec_b"]);
+        assert_eq!(ok.lease, Duration::from_secs(10));
+        assert_eq!(ok.send_timeout, Duration::from_secs(5), "half the lease");
+        assert!(!format!("{ok:?}").contains("re_123"));
+        match &ok.provider {
+            ProviderSettings::Http(h) => assert_eq!(h.base_url, "http://127.0.0.1:9"),
+            _ => panic!("http"),
+        }
         let log = MailSettings::from_config(&EmailConfig::default(), listen, |_| None).unwrap();
         assert_eq!(log.public_url, "http://127.0.0.1:9");
         assert!(log.signer.is_none());

@@ -88,6 +88,12 @@ registry! {
         "No API key, a malformed `Authorization` header, or a key that is unknown or \
          revoked. Send `Authorization: Bearer <key>` (or HTTP basic auth with the key as \
          user name).";
+    /// A provider webhook whose signature does not verify.
+    InvalidSignature => "invalid_signature", UNAUTHORIZED,
+        "A provider webhook (`POST /v1/webhooks/email/{provider}`) whose `svix-signature` \
+         matches no configured secret, whose `svix-*` headers are missing, whose \
+         `svix-timestamp` is more than 5 minutes from now (a replay), or that arrived while no \
+         secret is configured. Nothing was recorded.";
     /// A valid key whose scope does not cover the route.
     Forbidden => "forbidden", FORBIDDEN,
         "The key is valid but its scope does not allow this route (`ingest` writes, `read` \
@@ -96,6 +102,9 @@ registry! {
     /// No route at this path.
     NotFound => "not_found", NOT_FOUND,
         "There is no route at this path.";
+    /// Webhooks of a provider hogsend does not understand.
+    UnknownProvider => "unknown_provider", NOT_FOUND,
+        "`POST /v1/webhooks/email/{provider}` takes `resend` (the `http` provider's events).";
     /// An unsubscribe or preferences link whose token does not verify.
     InvalidLink => "invalid_link", NOT_FOUND,
         "The unsubscribe or preferences link is not one hogsend signed (mistyped, cut off \
