@@ -50,6 +50,11 @@ begin
       properties jsonb not null, entry_count integer, filter_ok boolean not null,
       exempt boolean not null, parent_run_id bigint, rank bigint, reason text
     ) on commit delete rows;
+    -- Per (contact, journey) lookups of the two request sets above (the rank of a request
+    -- among its contact's and journey's, the earliest request left): without these indexes a
+    -- pass enrolling 100,000 runs compares every request with every other (quadratic).
+    create index on _hs_jcand (user_key, journey_id);
+    create index on _hs_jpick (user_key, journey_id);
     create temp table _hs_jstat (
       enrolled bigint not null, skipped bigint not null, steps bigint not null,
       messages bigint not null, ended bigint not null
