@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
         journeys::list, journeys::one, journeys::patch, journeys::runs,
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
-        lists::lists, lists::members, lists::subscribe, lists::unsubscribe,
+        lists::lists, lists::list_members, lists::subscribe_many, lists::unsubscribe_many,
         subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
         ops::healthz, ops::readyz, ops::metrics,
