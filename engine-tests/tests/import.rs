@@ -10,7 +10,7 @@ use hogsend_runtime::testkit::{request, Response, TestDaemon, TestDatabase};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const PROJECT: &str = r#"
 bucket signed_up {
@@ -55,6 +55,22 @@ async fn post_ndjson(
         Some(body.as_bytes()),
     )
     .await
+}
+
+/// The properties the OpenAPI document gives schema `name`.
+fn documented(name: &str) -> BTreeSet<String> {
+    let doc = serde_json::to_value(hogsend_runtime::http::openapi::document()).unwrap();
+    doc["components"]["schemas"][name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no schema {name}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// An answer object's fields.
+fn fields(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
 }
 
 fn code(r: &Response) -> String {
@@ -111,6 +127,8 @@ async fn api_import_upserts_reports_bad_lines_and_is_idempotent() {
         (json!(8), json!(4), json!(0), json!(4)),
         "{summary}"
     );
+    assert_eq!(fields(&summary), documented("Summary"));
+    assert_eq!(fields(&summary["errors"][0]), documented("RowError"));
     let lines: Vec<u64> = summary["errors"]
         .as_array()
         .unwrap()
@@ -439,6 +457,8 @@ async fn list_routes_count_page_and_bulk_subscribe() {
     };
     let lists = d.call("GET", "/v1/lists", Some(&d.read_key), None).await;
     assert_eq!(lists.status, 200, "{}", lists.body);
+    assert_eq!(fields(&lists.json()), documented("Lists"));
+    assert_eq!(fields(&lists.json()["lists"][0]), documented("List"));
     check(&people, &lists.json());
 
     // Keyset pages over several pages equal the model's members, in key order.
@@ -454,6 +474,8 @@ async fn list_routes_count_page_and_bulk_subscribe() {
             let page = d.call("GET", &path, Some(&d.read_key), None).await;
             assert_eq!(page.status, 200, "{}", page.body);
             let page = page.json();
+            assert_eq!(fields(&page), documented("ListMemberPage"));
+            assert_eq!(fields(&page["members"][0]), documented("ListMember"));
             pages += 1;
             for m in page["members"].as_array().unwrap() {
                 got.push(m["key"].as_str().unwrap().to_owned());
@@ -503,6 +525,7 @@ async fn list_routes_count_page_and_bulk_subscribe() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
+    assert_eq!(fields(&body), documented("BulkSubscription"));
     let live: Vec<&Person> = people.iter().take(40).filter(|p| !p.deleted).collect();
     let already = live.iter().filter(|p| p.beta == Some(true)).count();
     let mut unknown: Vec<String> = people

@@ -30,9 +30,9 @@ pub const MAX_KEYS: usize = 10_000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/lists", get(lists))
-        .route("/v1/lists/{id}/members", get(members))
-        .route("/v1/lists/{id}/subscribe", post(subscribe))
-        .route("/v1/lists/{id}/unsubscribe", post(unsubscribe))
+        .route("/v1/lists/{id}/members", get(list_members))
+        .route("/v1/lists/{id}/subscribe", post(subscribe_many))
+        .route("/v1/lists/{id}/unsubscribe", post(unsubscribe_many))
 }
 
 /// A declared list.
@@ -150,7 +150,7 @@ pub struct ListMemberPage {
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),
         (status = 404, description = "`list_not_found`", body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub(super) async fn members(
+pub(super) async fn list_members(
     State(state): State<AppState>,
     _auth: Auth<Read>,
     ApiPath(id): ApiPath<String>,
@@ -300,7 +300,7 @@ async fn set_many(
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 404, description = "`list_not_found`", body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub(super) async fn subscribe(
+pub(super) async fn subscribe_many(
     State(state): State<AppState>,
     _auth: Auth<Ingest>,
     ApiPath(id): ApiPath<String>,
@@ -318,7 +318,7 @@ pub(super) async fn subscribe(
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 404, description = "`list_not_found`", body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
-pub(super) async fn unsubscribe(
+pub(super) async fn unsubscribe_many(
     State(state): State<AppState>,
     _auth: Auth<Ingest>,
     ApiPath(id): ApiPath<String>,

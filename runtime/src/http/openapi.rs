@@ -48,7 +48,7 @@ pub fn router() -> Router<AppState> {
         runs::one, runs::cancel, runs::contact_runs,
         messages::one, messages::contact_messages,
         campaigns::list, campaigns::one, campaigns::create, campaigns::cancel, campaigns::start,
-        lists::lists, lists::members, lists::subscribe, lists::unsubscribe,
+        lists::lists, lists::list_members, lists::subscribe_many, lists::unsubscribe_many,
         subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
         email_webhooks::email_provider_webhook,
