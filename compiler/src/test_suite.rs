@@ -108,6 +108,12 @@ pub enum ExpectationKind {
         template: String,
         reason: Option<String>,
     },
+    /// `subscribed L` / `unsubscribed L` (`list` is `None` for `all`): see
+    /// docs/language.md#tests for what each state means.
+    Subscription {
+        list: Option<String>,
+        subscribed: bool,
+    },
     /// The contact's latest run of the journey has this status (and is at this step).
     JourneyStatus {
         journey: String,

@@ -472,6 +472,12 @@ impl VisitSpans for TestAction {
                             r.span.visit_spans(visit);
                         }
                     }
+                    Expect::Subscription {
+                        list, list_span, ..
+                    } => {
+                        list.visit_spans(visit);
+                        visit(list_span);
+                    }
                     Expect::JourneyStatus {
                         journey,
                         step,

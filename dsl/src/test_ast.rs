@@ -176,6 +176,15 @@ pub enum Expect {
         template: Ident,
         because: Option<SkipReason>,
     },
+    /// `subscribed L` / `unsubscribed L`, or `all` (also written `*`) for the switch over
+    /// every list: the contact's subscription state after the instant (`list` is `None` for
+    /// `all`).
+    Subscription {
+        list: Option<Ident>,
+        subscribed: bool,
+        /// The span of the list id (or of `all` / `*`).
+        list_span: Span,
+    },
     /// `journey J STATUS [at "step"]`: the contact's latest run of J
     JourneyStatus {
         journey: Ident,

@@ -11,6 +11,7 @@
 //!              | "left" ID ["because" ("criteria" | "max_dwell")] | "dwell" ID "." ID
 //!              | "received" ID [INT "times"] | "skipped" ID ["because" ID [ID]]
 //!              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
+//!              | ("subscribed" | "unsubscribed") (ID | "all" | "*")
 //! object      := "{" [field ("," field)* [","]] "}"     field := (WORD | STRING) ":" value
 //! value       := literal | "null" | object | "[" [value ("," value)*] "]"
 //! ```
@@ -311,12 +312,15 @@ const EXPECTATIONS: &[&str] = &[
     "`received`",
     "`skipped`",
     "`journey`",
+    "`subscribed`",
+    "`unsubscribed`",
 ];
 
 // expectation := "in" ["journey"] ID | "entered" ID | "left" ID ["because" REASON]
 //              | "dwell" ID "." ID | "received" ID [INT "times"]
 //              | "skipped" ID ["because" ID [ID]]
 //              | "journey" ID STATUS ["at" STRING] ["until" instant]   (`waiting` only)
+//              | ("subscribed" | "unsubscribed") (ID | "all" | "*")
 fn expectation(i: &str) -> PResult<'_, Expect> {
     let Ok((rest, (kw, _))) = word(i) else {
         return failure(unexpected(i, EXPECTATIONS));
@@ -432,6 +436,26 @@ fn expectation(i: &str) -> PResult<'_, Expect> {
                     status,
                     step,
                     until,
+                },
+            ))
+        }
+        "subscribed" | "unsubscribed" => {
+            let subscribed = kw == "subscribed";
+            let (rest, list, list_span) = if let Some(after) = ws(rest).strip_prefix('*') {
+                (after, None, span_between(ws(rest), after))
+            } else if let Ok((after, ("all", span))) = word(rest) {
+                (after, None, span)
+            } else {
+                let (after, l) = cut(ident("a list id or `all`"))(rest)?;
+                let span = l.span;
+                (after, Some(l), span)
+            };
+            Ok((
+                rest,
+                Expect::Subscription {
+                    list,
+                    subscribed,
+                    list_span,
                 },
             ))
         }

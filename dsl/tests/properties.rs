@@ -441,6 +441,17 @@ fn expect() -> impl Strategy<Value = Expect> {
         (test_ident(), reason).prop_map(|(bucket, because)| Expect::Left { bucket, because }),
         (test_ident(), test_ident()).prop_map(|(bucket, label)| Expect::Dwell { bucket, label }),
         test_ident().prop_map(Expect::Received),
+        (
+            prop::option::of(
+                test_ident().prop_filter("`all` means every list", |l| l.name != "all")
+            ),
+            any::<bool>()
+        )
+            .prop_map(|(list, subscribed)| Expect::Subscription {
+                list,
+                subscribed,
+                list_span: sp(),
+            }),
         (test_ident(), skip, test_ident()).prop_map(|(template, skip, list)| Expect::Skipped {
             template,
             because: skip.map(|(reason, with_list)| SkipReason {

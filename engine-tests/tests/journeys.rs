@@ -888,6 +888,108 @@ journey morning {
 }
 
 #[tokio::test]
+async fn runs_follow_an_anonymous_contact_merged_into_a_user() {
+    let hog = r#"
+bucket visitors {
+  criteria did visit
+  on enter {
+    wait 5d
+    send tip
+  }
+}
+journey onboard {
+  trigger event visit
+  send a
+  wait 2d
+  send b
+}
+journey news {
+  trigger event visit
+  entry unlimited
+  wait 1d
+  send c
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.tick("2027-01-04T00:00:00Z").await;
+    // u1 (identified) and its future anonymous self a1 both visit; a2 visits alone and
+    // becomes u2, a contact with no runs yet.
+    j.contact("u1", Some("u1@example.com"), "{}").await;
+    j.contact("u2", Some("u2@example.com"), "{}").await;
+    j.sql("insert into contacts (anonymous_id) values ('a1'), ('a2')")
+        .await;
+    for key in ["u1", "a1", "a2"] {
+        j.event(key, "visit", "{}", "2027-01-04T10:00:00Z").await;
+    }
+    j.tick("2027-01-04T10:00:01Z").await;
+    assert_eq!(j.runs().await.len(), 9);
+
+    j.sql("select merge_contacts('u1', 'a1'); select merge_contacts('u2', 'a2');")
+        .await;
+    let mut runs = j.runs().await;
+    runs.sort();
+    assert_eq!(
+        runs,
+        strs(&[
+            // a1's `once` run ends: u1 is already running `onboard`; its reaction run ends
+            // with the membership merged into u1's.
+            "news u1 waiting s1 -",
+            "news u1 waiting s1 -",
+            "news u2 waiting s1 -",
+            "onboard u1 exited s2 merged",
+            "onboard u1 waiting s2 -",
+            "onboard u2 waiting s2 -",
+            "visitors.on_enter u1 exited s1 merged",
+            "visitors.on_enter u1 waiting s1 -",
+            "visitors.on_enter u2 waiting s1 -",
+        ])
+    );
+    // The history moved with the runs: a2's first step is u2's.
+    assert_eq!(j.path("onboard", "u2").await, strs(&["s1:a"]));
+    let anon: i64 = sqlx::query_scalar(
+        "select (select count(*) from runs where user_key in ('a1', 'a2'))
+              + (select count(*) from run_steps where user_key in ('a1', 'a2'))
+              + (select count(*) from messages where user_key in ('a1', 'a2'))",
+    )
+    .fetch_one(&mut j.conn)
+    .await
+    .expect("anonymous rows");
+    assert_eq!(anon, 0);
+
+    // The moved runs go on under the user keys and send to the users' addresses; the
+    // person's history counts for `entry once`.
+    j.event("u2", "visit", "{}", "2027-01-06T09:00:00Z").await;
+    j.tick("2027-01-06T10:00:01Z").await;
+    let sent: Vec<String> = sqlx::query_scalar(
+        "select user_key || ' ' || template || ' ' || coalesce(to_email, '-') from messages
+          where created_at = '2027-01-06T10:00:01Z' order by 1",
+    )
+    .fetch_all(&mut j.conn)
+    .await
+    .expect("messages");
+    assert_eq!(
+        sent,
+        strs(&[
+            "u1 b u1@example.com",
+            "u1 c u1@example.com",
+            "u1 c u1@example.com",
+            "u2 b u2@example.com",
+            "u2 c u2@example.com",
+        ])
+    );
+    // u2's second visit: `onboard` is skipped (a2's run is the person's), `news` (unlimited)
+    // starts a second run, waiting from this tick.
+    assert_eq!(j.skips().await, strs(&["onboard entry_once 1"]));
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from runs where user_key = 'u2' and journey_id = 'news' and status = 'waiting'",
+    )
+    .fetch_one(&mut j.conn)
+    .await
+    .expect("waiting");
+    assert_eq!(waiting, 1);
+}
+
+#[tokio::test]
 async fn deploys_keep_runs_at_surviving_steps_and_end_the_others() {
     let v1 = r#"
 journey series {

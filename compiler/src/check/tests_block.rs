@@ -26,6 +26,12 @@ pub(crate) enum TestError {
     DuplicateTest { name: String, at: Loc, first: Loc },
     /// `at +1d` as the first instant, or `at 2027-01-01` after `at 2027-02-01`
     InstantOrder { at: Loc, previous: Option<Loc> },
+    /// `u1 subscribe weekly` / `expect u1 subscribed weekly` when no `list weekly` is declared
+    UnknownList {
+        name: String,
+        at: Loc,
+        suggestion: Option<String>,
+    },
 }
 
 impl TestError {
@@ -54,6 +60,21 @@ impl TestError {
             )
             .with_secondary(label(first, "first used here"))
             .with_help("test names are unique across the project, so a failure names one test"),
+            TestError::UnknownList {
+                name,
+                at,
+                suggestion,
+            } => Diagnostic::new(
+                Code::E0253,
+                format!("unknown list `{name}`"),
+                label(at, "not a declared list"),
+            )
+            .with_help(match suggestion {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "declare it in a .hog file (`list {name} {{ name \"…\" }}`), or write `*` (`all` in an expectation) for every list"
+                ),
+            }),
             TestError::InstantOrder { at, previous } => match previous {
                 None => Diagnostic::new(
                     Code::E0350,
@@ -249,6 +270,9 @@ impl Checker<'_> {
                 ..
             } => {
                 self.contact_ref(contact, names);
+                if let Some(list) = list {
+                    self.test_list_ref(list);
+                }
                 step.changes.push(TestChange::Subscription {
                     key: contact.name.clone(),
                     list_id: list.as_ref().map_or("*".to_string(), |l| l.name.clone()),
@@ -337,9 +361,23 @@ impl Checker<'_> {
             }
             Expect::Skipped { template, because } => {
                 self.template_ref(template);
+                if let Some(list) = because.as_ref().and_then(|r| r.list.as_ref()) {
+                    self.test_list_ref(list);
+                }
                 ExpectationKind::Skipped {
                     template: template.name.clone(),
                     reason: because.as_ref().map(ast::SkipReason::stored),
+                }
+            }
+            Expect::Subscription {
+                list, subscribed, ..
+            } => {
+                if let Some(list) = list {
+                    self.test_list_ref(list);
+                }
+                ExpectationKind::Subscription {
+                    list: list.as_ref().map(|l| l.name.clone()),
+                    subscribed: *subscribed,
                 }
             }
             Expect::JourneyStatus {
@@ -357,6 +395,22 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// Resolves a list id named by a test (E0253 when no `list` declares it).
+    fn test_list_ref(&mut self, id: &ast::Ident) {
+        if self.lists.contains_key(id.name.as_str()) || self.parse_failed {
+            return;
+        }
+        let suggestion = super::closest(&id.name, self.lists.keys().copied());
+        let at = self.loc(id.span);
+        self.report_test(TestError::UnknownList {
+            name: id.name.clone(),
+            at,
+            suggestion,
+        });
     }
 }
 

@@ -347,6 +347,23 @@ Example:
 
 Rename one of them.";
 
+    /// A test names a list no `list` block declares.
+    E0253 => "unknown list in a test",
+"The lists a test subscribes a contact to, unsubscribes it from, or expects a
+subscription state or skip reason for must be declared with a `list` block,
+so a typo cannot make a test pass by testing a list nothing sends to. Write
+`*` in an action (`all` in an expectation) for the switch over every list.
+
+Example:
+
+    list weekly { name \"Weekly digest\" }
+    test \"opt out\" {
+      contact u1
+      at 2027-01-04 { u1 unsubscribe weeky }
+    }
+
+Fix the spelling: `u1 unsubscribe weekly`.";
+
 
     // ---- E03xx: semantics ----
     /// A bucket whose criteria hold for a contact with no properties and no events.

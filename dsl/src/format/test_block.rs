@@ -148,6 +148,17 @@ pub(crate) fn action(a: &TestAction) -> String {
                         None => format!("skipped {} because {}", template.name, r.reason.name),
                     },
                 },
+                Expect::Subscription {
+                    list, subscribed, ..
+                } => format!(
+                    "{} {}",
+                    if *subscribed {
+                        "subscribed"
+                    } else {
+                        "unsubscribed"
+                    },
+                    list.as_ref().map_or("all", |l| l.name.as_str())
+                ),
                 Expect::JourneyStatus {
                     journey,
                     status,

@@ -231,7 +231,7 @@ pub struct Run {
     /// When it ended; null while in flight.
     pub ended_at: Option<DateTime<Utc>>,
     /// Why it exited: `exit_when`, `exit_step`, `membership_ended`, `contact_deleted`,
-    /// `step_removed`, `cancelled`.
+    /// `step_removed`, `cancelled`, `merged`.
     pub exit_reason: Option<String>,
     /// Why it failed.
     pub error: Option<String>,

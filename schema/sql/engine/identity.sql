@@ -29,7 +29,8 @@ $hs$;
 -- events and messages are re-keyed; its memberships move to the merged key where that key
 -- has none (with their transition history, so dwell clocks carry on), and otherwise end
 -- silently with reason `merged` (no `bucket:left` event, no reaction) so no bucket lists the
--- person twice. The caller re-evaluates the merged key. Returns the merged key.
+-- person twice. Its journey runs move too (below). The caller re-evaluates the merged key.
+-- Returns the merged key.
 --
 -- Only a contact whose *key* is `p_anon` is folded: an anonymous id already merged into
 -- another user (a shared device) is left alone.
@@ -113,6 +114,28 @@ begin
   -- The final key is always the user id: everything under the anonymous key moves to it.
   update {{ s }}.events set user_key = p_user where user_key = p_anon;
   update {{ s }}.messages set user_key = p_user where user_key = p_anon;
+
+  -- Journey runs follow the person (docs/language.md, "Identity merges and runs"): every
+  -- run of the anonymous key, its history and its pending trigger events move to the user
+  -- key — except that an in-flight run ends `exited` (`merged`) first when the user key
+  -- already has one of the same `once`/`once per` journey in flight (the person may run it
+  -- once at a time; the user's continues), or when it is an `on enter` reaction run whose
+  -- membership ends as merged below (the user's membership of that bucket stands).
+  update {{ s }}.runs r
+     set status = 'exited', exit_reason = 'merged', ended_at = v_now, wake_at = null,
+         updated_at = v_now
+   where r.user_key = p_anon and r.status in ('active', 'waiting')
+     and ((r.exclusive
+           and exists (select 1 from {{ s }}.runs k
+                        where k.user_key = p_user and k.journey_id = r.journey_id
+                          and k.status in ('active', 'waiting')))
+       or (r.trigger_kind = 'enter'
+           and exists (select 1 from {{ s }}.journeys j
+                         join {{ s }}.memberships k on k.bucket_id = j.bucket_id
+                        where j.id = r.journey_id and k.user_key = p_user)));
+  update {{ s }}.runs set user_key = p_user where user_key = p_anon;
+  update {{ s }}.run_steps set user_key = p_user where user_key = p_anon;
+  update {{ s }}.journey_inbox set user_key = p_user where user_key = p_anon;
 
   -- Memberships of the anonymous key in buckets where the user has none move over, with
   -- their transition history (dwell firings are looked up per key and epoch).

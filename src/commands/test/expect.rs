@@ -142,6 +142,55 @@ pub async fn check(
             };
             (holds, actual, None)
         }
+        ExpectationKind::Subscription { list, subscribed } => {
+            // (the explicit row for the list, the row for every list, the list's default)
+            let (row, all, default): (Option<String>, Option<String>, Option<bool>) =
+                sqlx::query_as(
+                    "select (select status from subscriptions where user_key = $1 and list_id = $2), \
+                            (select status from subscriptions where user_key = $1 and list_id = '*'), \
+                            (select default_subscribed from lists where id = $2)",
+                )
+                .bind(key)
+                .bind(list.as_deref().unwrap_or("*"))
+                .fetch_one(&mut *conn)
+                .await?;
+            let all_off = all.as_deref() == Some("unsubscribed");
+            let (holds, actual) = match list {
+                None => (
+                    all_off != *subscribed,
+                    if all_off {
+                        format!("{key} is unsubscribed from every list")
+                    } else {
+                        format!("{key} is not unsubscribed from every list")
+                    },
+                ),
+                Some(l) => {
+                    let state = match row.as_deref() {
+                        Some(s) => format!("{s} to {l}"),
+                        None if default == Some(false) => {
+                            format!("not subscribed to {l} (an opt-in list)")
+                        }
+                        None => format!("subscribed to {l} (by the list's default)"),
+                    };
+                    let holds = if *subscribed {
+                        !all_off
+                            && match row.as_deref() {
+                                Some(s) => s == "subscribed",
+                                None => default != Some(false),
+                            }
+                    } else {
+                        row.as_deref() == Some("unsubscribed")
+                    };
+                    let also = if all_off {
+                        ", and unsubscribed from every list"
+                    } else {
+                        ""
+                    };
+                    (holds, format!("{key} is {state}{also}"))
+                }
+            };
+            (holds, actual, None)
+        }
         ExpectationKind::InJourney(j) | ExpectationKind::JourneyStatus { journey: j, .. } => {
             type Run = (String, Option<String>, Option<DateTime<Utc>>);
             let rows: Vec<Run> = sqlx::query_as(
