@@ -129,8 +129,9 @@ impl VisitSpans for Item {
                         CampaignFieldKind::Name(s) => s.visit_spans(visit),
                         CampaignFieldKind::Audience(a) => a.id.visit_spans(visit),
                         CampaignFieldKind::Template(t) => t.visit_spans(visit),
-                        CampaignFieldKind::SendAt(SendAt::Instant { at, span, .. })
-                        | CampaignFieldKind::SendAt(SendAt::Local { at, span, .. }) => {
+                        CampaignFieldKind::SendAt(
+                            SendAt::Instant { at, span, .. } | SendAt::Local { at, span, .. },
+                        ) => {
                             at.span.visit_spans(visit);
                             span.visit_spans(visit);
                         }
