@@ -146,7 +146,10 @@ pub fn render(template: &DeployedTemplate, ctx: &RenderContext) -> Result<Render
         .join(" ");
     let html = match &template.html {
         Some(source) => Some(with_preheader(
-            &one("body.html", source)?,
+            &inline_css(&one("body.html", source)?).map_err(|message| RenderError {
+                template: template.id.clone(),
+                message,
+            })?,
             template.preheader.as_deref(),
         )),
         None => None,
@@ -161,6 +164,23 @@ pub fn render(template: &DeployedTemplate, ctx: &RenderContext) -> Result<Render
         html,
         text,
     })
+}
+
+/// The rules of the HTML's `<style>` blocks moved into `style` attributes (css-inline: mail
+/// clients such as Gmail drop or ignore `<style>`), at-rules (`@media`, `@font-face`) kept in
+/// a `<style>` block since they cannot be inlined. HTML without `<style>` is returned as it
+/// is (the inliner re-serializes the whole document). Remote stylesheets (`<link>`) are never
+/// fetched: rendering does no IO.
+pub fn inline_css(html: &str) -> Result<String, String> {
+    if !html.to_ascii_lowercase().contains("<style") {
+        return Ok(html.to_string());
+    }
+    css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .keep_at_rules(true)
+        .build()
+        .inline(html)
+        .map_err(|e| format!("inlining the CSS failed: {e}"))
 }
 
 /// The preheader as the first, hidden element of the body (after `<body …>` when there is
@@ -240,6 +260,28 @@ mod tests {
             ..RenderContext::default()
         };
         assert_eq!(render(&t, &ctx).unwrap().text, "Hello <Ada>");
+    }
+
+    #[test]
+    fn style_blocks_are_inlined_and_media_queries_kept() {
+        let t = template(
+            "<html><head><style>p { color: red; } .big { font-size: 20px }\n\
+             @media (max-width: 600px) { p { color: blue } }</style></head>\n\
+             <body><p class=\"big\" style=\"margin: 0\">{{ contact.first_name }}</p></body></html>",
+        );
+        let ctx = RenderContext {
+            properties: json!({"first_name": "Ada"}),
+            ..RenderContext::default()
+        };
+        let html = render(&t, &ctx).unwrap().html.unwrap();
+        insta::with_settings!({ snapshot_path => "../../snapshots", omit_expression => true }, {
+            insta::assert_snapshot!("mail_css_inlined", html);
+        });
+        let plain = render(&template("<p>x</p>"), &ctx).unwrap().html.unwrap();
+        assert!(
+            plain.ends_with("<p>x</p>"),
+            "untouched without <style>: {plain}"
+        );
     }
 
     #[test]
