@@ -4,9 +4,8 @@
 
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
-    buckets, campaigns, contacts, email_webhooks, events, journeys, lists, messages, ops,
-    posthog, runs, segment,
-    subscriptions, AppState,
+    buckets, campaigns, contacts, email_webhooks, events, journeys, lists, messages, ops, posthog,
+    runs, segment, subscriptions, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::campaigns::Campaign;
