@@ -130,7 +130,7 @@ fn the_example_project_tests_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("test result: ok. 28 passed; 0 failed"),
+        stdout.contains("test result: ok. 29 passed; 0 failed"),
         "{stdout}"
     );
 }
