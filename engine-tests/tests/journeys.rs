@@ -1291,3 +1291,55 @@ async fn a_sign_up_over_http_is_welcomed_within_a_second() {
     );
     d.stop().await.expect("stop");
 }
+
+/// An identity merge moves the anonymous key's list choices (the later choice per list wins)
+/// and its messages, except a campaign's message when the user already has one of that
+/// campaign: a campaign reaches a person once, and the merge must not fail on it.
+#[tokio::test]
+async fn a_merge_keeps_one_message_per_campaign_and_the_later_list_choice() {
+    let hog = r#"
+bucket visitors {
+  criteria did visit
+}
+"#;
+    let mut j = J::new(hog).await;
+    j.contact("u1", Some("u1@example.com"), "{}").await;
+    j.sql("insert into contacts (anonymous_id) values ('a1')")
+        .await;
+    j.sql(
+        "insert into messages (user_key, template, status, campaign_id, category)
+         values ('u1', 'launch', 'sent', 'spring', 'news'),
+                ('a1', 'launch', 'skipped', 'spring', 'news'),
+                ('a1', 'winter', 'skipped', 'winter', 'news');
+         insert into subscriptions (user_key, list_id, status, changed_at, source) values
+           ('u1', 'news', 'subscribed', '2027-01-01T00:00:00Z', 'api'),
+           ('a1', 'news', 'unsubscribed', '2027-01-02T00:00:00Z', 'preferences'),
+           ('u1', 'tips', 'unsubscribed', '2027-01-03T00:00:00Z', 'api'),
+           ('a1', 'tips', 'subscribed', '2027-01-02T00:00:00Z', 'api'),
+           ('a1', '*', 'unsubscribed', '2027-01-02T00:00:00Z', 'one_click');",
+    )
+    .await;
+    j.sql("select merge_contacts('u1', 'a1')").await;
+
+    let messages: Vec<String> =
+        sqlx::query_scalar("select user_key || ' ' || campaign_id from messages order by 1")
+            .fetch_all(&mut j.conn)
+            .await
+            .expect("messages");
+    assert_eq!(messages, strs(&["a1 spring", "u1 spring", "u1 winter"]));
+    let subscriptions: Vec<String> = sqlx::query_scalar(
+        "select user_key || ' ' || list_id || ' ' || status || ' ' || source
+           from subscriptions order by 1",
+    )
+    .fetch_all(&mut j.conn)
+    .await
+    .expect("subscriptions");
+    assert_eq!(
+        subscriptions,
+        strs(&[
+            "u1 * unsubscribed one_click",
+            "u1 news unsubscribed preferences",
+            "u1 tips unsubscribed api",
+        ])
+    );
+}

@@ -26,7 +26,8 @@ $hs$;
 -- Identify / alias: the contact keyed `p_user` and the contact keyed `p_anon` become one
 -- contact keyed `p_user`. The survivor row (whose id, creation time and conflicting
 -- properties are kept) is the one with an external id, then the oldest. The other key's
--- events and messages are re-keyed; its memberships move to the merged key where that key
+-- events, messages (but a campaign's second message) and list choices (the later one per
+-- list) are re-keyed; its memberships move to the merged key where that key
 -- has none (with their transition history, so dwell clocks carry on), and otherwise end
 -- silently with reason `merged` (no `bucket:left` event, no reaction) so no bucket lists the
 -- person twice. Its journey runs move too (below). The caller re-evaluates the merged key.
@@ -113,7 +114,24 @@ begin
 
   -- The final key is always the user id: everything under the anonymous key moves to it.
   update {{ s }}.events set user_key = p_user where user_key = p_anon;
-  update {{ s }}.messages set user_key = p_user where user_key = p_anon;
+  -- A campaign reaches a person once (one message per campaign and key): where both keys
+  -- already hold a message of the same campaign, the anonymous key's stays where it is, as
+  -- history; every other message moves.
+  update {{ s }}.messages m set user_key = p_user
+   where m.user_key = p_anon
+     and (m.campaign_id is null
+          or not exists (select 1 from {{ s }}.messages k
+                          where k.campaign_id = m.campaign_id and k.user_key = p_user));
+  -- List choices follow the person too; where both keys chose for the same list (or for
+  -- everything, `*`), the later choice wins.
+  insert into {{ s }}.subscriptions as cur (user_key, list_id, status, changed_at, source)
+  select p_user, prev.list_id, prev.status, prev.changed_at, prev.source
+    from {{ s }}.subscriptions prev
+   where prev.user_key = p_anon
+  on conflict (user_key, list_id) do update
+     set status = excluded.status, changed_at = excluded.changed_at, source = excluded.source
+   where cur.changed_at < excluded.changed_at;
+  delete from {{ s }}.subscriptions where user_key = p_anon;
 
   -- Journey runs follow the person (docs/language.md, "Identity merges and runs"): every
   -- run of the anonymous key, its history and its pending trigger events move to the user
