@@ -156,19 +156,22 @@ pub(super) async fn put_subscriptions(
     if !problems.is_empty() {
         return Err(ApiError::invalid(&problems));
     }
+    // Every change of the request in one transaction: all of them or none.
+    let mut tx = state.pool.begin().await.map_err(crate::Error::from)?;
     for (list, subscribed) in changes {
         if list == "*" && subscribed {
             sqlx::query("delete from subscriptions where user_key = $1 and list_id = '*'")
                 .bind(&key)
-                .execute(&state.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(crate::Error::from)?;
         } else {
-            set_subscription(&state.pool, &key, &list, subscribed, "api")
+            set_subscription(&mut *tx, &key, &list, subscribed, "api")
                 .await
                 .map_err(crate::Error::from)?;
         }
     }
+    tx.commit().await.map_err(crate::Error::from)?;
     Ok(Json(read_subscriptions(&state, &key).await?))
 }
 
