@@ -29,10 +29,10 @@ use serde_json::{json, Value};
 use smtp::{header, Sink};
 
 /// Contacts loaded. Not the 20,000 of a full-size run: the Python SMTP server (even
-/// recording headers only) and the debug build's one `UPDATE` per message deliver a few
-/// hundred messages a second on the shared 2-core CI machine, so 20,000 would take minutes;
-/// 5,000 keeps the test well under a minute and still spans several delivery rounds
-/// between kills.
+/// recording headers only) and the debug build's one `UPDATE` per message deliver about 200
+/// messages a second on the shared 2-core machine (load average 15 from other builds), so
+/// 20,000 would take about two minutes. 5,000 took 36–37 s there, and still spans many
+/// delivery rounds between kills.
 const CONTACTS: i64 = 5_000;
 /// `[email] concurrency`: the most sends a killed daemon can have in flight.
 const CONCURRENCY: usize = 16;
