@@ -40,6 +40,10 @@ pub struct Args {
     /// Keep the database afterwards
     #[arg(long)]
     keep: bool,
+    /// Stop after the load and keep the database (no tick): the state a user's bulk load
+    /// leaves, to EXPLAIN the backfill's statements against
+    #[arg(long)]
+    load_only: bool,
     /// No progress lines on stderr
     #[arg(long)]
     quiet: bool,
@@ -133,6 +137,10 @@ async fn suite(args: &Args) -> Result<Value> {
         let t0 = dataset::t_end();
         let data = dataset::load(&mut conn, contacts, t0, dataset::AfterLoad::Nothing).await?;
         let mut rows = Vec::new();
+        if args.load_only {
+            let maintenance = maintenance(&mut conn).await?;
+            return Ok::<_, anyhow::Error>((data, rows, maintenance, tables.len()));
+        }
         say("first tick (the backfill), committed");
         let watch = Stopwatch::start();
         let first = hogsend_runtime::db::tick(&mut conn, SCHEMA, Some(t0)).await?;
@@ -169,7 +177,7 @@ async fn suite(args: &Args) -> Result<Value> {
     }
     .await;
     drop(conn);
-    if !args.keep {
+    if !args.keep && !args.load_only {
         server::drop_database(&mut admin, &name).await?;
     }
     let (data, rows, maintenance, tables) = result?;

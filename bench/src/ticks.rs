@@ -206,10 +206,11 @@ pub fn summary_number(summary: &Value, path: &[&str]) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The per-pass totals of a tick summary, for the report.
+/// The per-pass totals of a tick summary and the tables it analyzed, for the report.
 pub fn summary_passes(summary: &Value) -> Value {
     json!({
         "server_ms": summary_number(summary, &["ms"]),
         "passes": summary.get("passes").cloned().unwrap_or(Value::Null),
+        "analyzed": summary.get("analyzed").cloned().unwrap_or(Value::Null),
     })
 }

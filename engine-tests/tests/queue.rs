@@ -114,3 +114,100 @@ async fn drained_queue_leaves_no_dead_rows_and_loses_nothing() {
     assert!(written > 0);
     assert_eq!(count(&mut conn, MEMBERS).await, 3 * 10_000 + written);
 }
+
+/// The tables with planner statistics (rows in `pg_stats`) among `tables`.
+async fn with_statistics(conn: &mut PgConnection, tables: &[&str]) -> Vec<String> {
+    sqlx::query_scalar(
+        "select t from unnest($1::text[]) t
+          where exists (select 1 from pg_stats s where s.schemaname = 'hogsend' and s.tablename = t)
+          order by t",
+    )
+    .bind(tables)
+    .fetch_all(conn)
+    .await
+    .expect("pg_stats")
+}
+
+/// The tables a tick summary says it analyzed.
+fn analyzed(summary: &serde_json::Value) -> Vec<String> {
+    summary["analyzed"]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no analyzed tables in {summary}"))
+        .iter()
+        .map(|t| t.as_str().expect("a table name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn ticks_analyze_what_a_bulk_load_and_a_backfill_wrote() {
+    let tdb = TestDatabase::new().await;
+    let mut conn = tdb.connect().await;
+    migrate::migrate(
+        &mut conn,
+        &hogsend_schema::SchemaName::default(),
+        &compile(PROJECT),
+    )
+    .await
+    .expect("migrate");
+    sqlx::raw_sql(
+        "do $$ declare t text; begin
+           for t in select c.relname from pg_class c
+                     where c.relnamespace = 'hogsend'::regnamespace and c.relkind = 'r' loop
+             execute format('alter table hogsend.%I set (autovacuum_enabled = false)', t);
+           end loop;
+         end $$;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    // A bulk load by SQL, no ANALYZE: 20,000 contacts (created by the events' capture
+    // trigger) with 5 events each.
+    sqlx::query(
+        "insert into hogsend.events (user_key, event, occurred_at)
+         select 'k' || (g % 20000), 'app_opened', now() - g * interval '1 second'
+           from generate_series(1, 100000) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    const STATE: [&str; 4] = ["contacts", "events", "memberships", "transitions"];
+    assert!(with_statistics(&mut conn, &STATE).await.is_empty());
+
+    // The backfill tick analyzes the loaded tables before its buckets run, and the state it
+    // wrote (20,000 memberships and transitions) before it commits.
+    let first = db::tick(&mut conn, "hogsend", None).await.expect("tick");
+    assert_eq!(first["passes"]["backfill"]["joins"], 20_000);
+    assert_eq!(analyzed(&first), STATE);
+    assert_eq!(with_statistics(&mut conn, &STATE).await, STATE);
+
+    // The statistics hold what the tick wrote: the next tick finds nothing to analyze.
+    let second = db::tick(&mut conn, "hogsend", None).await.expect("tick");
+    assert_eq!(analyzed(&second), Vec::<String>::new());
+    let members: i64 = sqlx::query_scalar(
+        "select reltuples::bigint from pg_class where oid = 'hogsend.memberships'::regclass",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        members, 20_000,
+        "memberships' row count as the planner sees it"
+    );
+
+    // A later load that more than doubles `events` is analyzed again by the next tick.
+    sqlx::query(
+        "insert into hogsend.events (user_key, event, occurred_at)
+         select 'k' || (g % 20000), 'search', now() - g * interval '1 second'
+           from generate_series(1, 150000) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let third = db::tick(&mut conn, "hogsend", None).await.expect("tick");
+    assert!(
+        analyzed(&third).contains(&"events".to_owned()),
+        "{}",
+        third["analyzed"]
+    );
+}

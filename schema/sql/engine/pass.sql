@@ -33,6 +33,54 @@ language sql volatile as $hs$
   select (last_value % 2)::smallint from {{ s }}.queue_epoch
 $hs$;
 
+-- Planner statistics for the engine's big tables, refreshed by the tick itself: at its start
+-- for what bulk loads and real-time passes wrote since the last tick, at its end for what the
+-- tick wrote (a backfill's memberships, transitions and dwell events, its journeys' runs). A
+-- table of at least 64 pages (512 kB) is analyzed when it has no statistics (never analyzed
+-- with rows in it), or when it or one of its indexes has more than doubled in pages since
+-- its `relpages` was last set (by ANALYZE, VACUUM or the index's build). Without this, the
+-- ticks after a bulk load that autovacuum has not caught up with (or never will: it may be
+-- off) are planned for tables of unknown or outdated shape: a whole bucket's memberships
+-- hashed to join two matches, a bitmap scan over 50,000 dead `runs_active` entries every
+-- tick, a partial index built empty (`events_message_id_key`) taken for empty while it holds
+-- every dwell event (see ARCHITECTURE.md, "Hot tables and bloat"). The check reads only the
+-- catalog and the files' sizes: not the cumulative statistics, which a crash or a reset
+-- clears and which count a tick's own writes again after it analyzed them. ANALYZE samples
+-- at most 30,000 rows (`default_statistics_target` 100) and takes a SHARE UPDATE EXCLUSIVE
+-- lock, held to the end of the tick: writers do not wait, a VACUUM or another ANALYZE of the
+-- same table does. A role that does not own the table only gets a warning.
+-- Returns {tables: [the tables analyzed], ms}.
+create or replace function {{ s }}._refresh_stats() returns jsonb
+language plpgsql as $hs$
+declare
+  started timestamptz := clock_timestamp();
+  bs      bigint := current_setting('block_size')::bigint;
+  t       text;
+  done    text[] := '{}';
+begin
+  for t in
+    select c.relname::text
+      from pg_class c
+     where c.relnamespace = '{{ s }}'::regnamespace and c.relkind = 'r'
+       and c.relname in ('contacts', 'events', 'memberships', 'transitions', 'runs',
+                         'run_steps', 'messages')
+       and pg_relation_size(c.oid) >= 64 * bs
+       and (pg_relation_size(c.oid) > 2 * bs * c.relpages
+            or exists (select 1 from pg_index i join pg_class x on x.oid = i.indexrelid
+                        where i.indrelid = c.oid
+                          and pg_relation_size(x.oid) >= 64 * bs
+                          and pg_relation_size(x.oid) > 2 * bs * x.relpages)
+            or not exists (select 1 from pg_stats st
+                            where st.schemaname = '{{ s }}' and st.tablename = c.relname))
+     order by c.relname
+  loop
+    execute format('analyze {{ s }}.%I', t);
+    done := done || t;
+  end loop;
+  return jsonb_build_object('tables', to_jsonb(done),
+    'ms', round(extract(epoch from clock_timestamp() - started)::numeric * 1000, 3));
+end $hs$;
+
 -- Serialize passes on this schema; returns the previous tick instant (or p_now on the first).
 -- Drains the change queue by slot switch and truncate (see `changed_keys` in migration 1):
 -- the entries ready at p_now (`ready_at`, migration 4) go to `_hs_changed`; the others
@@ -84,6 +132,8 @@ begin
   if n > 0 then
     analyze _hs_changed;
   end if;
+  -- Statistics for what was bulk-written since the last tick (reported by _tick_end).
+  perform set_config('hogsend.analyzed_at_begin', {{ s }}._refresh_stats()::text, true);
   return coalesce(t0, p_now);
 end $hs$;
 
@@ -93,7 +143,13 @@ returns jsonb language plpgsql as $hs$
 declare
   passes   jsonb;
   previous timestamptz;
+  at_begin jsonb := coalesce(nullif(current_setting('hogsend.analyzed_at_begin', true), '')::jsonb,
+                             '{"tables": [], "ms": 0}');
+  at_end   jsonb;
 begin
+  -- Statistics for what this tick wrote (a backfill's memberships, its journeys' runs), so
+  -- the next ticks are planned for them.
+  at_end := {{ s }}._refresh_stats();
   select last_tick_at into previous from {{ s }}.tick_state;
   update {{ s }}.tick_state set last_tick_at = p_now, ticks = ticks + 1;
   select jsonb_build_object(
@@ -119,6 +175,9 @@ begin
     'previous', previous,
     'ms', round(extract(epoch from clock_timestamp() - p_started)::numeric * 1000, 3),
     'passes', passes,
+    'analyzed', jsonb_build_object(
+      'tables', (at_begin->'tables') || (at_end->'tables'),
+      'ms', (at_begin->>'ms')::numeric + (at_end->>'ms')::numeric),
     'buckets', p_buckets);
 end $hs$;
 
