@@ -82,12 +82,22 @@ macro_rules! campaign_select {
     };
 }
 
-/// Every campaign, newest first.
-pub async fn campaigns(pool: &PgPool) -> Result<Vec<Campaign>> {
+/// A page of campaigns, newest first (ties by id, descending): the `limit` after the
+/// campaign `after` (its `created_at` and id), or from the newest.
+pub async fn campaigns(
+    pool: &PgPool,
+    after: Option<&(DateTime<Utc>, String)>,
+    limit: i64,
+) -> Result<Vec<Campaign>> {
     Ok(sqlx::query_as(concat!(
         campaign_select!(),
-        " order by c.created_at desc, c.id"
+        " where $1::timestamptz is null or (c.created_at, c.id) < ($1, $2)
+          order by c.created_at desc, c.id desc
+          limit $3"
     ))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1.as_str()))
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }
