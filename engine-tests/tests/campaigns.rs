@@ -703,9 +703,16 @@ fn project() -> Vec<hogsend_schema::GeneratedFile> {
             "---\nsubject: Launch\ncategory: news\n---\n<p>Hi {{ campaign.id }}</p>\n",
         );
     }
+    let mut receipt = TemplateSource::html_only("receipt");
+    if let Some(html) = receipt.html.as_mut() {
+        *html = SourceFile::new(
+            "templates/receipt.html",
+            "---\nsubject: Receipt\ncategory: transactional\n---\n<p>Thanks</p>\n",
+        );
+    }
     let set = SourceSet {
         files: vec![SourceFile::new("project.hog", PROJECT)],
-        templates: vec![launch],
+        templates: vec![launch, receipt],
         ..Default::default()
     };
     let compiled = hogsend_compiler::compile(&set);
@@ -862,6 +869,8 @@ async fn code_campaigns_deploy_held_when_past_and_the_api_creates_follows_and_ca
     for bad in [
         json!({"name": "x", "audience": {"bucket": "nope"}, "template": "launch"}),
         json!({"name": "x", "audience": {"list": "news"}, "template": "nope"}),
+        // A transactional template to a bucket would bypass unsubscribes (E0314 in code).
+        json!({"name": "x", "audience": {"bucket": "pro"}, "template": "receipt"}),
         json!({"name": "x", "audience": {"bucket": "pro", "list": "news"}, "template": "launch"}),
         json!({"name": "x", "audience": {"list": "news"}, "template": "launch",
                "send_at": "2027-03-01 09:00"}),

@@ -281,7 +281,7 @@ pub(super) async fn create(
     };
     let mut new = parse_campaign(&body).map_err(|p| ApiError::invalid(&p))?;
     new.idempotency_key = key;
-    let (no_audience, no_template) = campaigns::missing_references(
+    let found = campaigns::references(
         &state.pool,
         new.audience_kind,
         &new.audience_id,
@@ -289,18 +289,30 @@ pub(super) async fn create(
     )
     .await?;
     let mut problems = Vec::new();
-    if no_audience {
+    if found.no_audience {
         problems.push(FieldError {
             index: None,
             field: "audience".into(),
             message: format!("no {} `{}` is deployed", new.audience_kind, new.audience_id),
         });
     }
-    if no_template {
+    if found.no_template {
         problems.push(FieldError {
             index: None,
             field: "template".into(),
             message: format!("no template `{}` is deployed", new.template),
+        });
+    }
+    // As `hogsend check` refuses it (E0314): a broadcast must not bypass unsubscribes.
+    if found.transactional && new.audience_kind == "bucket" {
+        problems.push(FieldError {
+            index: None,
+            field: "template".into(),
+            message: format!(
+                "`{}` is transactional: a campaign to a bucket may not send it (it would reach \
+                 members who unsubscribed); send it to a list, or use a template of a list",
+                new.template
+            ),
         });
     }
     if !problems.is_empty() {
