@@ -164,7 +164,7 @@ fn check_skips_generated_target_and_dot_directories() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "checked 1 file: 1 bucket, 0 journeys, 0 templates\n"
+        "checked 1 file: 1 bucket, 0 journeys, 0 lists, 0 campaigns, 0 templates\n"
     );
 }
 

@@ -275,3 +275,300 @@ test "a count that does not hold" {
         "{stderr}"
     );
 }
+
+/// An XML element: its name, attributes, child elements and text (entities decoded).
+#[derive(Debug)]
+struct Element {
+    name: String,
+    attributes: Vec<(String, String)>,
+    children: Vec<Element>,
+    text: String,
+}
+
+impl Element {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Decodes the five predefined entities and numeric references; `None` for anything else
+/// (an undefined entity, a bare `&` or `<`), which a well-formed document cannot hold.
+fn decode(text: &str) -> Option<String> {
+    if text.contains('<') {
+        return None;
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out += &rest[..at];
+        let end = rest[at..].find(';')? + at;
+        let entity = &rest[at + 1..end];
+        out.push(match entity {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => char::from_u32(entity.strip_prefix('#')?.parse().ok()?)?,
+        });
+        rest = &rest[end + 1..];
+    }
+    Some(out + rest)
+}
+
+/// A strict, minimal XML reader for the documents `hogsend test` prints: an optional
+/// declaration, then one element (with attributes in double quotes, nested elements, text
+/// and self-closing tags). Fails on anything not well formed.
+fn parse_xml(doc: &str) -> Result<Element, String> {
+    let mut rest = doc.trim_start();
+    if let Some(after) = rest.strip_prefix("<?xml") {
+        let end = after.find("?>").ok_or("unclosed declaration")?;
+        rest = after[end + 2..].trim_start();
+    }
+    let (root, after) = element(rest)?;
+    if !after.trim().is_empty() {
+        return Err(format!("content after the root element: {after:?}"));
+    }
+    Ok(root)
+}
+
+fn element(input: &str) -> Result<(Element, &str), String> {
+    let mut rest = input.strip_prefix('<').ok_or("expected `<`")?;
+    let name_end = rest
+        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .ok_or("unclosed tag")?;
+    let name = rest[..name_end].to_owned();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("bad element name {name:?}"));
+    }
+    rest = &rest[name_end..];
+    let mut attributes = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("/>") {
+            let e = Element {
+                name,
+                attributes,
+                children: Vec::new(),
+                text: String::new(),
+            };
+            return Ok((e, after));
+        }
+        if let Some(after) = rest.strip_prefix('>') {
+            rest = after;
+            break;
+        }
+        let eq = rest.find('=').ok_or("attribute without a value")?;
+        let attr = rest[..eq].trim().to_owned();
+        let after = rest[eq + 1..]
+            .strip_prefix('"')
+            .ok_or("unquoted attribute")?;
+        let close = after.find('"').ok_or("unclosed attribute")?;
+        let value = decode(&after[..close]).ok_or("bad attribute value")?;
+        if attributes.iter().any(|(n, _)| *n == attr) {
+            return Err(format!("duplicate attribute {attr}"));
+        }
+        attributes.push((attr, value));
+        rest = &after[close + 1..];
+    }
+    let mut children = Vec::new();
+    let mut text = String::new();
+    loop {
+        let lt = rest.find('<').ok_or(format!("unclosed element {name}"))?;
+        text += &decode(&rest[..lt]).ok_or("bad text")?;
+        rest = &rest[lt..];
+        if let Some(after) = rest.strip_prefix("</") {
+            let end = after.find('>').ok_or("unclosed end tag")?;
+            if after[..end].trim() != name {
+                return Err(format!("`</{}>` closes `<{name}>`", &after[..end]));
+            }
+            let e = Element {
+                name,
+                attributes,
+                children,
+                text,
+            };
+            return Ok((e, &after[end + 1..]));
+        }
+        let (child, after) = element(rest)?;
+        children.push(child);
+        rest = after;
+    }
+}
+
+#[test]
+fn the_xml_reader_refuses_what_is_not_well_formed() {
+    let ok = parse_xml("<?xml version=\"1.0\"?>\n<a x=\"1 &lt; 2\"><b/>t &amp; u</a>\n")
+        .expect("well formed");
+    assert_eq!(ok.attribute("x"), Some("1 < 2"));
+    assert_eq!(ok.children.len(), 1);
+    assert_eq!(ok.text, "t & u");
+    for bad in [
+        "<a>",
+        "<a></b>",
+        "<a x=1/>",
+        "<a>1 & 2</a>",
+        "<a>1 < 2</a>",
+        "<a/><b/>",
+        "<a x=\"1\" x=\"2\"/>",
+    ] {
+        assert!(parse_xml(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn junit_when_the_project_does_not_compile() {
+    let out = hogsend(&["test", "tests/cli/tests_parse_error", "--format", "junit"])
+        .output()
+        .expect("hogsend runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let root = parse_xml(&stdout).unwrap_or_else(|e| panic!("{e}:\n{stdout}"));
+    assert_eq!(root.name, "testsuites");
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let [suite] = root.children.as_slice() else {
+        panic!("one testsuite: {stdout}")
+    };
+    assert_eq!(suite.name, "testsuite");
+    assert_eq!(suite.attribute("tests"), Some("1"));
+    let [case] = suite.children.as_slice() else {
+        panic!("one testcase: {stdout}")
+    };
+    assert_eq!(
+        (case.name.as_str(), case.attribute("name")),
+        ("testcase", Some("compile"))
+    );
+    let [failure] = case.children.as_slice() else {
+        panic!("one failure: {stdout}")
+    };
+    assert_eq!(failure.name, "failure");
+    assert_eq!(
+        failure.attribute("message"),
+        Some("could not compile project due to 2 errors")
+    );
+    assert!(
+        failure
+            .text
+            .contains("error[E0150]: invalid instant `2027-02-30`")
+            && failure.text.contains("error[E0101]: expected `in`"),
+        "{}",
+        failure.text
+    );
+    snapshot!(
+        "test_junit_compile_error",
+        hogsend(&["test", "tests/cli/tests_parse_error", "--format", "junit"])
+    );
+}
+
+#[test]
+fn json_when_the_project_does_not_compile() {
+    let out = hogsend(&["test", "tests/cli/tests_parse_error", "--format", "json"])
+        .output()
+        .expect("hogsend runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(doc["error"], "could not compile project due to 2 errors");
+    assert_eq!(doc["tests"], serde_json::json!([]));
+    let codes: Vec<&str> = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["E0150", "E0101"], "{stdout}");
+    snapshot!(
+        "test_json_compile_error",
+        hogsend(&["test", "tests/cli/tests_parse_error", "--format", "json"])
+    );
+}
+
+/// The schemas of `hogsend test` runs in the database at `url` whose owner had process id
+/// `pid` (`"<pid>_"`; every run's for `""`).
+fn run_schemas(url: &str, pid: impl std::fmt::Display) -> Vec<String> {
+    use sqlx::Connection;
+    database_runtime().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(
+            "select nspname::text from pg_namespace where starts_with(nspname::text, $1) order by 1",
+        )
+        .bind(format!("hogsend_testrun_{pid}"))
+        .fetch_all(&mut conn)
+        .await
+        .expect("list schemas")
+    })
+}
+
+fn database_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_killed_run_leaves_no_schema_behind_after_the_next_run() {
+    let db = database_runtime().block_on(hogsend_runtime::testkit::TestDatabase::new());
+    // Enough tests, on one worker, that the run is still going when it is killed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut source = String::from("bucket active {\n  criteria did app_opened within 7d\n}\n");
+    for n in 0..400 {
+        source += &format!(
+            "\ntest \"t{n}\" {{\n  contact u{n}\n  at 2027-01-04 10:00 {{ u{n} did app_opened }}\n  at +1d {{ expect u{n} in active }}\n  at +8d {{ expect u{n} not in active }}\n}}\n"
+        );
+    }
+    std::fs::write(dir.path().join("slow.hog"), source).expect("write");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let mut killed = hogsend(&["test", path, "--jobs", "2", "--database-url", db.url()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hogsend starts");
+    let pid = killed.id();
+    // Wait until its workers' schemas exist, then kill it (SIGKILL: nothing can clean up).
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        seen = run_schemas(db.url(), format!("{pid}_"));
+        if seen.len() == 2 {
+            break;
+        }
+        if killed.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    killed.kill().expect("kill");
+    let status = killed.wait().expect("wait");
+    assert!(
+        !status.success(),
+        "the run ended before it was killed: make the test set slower"
+    );
+    assert_eq!(seen.len(), 2, "the killed run's schemas: {seen:?}");
+    assert_eq!(
+        run_schemas(db.url(), format!("{pid}_")),
+        seen,
+        "left behind by the kill"
+    );
+    // The next run, on another project, sweeps them.
+    let next = hogsend(&["test", "tests/cli/tests_pass", "--database-url", db.url()])
+        .output()
+        .expect("hogsend runs");
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_eq!(
+        run_schemas(db.url(), format!("{pid}_")),
+        Vec::<String>::new()
+    );
+    // Nor does the next run leave its own.
+    assert_eq!(
+        run_schemas(db.url(), ""),
+        Vec::<String>::new(),
+        "no run's schema is left"
+    );
+}

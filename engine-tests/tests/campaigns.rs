@@ -703,9 +703,16 @@ fn project() -> Vec<hogsend_schema::GeneratedFile> {
             "---\nsubject: Launch\ncategory: news\n---\n<p>Hi {{ campaign.id }}</p>\n",
         );
     }
+    let mut receipt = TemplateSource::html_only("receipt");
+    if let Some(html) = receipt.html.as_mut() {
+        *html = SourceFile::new(
+            "templates/receipt.html",
+            "---\nsubject: Receipt\ncategory: transactional\n---\n<p>Thanks</p>\n",
+        );
+    }
     let set = SourceSet {
         files: vec![SourceFile::new("project.hog", PROJECT)],
-        templates: vec![launch],
+        templates: vec![launch, receipt],
         ..Default::default()
     };
     let compiled = hogsend_compiler::compile(&set);
@@ -862,6 +869,8 @@ async fn code_campaigns_deploy_held_when_past_and_the_api_creates_follows_and_ca
     for bad in [
         json!({"name": "x", "audience": {"bucket": "nope"}, "template": "launch"}),
         json!({"name": "x", "audience": {"list": "news"}, "template": "nope"}),
+        // A transactional template to a bucket would bypass unsubscribes (E0314 in code).
+        json!({"name": "x", "audience": {"bucket": "pro"}, "template": "receipt"}),
         json!({"name": "x", "audience": {"bucket": "pro", "list": "news"}, "template": "launch"}),
         json!({"name": "x", "audience": {"list": "news"}, "template": "launch",
                "send_at": "2027-03-01 09:00"}),
@@ -954,5 +963,100 @@ async fn code_campaigns_deploy_held_when_past_and_the_api_creates_follows_and_ca
         (r.status, error_code(&r).as_str()),
         (404, "campaign_not_found")
     );
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_campaign_list_pages_newest_first() {
+    let db = TestDatabase::new().await;
+    let d = TestDaemon::start(&db, project(), |_| {}).await;
+    let mut conn = db.connect().await;
+    // 7 API campaigns besides the project's 2: three share one created_at (ties go by id,
+    // descending), the others are a minute apart.
+    exec(
+        &mut conn,
+        "insert into hogsend.broadcasts
+           (id, name, source, audience_kind, audience_id, template, send_at, created_at)
+         select 'c' || n, 'C' || n, 'api', 'list', 'news', 'launch', '2999-01-01',
+                '2030-01-01'::timestamptz + make_interval(mins => least(n, 4))
+           from generate_series(1, 7) n",
+    )
+    .await;
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            None => "/v1/campaigns?limit=2".to_owned(),
+            Some(a) => format!("/v1/campaigns?limit=2&after={a}"),
+        };
+        let r = d.call("GET", &path, Some(&d.read_key), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = r.json();
+        let rows = page["campaigns"].as_array().expect("campaigns");
+        assert!(rows.len() <= 2, "{page}");
+        ids.extend(
+            rows.iter()
+                .filter_map(|c| c["id"].as_str().map(str::to_owned)),
+        );
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "the walk does not end");
+    }
+    let deployed: Vec<String> = sqlx::query_scalar(
+        "select id from hogsend.broadcasts where source = 'code' order by created_at desc, id desc",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("code campaigns");
+    assert_eq!(deployed.len(), 2);
+    // The deployed ones were created at the daemon's start, before 2030: they come last.
+    let mut expected: Vec<String> = ["c7", "c6", "c5", "c4", "c3", "c2", "c1"]
+        .map(str::to_owned)
+        .to_vec();
+    expected.extend(deployed);
+    assert_eq!(ids, expected);
+    // 9 campaigns by 2: the fifth page has one and no `next`.
+    assert_eq!(pages, 5);
+    // Without a limit, one page of everything.
+    let all = d
+        .call("GET", "/v1/campaigns", Some(&d.read_key), None)
+        .await
+        .json();
+    assert_eq!(all["campaigns"].as_array().map(Vec::len), Some(9));
+    assert_eq!(all["next"], Value::Null);
+    // Bad cursors and limits: the same 400 as every other list.
+    for bad in [
+        "after=nope",
+        "after=12.",
+        "after=x.c1",
+        "limit=0",
+        "limit=1001",
+    ] {
+        let r = d
+            .call(
+                "GET",
+                &format!("/v1/campaigns?{bad}"),
+                Some(&d.read_key),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, error_code(&r).as_str()),
+            (400, "invalid_parameter"),
+            "{bad}: {}",
+            r.body
+        );
+        let field = bad.split('=').next().unwrap_or_default();
+        assert_eq!(
+            r.json()["error"]["details"][0]["field"],
+            field,
+            "{}",
+            r.body
+        );
+    }
     d.stop().await.expect("stop");
 }

@@ -53,11 +53,15 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                 let program = checked.program.as_ref();
                 let buckets = program.map_or(0, |p| p.buckets.len());
                 let journeys = program.map_or(0, |p| p.journeys.len());
+                let lists = program.map_or(0, |p| p.lists.len());
+                let campaigns = program.map_or(0, |p| p.campaigns.len());
                 let mut line = format!(
-                    "checked {}: {}, {}, {}",
+                    "checked {}: {}, {}, {}, {}, {}",
                     plural(set.files.len(), "file"),
                     plural(buckets, "bucket"),
                     plural(journeys, "journey"),
+                    plural(lists, "list"),
+                    plural(campaigns, "campaign"),
                     plural(set.templates.len(), "template"),
                 );
                 if summary.warnings > 0 {

@@ -109,6 +109,14 @@ fn human_summary(s: &Value) -> String {
         num(s, &["journeys", "messages"]),
         num(s, &["journeys", "ended"]),
     );
+    text += &format!(
+        "  {:<10} {:>5} started {:>5} messages {:>7} completed {:>7} failed starts\n",
+        "campaigns",
+        num(s, &["campaigns", "started"]),
+        num(s, &["campaigns", "messages"]),
+        num(s, &["campaigns", "completed"]),
+        num(s, &["campaigns", "failed_attempts"]),
+    );
     if let Some(buckets) = s["buckets"].as_object() {
         for (id, b) in buckets {
             let changed = num(b, &["joins"]) + num(b, &["leaves"]) + num(b, &["dwell_fires"]);
@@ -124,4 +132,41 @@ fn human_summary(s: &Value) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_summary;
+    use serde_json::json;
+
+    #[test]
+    fn prints_the_campaign_pass_like_the_journey_pass() {
+        let s = json!({
+            "now": "2027-01-04T10:00:00+00:00",
+            "journeys": {"enrolled": 1, "steps": 2, "messages": 1},
+            "campaigns": {"started": 2, "messages": 120, "failed_attempts": 1, "completed": 0},
+        });
+        let text = human_summary(&s);
+        assert!(
+            text.contains(
+                "  journeys       1 enrolled     0 skipped       2 steps       1 messages       0 ended\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  campaigns      2 started   120 messages       0 completed       1 failed starts\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_tick_without_campaigns_prints_zeros() {
+        let text = human_summary(&json!({"now": "2027-01-04T10:00:00+00:00"}));
+        assert!(
+            text.contains("  campaigns      0 started     0 messages       0 completed       0 failed starts\n"),
+            "{text}"
+        );
+    }
 }

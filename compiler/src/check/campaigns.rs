@@ -89,6 +89,42 @@ impl<'a> Checker<'a> {
         out
     }
 
+    /// Reports a bucket campaign whose template's category is `transactional`: its messages
+    /// would reach members who unsubscribed from everything.
+    pub(super) fn transactional_broadcast(
+        &mut self,
+        c: &ast::Campaign,
+        templates: &[ir::Template],
+    ) {
+        // An unknown bucket is reported already (E0202).
+        let audience = c.fields.iter().find_map(|f| match &f.kind {
+            CampaignFieldKind::Audience(a)
+                if !a.is_list && self.buckets.contains_key(a.id.name.as_str()) =>
+            {
+                Some(f.span)
+            }
+            _ => None,
+        });
+        let template = c.fields.iter().find_map(|f| match &f.kind {
+            CampaignFieldKind::Template(t) => Some(t),
+            _ => None,
+        });
+        let (Some(audience), Some(template)) = (audience, template) else {
+            return;
+        };
+        let transactional = templates.iter().any(|t| {
+            t.id == template.name && t.category.as_deref() == Some(hogsend_mail::TRANSACTIONAL)
+        });
+        if transactional {
+            self.report(CheckError::TransactionalBroadcast {
+                campaign: c.id.name.clone(),
+                template: template.name.clone(),
+                at: self.loc(template.span),
+                audience: self.loc(audience),
+            });
+        }
+    }
+
     /// Resolves a list id named by a campaign audience.
     fn list_ref(&mut self, id: &ast::Ident) {
         if self.lists.contains_key(id.name.as_str()) || self.parse_failed {

@@ -179,6 +179,14 @@ pub(crate) enum CheckError {
         at: Loc,
         suggestion: Option<String>,
     },
+    /// `campaign c { audience bucket paying  template receipt }` where `receipt` has
+    /// `category: transactional`
+    TransactionalBroadcast {
+        campaign: String,
+        template: String,
+        at: Loc,
+        audience: Loc,
+    },
     /// a template without `subject:`, or with `subjet: …`
     TemplateFrontMatter { message: String, at: Loc },
     /// `{% if contact.plan %}` never closed in a template
@@ -518,6 +526,23 @@ impl CheckError {
             .with_help(did_you_mean(suggestion).unwrap_or_else(|| {
                 format!("declare it in a .hog file: `list {name} {{ name \"…\" }}`")
             })),
+            TransactionalBroadcast {
+                campaign,
+                template,
+                at,
+                audience,
+            } => Diagnostic::new(
+                Code::E0314,
+                format!(
+                    "campaign `{campaign}` sends the transactional template `{template}` to a bucket"
+                ),
+                at.label("`category: transactional`: sent whatever the contact unsubscribed from"),
+            )
+            .with_secondary(audience.label("its members would receive it, unsubscribed or not"))
+            .with_note("a broadcast must not bypass unsubscribes; transactional mail answers one contact's own action")
+            .with_help(format!(
+                "give `{template}` a list as its `category`, or send the campaign to a list (`audience list …`)"
+            )),
             TemplateFrontMatter { message, at } => Diagnostic::new(
                 Code::E0501,
                 format!("invalid template front matter: {message}"),

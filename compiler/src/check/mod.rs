@@ -291,6 +291,17 @@ impl<'a> Checker<'a> {
         self.muted = false;
         // Templates (their categories name lists).
         let templates = self.templates();
+        // A bucket campaign must not send a transactional template.
+        for (file, p) in parsed.iter().enumerate() {
+            self.file = file;
+            for (index, item) in p.ast.items.iter().enumerate() {
+                if let ast::Item::Campaign(c) = item {
+                    self.muted = self.damaged(index);
+                    self.transactional_broadcast(c, &templates);
+                }
+            }
+        }
+        self.muted = false;
         // Pass 4: start cycles.
         for e in cycles::find(&starts) {
             self.report(e);

@@ -528,6 +528,25 @@ Example:
 
 Write `criteria did order.completed where (event.total > 100)`.";
 
+    /// A bucket campaign whose template is `transactional`.
+    E0314 => "transactional template in a bucket campaign",
+"A bucket campaign's messages have its template's `category`. A `transactional`
+template is sent whatever the contact unsubscribed from, so a broadcast to a
+bucket with one would reach every member who unsubscribed from everything.
+Transactional mail answers one contact's own action (a receipt, a password
+reset): send it from a journey or a reaction, not as a broadcast.
+
+Example:
+
+    campaign price_change {
+      audience bucket paying
+      template receipt
+    }
+
+where `templates/receipt.html` says `category: transactional`. Give the
+template a list as its `category`, or send the campaign to a list
+(`audience list product_updates`): its messages then belong to that list.";
+
     /// A test's instants are out of order, or its first instant is a step.
     E0350 => "instants out of order",
 "The `at` blocks of a test run in order and each is later than the one

@@ -4,9 +4,10 @@
 //! (docs/api.md#campaigns).
 
 use super::auth::{Admin, Auth, Read};
+use super::contacts::next_cursor;
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::extract::{ApiPath, JsonBody};
-use super::AppState;
+use super::extract::{ApiPath, ApiQuery, JsonBody};
+use super::{page_limit, AppState};
 use crate::ingest::FieldError;
 use crate::queries::campaigns::{self, Campaign, Change, Created, NewCampaign};
 use axum::extract::State;
@@ -14,9 +15,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -31,23 +32,62 @@ fn unknown_campaign(id: &str) -> ApiError {
     ApiError::new(ErrorCode::CampaignNotFound, format!("no campaign `{id}`"))
 }
 
-/// Every campaign.
+/// The query of `GET /v1/campaigns`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CampaignPage {
+    /// The `next` of the previous page (default: from the newest).
+    after: Option<String>,
+    /// Rows per page, 1 to 1000 (default 100).
+    limit: Option<i64>,
+}
+
+/// A page of campaigns.
 #[derive(Serialize, ToSchema)]
 pub(super) struct CampaignList {
     /// Newest first.
     campaigns: Vec<Campaign>,
+    /// The `after` of the next page; null when this page is the last.
+    next: Option<String>,
 }
 
-/// Every campaign, code-defined and created through the API, with its progress.
+/// A page's cursor: the campaign's `created_at` in microseconds since the epoch, a `.`, its
+/// id.
+fn cursor(c: &Campaign) -> String {
+    format!("{}.{}", c.created_at.timestamp_micros(), c.id)
+}
+
+/// Reads a cursor [`cursor`] wrote.
+fn parse_cursor(text: &str) -> Option<(DateTime<Utc>, String)> {
+    let (micros, id) = text.split_once('.')?;
+    if id.is_empty() || !micros.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, id.to_owned()))
+}
+
+/// The campaigns (from code and the API) with their progress, newest first, in keyset pages.
 #[utoipa::path(get, path = "/v1/campaigns", operation_id = "list_campaigns", tag = "campaigns",
-    responses((status = 200, description = "The campaigns", body = CampaignList)),
+    params(CampaignPage),
+    responses((status = 200, description = "A page of campaigns", body = CampaignList),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody)),
     security(("bearer" = []), ("basic" = [])))]
 pub(super) async fn list(
     State(state): State<AppState>,
     _auth: Auth<Read>,
+    ApiQuery(page): ApiQuery<CampaignPage>,
 ) -> Result<Json<CampaignList>, ApiError> {
-    let campaigns = campaigns::campaigns(&state.pool).await?;
-    Ok(Json(CampaignList { campaigns }))
+    let limit = page_limit(page.limit)?;
+    let after = match page.after.as_deref() {
+        None => None,
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+            ApiError::bad_parameter("after", "not a cursor of this list (pass a page's `next`)")
+        })?),
+    };
+    let campaigns = campaigns::campaigns(&state.pool, after.as_ref(), limit).await?;
+    let next = next_cursor(&campaigns, limit, cursor);
+    Ok(Json(CampaignList { campaigns, next }))
 }
 
 /// One campaign with its progress: recipients, queued, sent, skipped (by reason), failed.
@@ -241,7 +281,7 @@ pub(super) async fn create(
     };
     let mut new = parse_campaign(&body).map_err(|p| ApiError::invalid(&p))?;
     new.idempotency_key = key;
-    let (no_audience, no_template) = campaigns::missing_references(
+    let found = campaigns::references(
         &state.pool,
         new.audience_kind,
         &new.audience_id,
@@ -249,18 +289,30 @@ pub(super) async fn create(
     )
     .await?;
     let mut problems = Vec::new();
-    if no_audience {
+    if found.no_audience {
         problems.push(FieldError {
             index: None,
             field: "audience".into(),
             message: format!("no {} `{}` is deployed", new.audience_kind, new.audience_id),
         });
     }
-    if no_template {
+    if found.no_template {
         problems.push(FieldError {
             index: None,
             field: "template".into(),
             message: format!("no template `{}` is deployed", new.template),
+        });
+    }
+    // As `hogsend check` refuses it (E0314): a broadcast must not bypass unsubscribes.
+    if found.transactional && new.audience_kind == "bucket" {
+        problems.push(FieldError {
+            index: None,
+            field: "template".into(),
+            message: format!(
+                "`{}` is transactional: a campaign to a bucket may not send it (it would reach \
+                 members who unsubscribed); send it to a list, or use a template of a list",
+                new.template
+            ),
         });
     }
     if !problems.is_empty() {
@@ -372,5 +424,30 @@ mod tests {
             (ok.audience_kind, ok.audience_id.as_str()),
             ("list", "news")
         );
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn a_cursor_is_micros_dot_id() {
+        let (at, id) = parse_cursor("1700000000123456.spring_launch").expect("a cursor");
+        assert_eq!(at.timestamp_micros(), 1_700_000_000_123_456);
+        assert_eq!(id, "spring_launch");
+        let (_, uuid) = parse_cursor("1.0b6c3f9e-1d2a-4c55-9a7e-2f1b1a0e4c11").expect("a uuid id");
+        assert_eq!(uuid, "0b6c3f9e-1d2a-4c55-9a7e-2f1b1a0e4c11");
+        for bad in [
+            "",
+            "12",
+            "12.",
+            ".x",
+            "x.y",
+            "1e3.x",
+            "99999999999999999999.x",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad}");
+        }
     }
 }

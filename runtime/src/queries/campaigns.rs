@@ -82,12 +82,22 @@ macro_rules! campaign_select {
     };
 }
 
-/// Every campaign, newest first.
-pub async fn campaigns(pool: &PgPool) -> Result<Vec<Campaign>> {
+/// A page of campaigns, newest first (ties by id, descending): the `limit` after the
+/// campaign `after` (its `created_at` and id), or from the newest.
+pub async fn campaigns(
+    pool: &PgPool,
+    after: Option<&(DateTime<Utc>, String)>,
+    limit: i64,
+) -> Result<Vec<Campaign>> {
     Ok(sqlx::query_as(concat!(
         campaign_select!(),
-        " order by c.created_at desc, c.id"
+        " where $1::timestamptz is null or (c.created_at, c.id) < ($1, $2)
+          order by c.created_at desc, c.id desc
+          limit $3"
     ))
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1.as_str()))
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }
@@ -127,26 +137,40 @@ pub enum Created {
     Replay(String, bool),
 }
 
-/// What a deployed bucket, list or template lookup found: which of the three named ids do
-/// not exist.
-pub async fn missing_references(
+/// What a deployed bucket, list or template lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct References {
+    /// The named bucket or list is not deployed.
+    pub no_audience: bool,
+    /// The named template is not deployed.
+    pub no_template: bool,
+    /// The template's category is `transactional`.
+    pub transactional: bool,
+}
+
+/// Looks up the bucket or list and the template a campaign names.
+pub async fn references(
     pool: &PgPool,
     audience_kind: &str,
     audience_id: &str,
     template: &str,
-) -> Result<(bool, bool)> {
-    let (audience, template): (bool, bool) = sqlx::query_as(
+) -> Result<References> {
+    let (audience, category): (bool, Option<String>) = sqlx::query_as(
         "select case when $1 = 'bucket'
                      then exists (select 1 from buckets where id = $2)
                      else exists (select 1 from lists where id = $2) end,
-                exists (select 1 from templates where id = $3)",
+                (select category from templates where id = $3)",
     )
     .bind(audience_kind)
     .bind(audience_id)
     .bind(template)
     .fetch_one(pool)
     .await?;
-    Ok((!audience, !template))
+    Ok(References {
+        no_audience: !audience,
+        no_template: category.is_none(),
+        transactional: category.as_deref() == Some("transactional"),
+    })
 }
 
 /// Creates an API campaign (`scheduled`, due at `send_at` or now), or finds the one created

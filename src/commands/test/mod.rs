@@ -21,7 +21,8 @@ use hogsend_schema::SchemaName;
 
 use crate::commands::compile::compile_project;
 use crate::database;
-use crate::output::Output;
+use crate::output::{Format, Output};
+use hogsend_compiler::project;
 
 /// How many tests run at once by default.
 const DEFAULT_JOBS: usize = 4;
@@ -51,8 +52,25 @@ pub struct Ran {
 
 /// Runs the command.
 pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
-    let Some((set, compiled)) = compile_project(&args.dir, out)? else {
-        return Ok(ExitCode::from(1));
+    let (set, compiled) = if out.junit || out.format == Format::Json {
+        // Machine output stays machine-readable when the project does not compile: a JUnit
+        // document with a failing `compile` test case, or a JSON error document.
+        let set = project::load(&args.dir)?;
+        let compiled = hogsend_compiler::compile(&set);
+        if compiled.files.is_none() {
+            report::print_compile_failure(out, &set, &compiled.checked.diagnostics)?;
+            return Ok(ExitCode::from(1));
+        }
+        if out.junit {
+            // Warnings go to stderr, as in human output; stdout holds only the XML.
+            out.eprint_diagnostics(&compiled.checked.diagnostics, &set);
+        }
+        (set, compiled)
+    } else {
+        let Some(project) = compile_project(&args.dir, out)? else {
+            return Ok(ExitCode::from(1));
+        };
+        project
     };
     let Some(program) = compiled.checked.program.clone() else {
         return Ok(ExitCode::from(1));

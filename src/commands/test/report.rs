@@ -121,6 +121,42 @@ pub fn print(out: &Output, set: &SourceSet, ran: &[Ran], elapsed: Duration) -> R
     Ok(())
 }
 
+/// Prints why the project could not compile, in the machine format chosen: JUnit XML (one
+/// `<testsuite>` whose single `compile` test case fails with the rendered diagnostics) or a
+/// JSON error document (`error`, the `diagnostics`, no `tests`).
+pub fn print_compile_failure(out: &Output, set: &SourceSet, diags: &[Diagnostic]) -> Result<()> {
+    let summary = diagnostics::Summary::of(diags);
+    let message = format!(
+        "could not compile project due to {}",
+        crate::output::plural(summary.errors, "error")
+    );
+    if out.junit {
+        print!("{}", junit_compile_failure(set, diags, &message));
+        return Ok(());
+    }
+    let mut doc = diagnostics::render_json(diags, set);
+    doc["error"] = json!(message);
+    doc["tests"] = json!([]);
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+/// The JUnit document of a project that does not compile: one test case, `compile`, failed
+/// with `message` and the plain rendered diagnostics (warnings included).
+pub fn junit_compile_failure(set: &SourceSet, diags: &[Diagnostic], message: &str) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x += "<testsuites name=\"hogsend\" tests=\"1\" failures=\"1\" errors=\"0\" time=\"0.000\">\n";
+    x += "  <testsuite name=\"hogsend test\" tests=\"1\" failures=\"1\" errors=\"0\" time=\"0.000\">\n";
+    x += "    <testcase name=\"compile\" classname=\"hogsend\" time=\"0.000\">\n";
+    x += &format!(
+        "      <failure message=\"{}\" type=\"compile\">{}</failure>\n",
+        escape(message),
+        escape_text(&diagnostics::render_human(diags, set, false))
+    );
+    x += "    </testcase>\n  </testsuite>\n</testsuites>\n";
+    x
+}
+
 /// The results as JUnit XML: one `<testsuite>`, one `<testcase>` per test (`classname` is its
 /// file), a `<failure>` with the plain rendered diagnostics per failed test, an `<error>` for a
 /// test that could not run.
