@@ -187,6 +187,9 @@ pub async fn load(
         conn.execute(format!("alter table hogsend.{table} enable trigger user").as_str())
             .await?;
     }
+    // The triggers that keep the event summaries were off: count them once.
+    conn.execute("select hogsend.rebuild_event_summaries()")
+        .await?;
     conn.execute("reset max_parallel_workers_per_gather; reset maintenance_work_mem;")
         .await?;
 

@@ -272,8 +272,11 @@ async fn seed(conn: &mut PgConnection, contacts: u64) -> Result<()> {
     .bind(n)
     .execute(&mut *conn)
     .await?;
-    conn.execute("set session_replication_role = origin; analyze contacts; analyze events")
-        .await?;
+    conn.execute(
+        "set session_replication_role = origin; select rebuild_event_summaries();
+         analyze contacts; analyze events; analyze event_summaries",
+    )
+    .await?;
     hogsend_runtime::db::tick(conn, SCHEMA, None).await?;
     conn.execute("vacuum analyze memberships").await?;
     Ok(())

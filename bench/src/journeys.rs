@@ -186,6 +186,8 @@ async fn load(conn: &mut PgConnection, contacts: u64, t0: DateTime<Utc>) -> Resu
         conn.execute(format!("alter table hogsend.{table} enable trigger user").as_str())
             .await?;
     }
+    conn.execute("select hogsend.rebuild_event_summaries()")
+        .await?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     conn.execute(

@@ -135,7 +135,8 @@ async fn seed(conn: &mut PgConnection, rows: u64) {
                                    'total', g % 900, 'currency', 'EUR'),
                 now() - (g % (60 * 86400)) * interval '1 second', now()
            from generate_series(1::bigint, {rows}) g;
-         set session_replication_role = origin;"
+         set session_replication_role = origin;
+         select hogsend.rebuild_event_summaries();"
     );
     sqlx::raw_sql(&sql).execute(&mut *conn).await.expect("seed");
     for d in &defs {

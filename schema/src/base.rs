@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "email_provider",
         include_str!("../sql/migrations/0010_email_provider.sql"),
     ),
+    (
+        11,
+        "event_summaries",
+        include_str!("../sql/migrations/0011_event_summaries.sql"),
+    ),
 ];
 
 /// The engine files, in the order they are applied: (name, template text). Views and

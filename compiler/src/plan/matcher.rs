@@ -44,6 +44,9 @@ pub(super) struct AtomColumn {
     key: String,
     pub(super) atom: EventAtom,
     pub(super) column: String,
+    /// Some atom reading this column compares the count (`count … CMP n`), not only
+    /// whether there is one (`did`).
+    pub(super) counted: bool,
 }
 
 /// Builds the matcher SQL of one bucket.
@@ -71,7 +74,7 @@ pub(super) fn seconds_interval(seconds: i64) -> Expr {
 }
 
 /// `var - interval`.
-fn ago(name: &'static str, seconds: i64) -> Expr {
+pub(super) fn ago(name: &'static str, seconds: i64) -> Expr {
     var(name).binary(Op::Sub, seconds_interval(seconds))
 }
 
@@ -201,12 +204,16 @@ impl<'a> MatcherBuilder<'a> {
             Pred::Not(inner) => self.collect(inner),
             Pred::Event(atom) => {
                 let key = atom_key(atom);
-                if !self.atoms.iter().any(|a| a.key == key) {
+                let counted = matches!(atom.test, EventTest::Count(..));
+                if let Some(existing) = self.atoms.iter_mut().find(|a| a.key == key) {
+                    existing.counted |= counted;
+                } else {
                     let column = format!("a{}", self.atoms.len());
                     self.atoms.push(AtomColumn {
                         key,
                         atom: atom.clone(),
                         column,
+                        counted,
                     });
                 }
             }
@@ -414,7 +421,21 @@ impl<'a> MatcherBuilder<'a> {
     /// The full matcher SELECT for `criteria`.
     fn matcher(&self, criteria: &Pred, over_candidates: bool) -> Select {
         let on_contact = || col("a", "user_key").eq(col("c", "user_key"));
-        let mut q = if over_candidates {
+        let mut q = if over_candidates && self.summarizable() {
+            Select::from(Source::temp("_hs_cand"))
+                .item(col("c", "user_key"))
+                .item_as(Expr::Null("timestamptz"), "anchor")
+                .join(
+                    JoinKind::Inner,
+                    self.table("contacts", "c"),
+                    col("c", "user_key").eq(col("_hs_cand", "user_key")),
+                )
+                .join(
+                    JoinKind::LeftLateral,
+                    Source::Subquery(Box::new(self.summary_counts()), "a".to_owned()),
+                    Expr::Bool(true),
+                )
+        } else if over_candidates {
             let q = Select::from(Source::temp("_hs_cand"))
                 .item(col("c", "user_key"))
                 .item_as(Expr::Null("timestamptz"), "anchor")

@@ -7,6 +7,7 @@ pub mod journey;
 pub(crate) mod matcher;
 pub mod normalize;
 pub(crate) mod sql;
+mod summary;
 pub mod text;
 pub mod why;
 

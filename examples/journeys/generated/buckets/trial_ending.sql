@@ -13,17 +13,29 @@ begin
   SELECT c.user_key, NULL::timestamptz AS anchor
   FROM _hs_cand
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
-             count(*) FILTER (WHERE e.event = 'subscription.started') AS a1,
-             count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 950400)) AS a2
-      FROM hogsend.events AS e
-      INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
-      WHERE e.event IN ('subscription.started', 'trial.started')
-        AND e.occurred_at <= p_now
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+  LEFT JOIN LATERAL (
+      SELECT COALESCE(s.a0, ev.a0) AS a0,
+             s.a1 AS a1,
+             COALESCE(s.a2, ev.a2) AS a2
+      FROM (
+          SELECT CASE WHEN count(*) FILTER (WHERE es.event = 'trial.started') = 0 THEN 0 ELSE max(CASE WHEN (es.first_at >= p_now - make_interval(secs => 1209600) AND es.first_at <= p_now) OR (es.last_at >= p_now - make_interval(secs => 1209600) AND es.last_at <= p_now) THEN 1 ELSE CASE WHEN es.first_at > p_now OR es.last_at < p_now - make_interval(secs => 1209600) THEN 0 ELSE NULL::bigint END END) FILTER (WHERE es.event = 'trial.started') END AS a0,
+                 COALESCE(max(CASE WHEN es.first_at <= p_now THEN 1 ELSE 0 END) FILTER (WHERE es.event = 'subscription.started'), 0) AS a1,
+                 CASE WHEN count(*) FILTER (WHERE es.event = 'trial.started') = 0 THEN 0 ELSE max(CASE WHEN (es.first_at >= p_now - make_interval(secs => 950400) AND es.first_at <= p_now) OR (es.last_at >= p_now - make_interval(secs => 950400) AND es.last_at <= p_now) THEN 1 ELSE CASE WHEN es.first_at > p_now OR es.last_at < p_now - make_interval(secs => 950400) THEN 0 ELSE NULL::bigint END END) FILTER (WHERE es.event = 'trial.started') END AS a2
+          FROM hogsend.event_summaries AS es
+          WHERE es.user_key = c.user_key
+            AND es.event IN ('subscription.started', 'trial.started')
+        ) AS s
+      LEFT JOIN LATERAL (
+          SELECT count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 1209600)) AS a0,
+                 count(*) FILTER (WHERE e.event = 'subscription.started') AS a1,
+                 count(*) FILTER (WHERE e.event = 'trial.started' AND e.occurred_at >= p_now - make_interval(secs => 950400)) AS a2
+          FROM hogsend.events AS e
+          WHERE e.user_key = c.user_key
+            AND e.event IN ('subscription.started', 'trial.started')
+            AND e.occurred_at <= p_now
+            AND (s.a0 IS NULL OR s.a2 IS NULL)
+        ) AS ev ON TRUE
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0) AND NOT (COALESCE(a.a2, 0) > 0));
 end $hs$;

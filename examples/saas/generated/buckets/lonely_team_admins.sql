@@ -13,15 +13,12 @@ begin
   SELECT c.user_key, NULL::timestamptz AS anchor
   FROM _hs_cand
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'teammate.invited') AS a0
-      FROM hogsend.events AS e
-      INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
-      WHERE e.event = 'teammate.invited'
-        AND e.occurred_at <= p_now
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+  LEFT JOIN LATERAL (
+      SELECT COALESCE(max(CASE WHEN es.first_at <= p_now THEN 1 ELSE 0 END) FILTER (WHERE es.event = 'teammate.invited'), 0) AS a0
+      FROM hogsend.event_summaries AS es
+      WHERE es.user_key = c.user_key
+        AND es.event = 'teammate.invited'
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (NOT (COALESCE(a.a0, 0) > 0) AND CASE WHEN jsonb_typeof(c.properties -> 'company' -> 'employees') = 'number' THEN CAST(c.properties -> 'company' -> 'employees' AS numeric) >= CAST('5' AS numeric) ELSE FALSE END AND COALESCE((c.properties -> 'role') IN (CAST('"admin"' AS jsonb), CAST('"owner"' AS jsonb)), FALSE));
 end $hs$;

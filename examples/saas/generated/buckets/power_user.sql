@@ -13,16 +13,24 @@ begin
   SELECT c.user_key, NULL::timestamptz AS anchor
   FROM _hs_cand
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a0
-      FROM hogsend.events AS e
-      INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
-      WHERE e.event = 'app_opened'
-        AND e.occurred_at <= p_now
-        AND e.occurred_at >= p_now - make_interval(secs => 604800)
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+  LEFT JOIN LATERAL (
+      SELECT COALESCE(s.a0, ev.a0) AS a0
+      FROM (
+          SELECT CASE WHEN count(*) FILTER (WHERE es.event = 'app_opened') = 0 THEN 0 ELSE max(CASE WHEN es.first_at >= p_now - make_interval(secs => 604800) AND es.last_at <= p_now THEN es.n ELSE CASE WHEN es.first_at > p_now OR es.last_at < p_now - make_interval(secs => 604800) THEN 0 ELSE NULL::bigint END END) FILTER (WHERE es.event = 'app_opened') END AS a0
+          FROM hogsend.event_summaries AS es
+          WHERE es.user_key = c.user_key
+            AND es.event = 'app_opened'
+        ) AS s
+      LEFT JOIN LATERAL (
+          SELECT count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a0
+          FROM hogsend.events AS e
+          WHERE e.user_key = c.user_key
+            AND e.event = 'app_opened'
+            AND e.occurred_at <= p_now
+            AND e.occurred_at >= p_now - make_interval(secs => 604800)
+            AND s.a0 IS NULL
+        ) AS ev ON TRUE
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND COALESCE(a.a0, 0) >= 5;
 end $hs$;

@@ -13,16 +13,25 @@ begin
   SELECT c.user_key, NULL::timestamptz AS anchor
   FROM _hs_cand
   INNER JOIN hogsend.contacts AS c ON c.user_key = _hs_cand.user_key
-  LEFT JOIN (
-      SELECT e.user_key,
-             count(*) FILTER (WHERE e.event = 'app_opened') AS a0,
-             count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a1
-      FROM hogsend.events AS e
-      INNER JOIN _hs_cand ON _hs_cand.user_key = e.user_key
-      WHERE e.event = 'app_opened'
-        AND e.occurred_at <= p_now
-      GROUP BY e.user_key
-    ) AS a ON a.user_key = c.user_key
+  LEFT JOIN LATERAL (
+      SELECT s.a0 AS a0, COALESCE(s.a1, ev.a1) AS a1
+      FROM (
+          SELECT COALESCE(max(CASE WHEN es.first_at <= p_now THEN 1 ELSE 0 END) FILTER (WHERE es.event = 'app_opened'), 0) AS a0,
+                 CASE WHEN count(*) FILTER (WHERE es.event = 'app_opened') = 0 THEN 0 ELSE max(CASE WHEN (es.first_at >= p_now - make_interval(secs => 604800) AND es.first_at <= p_now) OR (es.last_at >= p_now - make_interval(secs => 604800) AND es.last_at <= p_now) THEN 1 ELSE CASE WHEN es.first_at > p_now OR es.last_at < p_now - make_interval(secs => 604800) THEN 0 ELSE NULL::bigint END END) FILTER (WHERE es.event = 'app_opened') END AS a1
+          FROM hogsend.event_summaries AS es
+          WHERE es.user_key = c.user_key
+            AND es.event = 'app_opened'
+        ) AS s
+      LEFT JOIN LATERAL (
+          SELECT count(*) FILTER (WHERE e.event = 'app_opened') AS a0,
+                 count(*) FILTER (WHERE e.event = 'app_opened' AND e.occurred_at >= p_now - make_interval(secs => 604800)) AS a1
+          FROM hogsend.events AS e
+          WHERE e.user_key = c.user_key
+            AND e.event = 'app_opened'
+            AND e.occurred_at <= p_now
+            AND s.a1 IS NULL
+        ) AS ev ON TRUE
+    ) AS a ON TRUE
   WHERE c.deleted_at IS NULL
     AND (COALESCE(a.a0, 0) > 0 AND NOT (COALESCE(a.a1, 0) > 0));
 end $hs$;
