@@ -21,6 +21,9 @@
 //! - `hogsend-bench fresh-load --database-url URL [--contacts N] [--ticks K]`: the backfill
 //!   and the first quiet ticks right after a bulk load, with autovacuum off and no VACUUM or
 //!   ANALYZE ([`fresh_load`]).
+//! - `hogsend-bench email --database-url URL --provider log|http|smtp [--contacts N]
+//!   [--smtp HOST:PORT]`: the delivery worker sending N queued messages with rendering, and
+//!   the peak RSS ([`email`]).
 //!
 //! `bench` and `bench-check` are accepted as aliases of the two (their names when they were
 //! subcommands of `hogsend`). An `Err` is printed as `error: …` with exit code 2.
@@ -29,6 +32,7 @@ mod baseline;
 mod check_bench;
 mod daemon;
 mod dataset;
+mod email;
 mod enrol_http;
 mod flood;
 mod floor;
@@ -75,6 +79,8 @@ enum Command {
     Journeys(journeys::Args),
     /// Time the quiet ticks right after a bulk load, with no VACUUM or ANALYZE
     FreshLoad(fresh_load::Args),
+    /// Time the delivery worker sending queued messages through a provider
+    Email(email::Args),
 }
 
 /// How the engine report is printed.
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import_bench::run(args),
         Command::Journeys(args) => journeys::run(args),
         Command::FreshLoad(args) => fresh_load::run(args),
+        Command::Email(args) => email::run(args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hogsend_compiler::source::{SourceFile, SourceSet, TemplateSource};
+use hogsend_runtime::mail::dkim::Dkim;
 use hogsend_runtime::mail::links::Signer;
 use hogsend_runtime::mail::settings::{ProviderSettings, SmtpSettings};
 use hogsend_runtime::mail::MailSettings;
@@ -808,4 +809,165 @@ async fn the_frequency_cap_skips_non_transactional_mail_over_it() {
     assert_eq!(status(bob), ("sent".into(), None), "the cap is per contact");
     assert_eq!(sink.received().len(), 3);
     daemon.stop().await.unwrap();
+}
+
+/// Runs `openssl ARGS`; its standard output.
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `[email] dkim` with an RSA key (PKCS#8 PEM, as `openssl genpkey` writes it) and an
+/// Ed25519 key: what the SMTP server received carries a `DKIM-Signature` with the configured
+/// `d=` and `s=` that dkimpy verifies against the public key; the same message with its
+/// body changed does not verify.
+#[tokio::test]
+async fn dkim_signed_messages_verify() {
+    let sink = Sink::start();
+    let dir = std::env::temp_dir().join(format!(
+        "hogsend-dkim-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/dkim_verify.py");
+    for (algorithm, genpkey) in [
+        (
+            "rsa",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+        ),
+        ("ed25519", &["-algorithm", "ed25519"][..]),
+    ] {
+        let key_path = dir.join(format!("{algorithm}.pem"));
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(genpkey);
+        args.extend(["-out", key_path.to_str().unwrap()]);
+        openssl(&args);
+        let public = dir.join(format!("{algorithm}.der"));
+        openssl(&[
+            "pkey",
+            "-in",
+            key_path.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            public.to_str().unwrap(),
+        ]);
+        let pem = std::fs::read_to_string(&key_path).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem:.40}");
+        let selector = format!("sel-{algorithm}");
+        let config = hogsend_schema::settings::DkimConfig {
+            selector: selector.clone(),
+            domain: "acme.test".into(),
+            private_key_env: Some("TEST_DKIM_KEY".into()),
+        };
+        let dkim = Dkim::load(&config, |name| {
+            (name == "TEST_DKIM_KEY").then(|| pem.clone())
+        })
+        .expect("the key loads");
+        assert_eq!(dkim.algorithm, algorithm);
+
+        let db = TestDatabase::new().await;
+        let mut conn = db.connect().await;
+        let daemon = TestDaemon::start(&db, files(), |c| {
+            c.mail = smtp_settings(sink.port);
+            c.mail.dkim = Some(dkim.clone());
+        })
+        .await;
+        sql(
+            &mut conn,
+            &format!(
+                r#"insert into hogsend.contacts (external_id, email, properties)
+                   values ('{algorithm}', '{algorithm}@x.test', '{{"first_name": "Ada", "plan": "pro"}}')"#
+            ),
+        )
+        .await;
+        queue(&mut conn, algorithm, "welcome", "news").await;
+        let rows = settled(&mut conn).await;
+        assert!(rows.iter().all(|r| r.1 == "sent"), "{rows:?}");
+        daemon.stop().await.unwrap();
+
+        let received = sink.received();
+        let m = received
+            .iter()
+            .find(|m| m["rcpt_tos"][0] == format!("{algorithm}@x.test"))
+            .expect("the message arrived");
+        let signature = header(m, "DKIM-Signature").expect("a DKIM-Signature header");
+        let tags: Vec<String> = signature
+            .split(';')
+            .map(|t| t.split_whitespace().collect::<String>())
+            .collect();
+        for tag in [
+            "v=1".to_string(),
+            format!("a={algorithm}-sha256"),
+            "d=acme.test".into(),
+            format!("s={selector}"),
+            "c=relaxed/relaxed".into(),
+        ] {
+            assert!(tags.contains(&tag), "{tag} in {signature}");
+        }
+        let signed = tags.iter().find(|t| t.starts_with("h=")).unwrap();
+        for name in ["from", "to", "subject", "message-id", "list-unsubscribe"] {
+            assert!(
+                signed
+                    .to_ascii_lowercase()
+                    .split([':', '='])
+                    .any(|h| h == name),
+                "{name} signed: {signed}"
+            );
+        }
+
+        let raw: Vec<u8> = m["raw"]
+            .as_str()
+            .expect("the raw message")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).expect("latin-1"))
+            .collect();
+        let verify = |bytes: &[u8]| {
+            let path = dir.join(format!("{algorithm}.eml"));
+            std::fs::write(&path, bytes).unwrap();
+            Command::new("python3")
+                .arg(&verifier)
+                .arg(&path)
+                .arg(&public)
+                .arg(algorithm)
+                .output()
+                .expect("python3 runs (dkimpy and pynacl are installed by .ci/run)")
+        };
+        let out = verify(&raw);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{algorithm}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.starts_with(&format!("verified {selector}._domainkey.acme.test")),
+            "{said}"
+        );
+        let text = String::from_utf8(raw).unwrap();
+        let body_at = text.find("\r\n\r\n").expect("headers, then the body");
+        let tampered = format!(
+            "{}{}",
+            &text[..body_at],
+            text[body_at..].replacen("Ada", "Eve", 1)
+        );
+        assert_ne!(tampered, text, "the body names the contact");
+        let out = verify(tampered.as_bytes());
+        assert!(
+            !out.status.success(),
+            "a changed body must not verify: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -490,10 +490,10 @@ async fn provider_webhooks_are_verified_and_bounces_and_complaints_suppress() {
     }
     assert!(metrics
         .body
-        .contains("hogsend_email_messages_total{outcome=\"sent\"} 3\n"));
+        .contains("hogsend_email_messages_total{outcome=\"sent\",provider=\"http\"} 3\n"));
     assert!(metrics
         .body
-        .contains("hogsend_email_delivery_seconds_count 3\n"));
+        .contains("hogsend_email_delivery_seconds_count{provider=\"http\"} 3\n"));
 
     // The suppressed addresses get nothing more; bob's soft bounce does not stop his mail.
     let ada2 = queue(&mut conn, "ada", "receipt", "transactional").await;

@@ -19,7 +19,7 @@ pub mod tracking;
 
 pub use check::{check_template, TemplatePart, TemplateProblem};
 pub use front_matter::{FrontMatter, FrontMatterError};
-pub use render::{render, DeployedTemplate, RenderContext, RenderError, Rendered};
+pub use render::{render, Compiled, DeployedTemplate, RenderContext, RenderError, Rendered};
 
 /// The top-level variables a template may use (docs/language.md#templates).
 pub const VARIABLES: &[&str] = &[

@@ -126,44 +126,91 @@ impl RenderContext {
     }
 }
 
-/// Renders `template` for one recipient.
+/// Renders `template` for one recipient (parses it first: to render many messages of one
+/// template, parse it once with [`Compiled::new`]).
 pub fn render(template: &DeployedTemplate, ctx: &RenderContext) -> Result<Rendered, RenderError> {
-    let env = environment();
-    let value = ctx.to_value();
-    let fail = |e: minijinja::Error| RenderError {
-        template: template.id.clone(),
+    Compiled::new(template.clone())?.render(ctx)
+}
+
+/// The names of a template's parts in its environment (the `.html` one is HTML-escaped).
+const SUBJECT: &str = "subject.txt";
+const HTML: &str = "body.html";
+const TEXT: &str = "body.txt";
+
+/// A deployed template parsed once, rendered for many recipients: the delivery worker keeps
+/// one per template and round instead of parsing the Jinja sources again for every message.
+#[derive(Debug)]
+pub struct Compiled {
+    template: DeployedTemplate,
+    env: Environment<'static>,
+}
+
+impl Compiled {
+    /// Parses the subject, HTML and text of `template`.
+    pub fn new(template: DeployedTemplate) -> Result<Compiled, RenderError> {
+        let mut env = environment();
+        let fail = |e: minijinja::Error| render_error(&template.id, &e);
+        env.add_template_owned(SUBJECT, template.subject.clone())
+            .map_err(fail)?;
+        if let Some(source) = &template.html {
+            env.add_template_owned(HTML, source.clone()).map_err(fail)?;
+        }
+        if let Some(source) = &template.text {
+            env.add_template_owned(TEXT, source.clone()).map_err(fail)?;
+        }
+        Ok(Compiled { template, env })
+    }
+
+    /// The template.
+    pub fn template(&self) -> &DeployedTemplate {
+        &self.template
+    }
+
+    /// Renders the template for one recipient.
+    pub fn render(&self, ctx: &RenderContext) -> Result<Rendered, RenderError> {
+        let template = &self.template;
+        let value = ctx.to_value();
+        let one = |name: &str| -> Result<String, RenderError> {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&value))
+                .map_err(|e| render_error(&template.id, &e))
+        };
+        // A subject is one line, whatever the template produced.
+        let subject = one(SUBJECT)?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let html = match &template.html {
+            Some(_) => Some(with_preheader(
+                &inline_css(&one(HTML)?).map_err(|message| RenderError {
+                    template: template.id.clone(),
+                    message,
+                })?,
+                template.preheader.as_deref(),
+            )),
+            None => None,
+        };
+        let text = match (&template.text, &html) {
+            (Some(_), _) => one(TEXT)?,
+            (None, Some(h)) => html_to_text(h),
+            (None, None) => String::new(),
+        };
+        Ok(Rendered {
+            subject,
+            html,
+            text,
+        })
+    }
+}
+
+fn render_error(template: &str, e: &minijinja::Error) -> RenderError {
+    RenderError {
+        template: template.to_string(),
         message: e
             .detail()
             .map_or_else(|| e.kind().to_string(), str::to_string),
-    };
-    let one = |name: &str, source: &str| -> Result<String, RenderError> {
-        env.render_named_str(name, source, &value).map_err(fail)
-    };
-    // A subject is one line, whatever the template produced.
-    let subject = one("subject.txt", &template.subject)?
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let html = match &template.html {
-        Some(source) => Some(with_preheader(
-            &inline_css(&one("body.html", source)?).map_err(|message| RenderError {
-                template: template.id.clone(),
-                message,
-            })?,
-            template.preheader.as_deref(),
-        )),
-        None => None,
-    };
-    let text = match (&template.text, &html) {
-        (Some(source), _) => one("body.txt", source)?,
-        (None, Some(h)) => html_to_text(h),
-        (None, None) => String::new(),
-    };
-    Ok(Rendered {
-        subject,
-        html,
-        text,
-    })
+    }
 }
 
 /// The rules of the HTML's `<style>` blocks moved into `style` attributes (css-inline: mail

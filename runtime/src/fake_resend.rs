@@ -10,6 +10,8 @@
 //!   message (records it, gives it an id) but holds the answer until
 //!   [`FakeResend::release`] — the window in which a daemon killed has had its message
 //!   accepted without learning so.
+//! - Forgetting ([`FakeResend::forget_bodies`]): for load, keeps only the keys and ids, so
+//!   the server's memory does not grow with the messages' bodies.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -49,6 +51,8 @@ struct Inner {
     by_key: HashMap<String, String>,
     scripts: HashMap<String, VecDeque<Scripted>>,
     stall_after: Option<usize>,
+    /// Keep no request and no body (see [`FakeResend::forget_bodies`]).
+    forget: bool,
 }
 
 struct Shared {
@@ -121,6 +125,18 @@ impl FakeResend {
         self.shared.released.send_modify(|n| *n += 1);
     }
 
+    /// From now on, records no request and keeps no body: [`FakeResend::requests`] stays
+    /// empty and [`FakeResend::deliveries`] holds `null` bodies (the keys and ids are kept:
+    /// a repeated key is still answered with its first id).
+    pub fn forget_bodies(&self) {
+        self.inner().forget = true;
+    }
+
+    /// How many distinct messages were delivered.
+    pub fn delivered(&self) -> usize {
+        self.inner().deliveries.len()
+    }
+
     /// Every request received, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner().requests.clone()
@@ -167,10 +183,12 @@ async fn emails(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
     let to = body["to"][0].as_str().unwrap_or_default().to_string();
     let stall_at = {
         let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.requests.push(Recorded {
-            idempotency_key: key.clone(),
-            body: body.clone(),
-        });
+        if !inner.forget {
+            inner.requests.push(Recorded {
+                idempotency_key: key.clone(),
+                body: body.clone(),
+            });
+        }
         if header("authorization").as_deref() != Some(&format!("Bearer {}", shared.api_key)) {
             return error(401, "missing_api_key", "API key is invalid");
         }
@@ -189,13 +207,14 @@ async fn emails(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
                 None => {}
             }
         }
-        let key = key.unwrap_or_else(|| format!("no-key-{}", inner.requests.len()));
+        let key = key.unwrap_or_else(|| format!("no-key-{}", inner.by_key.len()));
         if let Some(id) = inner.by_key.get(&key) {
             // Resend answers a repeated key with the first request's result.
             return (StatusCode::OK, Json(json!({"id": id}))).into_response();
         }
         let id = format!("re_{:06}", inner.deliveries.len() + 1);
         inner.by_key.insert(key.clone(), id.clone());
+        let body = if inner.forget { Value::Null } else { body };
         inner.deliveries.push((key, id.clone(), body));
         let stall = inner
             .stall_after

@@ -105,6 +105,7 @@ pub async fn launch(
         realtime_stopped,
     ));
     let (stop_delivery, delivery_stopped) = watch::channel(false);
+    let _ = state.metrics.email_provider.set(config.mail.provider_name);
     let delivery = if config.mail.worker {
         match mail::deliver::Worker::new(
             pool.clone(),

@@ -107,6 +107,9 @@ pub struct Metrics {
     pub email_retries: AtomicU64,
     /// Queued → sent, per message sent.
     pub email_latency: Histogram,
+    /// The delivery worker's provider (`log`, `smtp`, `http`): the `provider` label of the
+    /// delivery series. Set once when the daemon starts; `log` when unset.
+    pub email_provider: std::sync::OnceLock<&'static str>,
     /// Provider webhooks applied (a webhook delivered twice counts once).
     pub email_delivered: AtomicU64,
     pub email_bounced_hard: AtomicU64,
@@ -293,9 +296,10 @@ impl Metrics {
             "# HELP hogsend_realtime_backlog_age_seconds How long the oldest change waiting for the real-time pass has waited (0 when none waits).\n# TYPE hogsend_realtime_backlog_age_seconds gauge\nhogsend_realtime_backlog_age_seconds {}",
             backlog.oldest_age.unwrap_or_default().as_secs_f64()
         );
+        let provider = self.email_provider.get().copied().unwrap_or("log");
         let _ = writeln!(
             out,
-            "# HELP hogsend_email_messages_total Messages delivered by this daemon's worker, by outcome (retry: a transient failure, tried again later).\n# TYPE hogsend_email_messages_total counter"
+            "# HELP hogsend_email_messages_total Messages delivered by this daemon's worker, by outcome (retry: a transient failure, tried again later) and provider.\n# TYPE hogsend_email_messages_total counter"
         );
         for (outcome, c) in [
             ("sent", &self.email_sent),
@@ -305,16 +309,19 @@ impl Metrics {
         ] {
             let _ = writeln!(
                 out,
-                "hogsend_email_messages_total{{outcome=\"{outcome}\"}} {}",
+                "hogsend_email_messages_total{{outcome=\"{outcome}\",provider=\"{provider}\"}} {}",
                 load(c)
             );
         }
         let _ = writeln!(
             out,
-            "# HELP hogsend_email_delivery_seconds Time from a message's creation (queued) to its acceptance by the provider.\n# TYPE hogsend_email_delivery_seconds histogram"
+            "# HELP hogsend_email_delivery_seconds Time from a message's creation (queued) to its acceptance by the provider, by provider.\n# TYPE hogsend_email_delivery_seconds histogram"
         );
-        self.email_latency
-            .render(&mut out, "hogsend_email_delivery_seconds", "");
+        self.email_latency.render(
+            &mut out,
+            "hogsend_email_delivery_seconds",
+            &format!("provider=\"{}\"", label(provider)),
+        );
         let _ = writeln!(
             out,
             "# HELP hogsend_email_provider_events_total Provider webhooks applied by this daemon, by event (a webhook delivered twice counts once).\n# TYPE hogsend_email_provider_events_total counter"
@@ -438,6 +445,20 @@ mod tests {
         assert!(text.contains("# TYPE hogsend_email_provider_events_total counter"));
         assert!(text.contains("hogsend_email_provider_events_total{event=\"bounced_hard\"} 2"));
         assert!(text.contains("hogsend_email_provider_events_total{event=\"complained\"} 0"));
+        m.email_provider.set("smtp").unwrap();
+        m.email_retries.fetch_add(4, Ordering::Relaxed);
+        m.email_latency.observe(Duration::from_millis(40));
+        let text = m.render(&[], &backlog);
+        assert!(
+            text.contains("hogsend_email_messages_total{outcome=\"retry\",provider=\"smtp\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hogsend_email_messages_total{outcome=\"sent\",provider=\"smtp\"} 0\n")
+        );
+        assert!(text
+            .contains("hogsend_email_delivery_seconds_bucket{provider=\"smtp\",le=\"0.05\"} 1\n"));
+        assert!(text.contains("hogsend_email_delivery_seconds_count{provider=\"smtp\"} 1\n"));
     }
 
     #[test]

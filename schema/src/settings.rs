@@ -108,6 +108,23 @@ pub struct EmailConfig {
     pub max_per_contact: Option<FrequencyCap>,
     /// Open and click tracking, `tracking = { opens = true, clicks = true }` (default: off).
     pub tracking: TrackingConfig,
+    /// DKIM signing of the `smtp` provider's messages,
+    /// `dkim = { selector = "s1", domain = "acme.test", private_key_env = "HOGSEND_DKIM_KEY" }`
+    /// (default: unsigned; the `http` provider's API signs for itself).
+    pub dkim: Option<DkimConfig>,
+}
+
+/// `[email] dkim` (docs/operations.md#dkim).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The selector (`s=`): the public key is published at `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The signing domain (`d=`), normally the `From:` domain or a parent of it.
+    pub domain: String,
+    /// The environment variable holding the private key: RSA in PEM (PKCS#1 or PKCS#8), or
+    /// Ed25519 in PEM (PKCS#8) or as the base64 of its 32 bytes. Default `HOGSEND_DKIM_KEY`.
+    pub private_key_env: Option<String>,
 }
 
 /// `[email] tracking` (docs/operations.md#tracking): what the delivery worker adds to the

@@ -50,6 +50,8 @@ class Sink:
             "headers": [[k, str(v)] for k, v in msg.items()],
             "content_type": msg.get_content_type(),
             "parts": parts,
+            # The bytes as received (latin-1: one character per byte), for DKIM checks.
+            "raw": envelope.original_content.decode("latin-1"),
         }
         self.n += 1
         tmp = os.path.join(self.out, f".{self.n}.tmp")

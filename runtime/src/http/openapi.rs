@@ -5,7 +5,7 @@
 use super::error::{ErrorBody, ErrorCode, ErrorObject};
 use super::{
     buckets, campaigns, contacts, email_webhooks, events, journeys, lists, messages, ops, posthog,
-    runs, segment, subscriptions, AppState,
+    preferences, runs, segment, subscriptions, tracking, unsubscribe, AppState,
 };
 use crate::ingest::{FieldError, Outcome};
 use crate::queries::campaigns::Campaign;
@@ -51,6 +51,8 @@ pub fn router() -> Router<AppState> {
         subscriptions::subscriptions, subscriptions::put_subscriptions,
         subscriptions::suppress, subscriptions::unsuppress,
         email_webhooks::email_provider_webhook,
+        unsubscribe::confirm, unsubscribe::unsubscribe, preferences::show, preferences::apply,
+        tracking::open, tracking::click,
         ops::healthz, ops::readyz, ops::metrics,
         serve,
     ),
@@ -75,6 +77,7 @@ pub fn router() -> Router<AppState> {
         (name = "messages", description = "The outbox: messages created by journeys and campaigns"),
         (name = "campaigns", description = "Campaigns (broadcasts): create, follow, cancel, start"),
         (name = "email", description = "Lists, subscriptions, suppressions and the email provider's webhooks"),
+        (name = "pages", description = "What recipients open, without a key: the unsubscribe and preferences pages and the open and click tracking links (signed tokens)"),
         (name = "operations", description = "Liveness, readiness, metrics and this document"),
     )
 )]

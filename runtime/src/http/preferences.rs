@@ -95,8 +95,13 @@ async fn read(conn: &mut PgConnection, key: &str) -> Result<Preferences, sqlx::E
     })
 }
 
-/// `GET /p/{token}`: the page.
-async fn show(
+/// `GET /p/{token}`: the preferences page of the token's contact.
+#[utoipa::path(get, path = "/p/{token}", operation_id = "preferences_page", tag = "pages",
+    params(("token" = String, Path, description = "The signed preferences token of a message's preferences link")),
+    responses(
+        (status = 200, description = "The preferences page: a form with the contact's lists and choices", body = String, content_type = "text/html"),
+        (status = 404, description = "An HTML page: the link is not valid", body = String, content_type = "text/html")))]
+pub(super) async fn show(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, PageError> {
@@ -149,7 +154,15 @@ fn parse_form(body: &[u8]) -> Result<Action, PageError> {
 }
 
 /// `POST /p/{token}`: applies one form, all of it or nothing, and shows the page again.
-async fn apply(
+#[utoipa::path(post, path = "/p/{token}", operation_id = "save_preferences", tag = "pages",
+    params(("token" = String, Path, description = "The signed preferences token")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "The page's form: `action` = `save` (with a `shown` field per list the page showed and a `list` field per ticked one), `unsubscribe_all` or `resubscribe`"),
+    responses(
+        (status = 200, description = "Applied; the page again, with a confirmation", body = String, content_type = "text/html"),
+        (status = 400, description = "An HTML page: the form is not one the page sends", body = String, content_type = "text/html"),
+        (status = 404, description = "An HTML page: the link is not valid", body = String, content_type = "text/html")))]
+pub(super) async fn apply(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     body: axum::body::Bytes,

@@ -57,8 +57,13 @@ enum Engagement {
     Click,
 }
 
-/// `GET /o/{token}`: the pixel.
-async fn open(
+/// `GET /o/{token}`: the open-tracking pixel; records the message's open.
+#[utoipa::path(get, path = "/o/{token}", operation_id = "open_pixel", tag = "pages",
+    params(("token" = String, Path, description = "The signed open token of a message's tracking pixel")),
+    responses(
+        (status = 200, description = "A transparent 1×1 GIF, not cacheable; the message's first open is recorded", content_type = "image/gif"),
+        (status = 404, description = "An HTML page: the link is not valid", body = String, content_type = "text/html")))]
+pub(super) async fn open(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, PageError> {
@@ -79,7 +84,12 @@ async fn open(
 }
 
 /// `GET /c/{token}`: records the click and redirects to the signed target.
-async fn click(
+#[utoipa::path(get, path = "/c/{token}", operation_id = "click_redirect", tag = "pages",
+    params(("token" = String, Path, description = "The signed click token of a tracked link (message id and target)")),
+    responses(
+        (status = 302, description = "Redirect to the link's target (`Location`, `Referrer-Policy: no-referrer`, not cacheable); the click is recorded"),
+        (status = 404, description = "An HTML page: the link is not valid or its target is not http(s)", body = String, content_type = "text/html")))]
+pub(super) async fn click(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, PageError> {

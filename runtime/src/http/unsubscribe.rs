@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::extract::ApiPath;
 use super::page::{escape, page, PageError};
 use super::AppState;
@@ -44,9 +44,16 @@ async fn list_name(state: &AppState, list: &str) -> Result<String, sqlx::Error> 
     Ok(name.flatten().unwrap_or_else(|| list.to_string()))
 }
 
-/// The confirm page: what the link would do, and a button that does it. A link that does
-/// not verify gets an HTML 404 page (a person opened it).
-async fn confirm(
+/// `GET /u/{token}`: the unsubscribe confirm page, which unsubscribes nobody by itself.
+///
+/// What the link would do, and a button that does it, so link scanners are harmless. A
+/// link that does not verify gets an HTML 404 page (a person opened it).
+#[utoipa::path(get, path = "/u/{token}", operation_id = "unsubscribe_page", tag = "pages",
+    params(("token" = String, Path, description = "The signed unsubscribe token of the message's `List-Unsubscribe` link")),
+    responses(
+        (status = 200, description = "The confirm page: the list's name and a button that posts the unsubscribe; it unsubscribes nobody by itself", body = String, content_type = "text/html"),
+        (status = 404, description = "An HTML page: the link is not valid", body = String, content_type = "text/html")))]
+pub(super) async fn confirm(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> Result<Response, PageError> {
@@ -65,8 +72,18 @@ async fn confirm(
     ))
 }
 
-/// Unsubscribes (one-click or the confirm page's button). Idempotent.
-async fn unsubscribe(
+/// `POST /u/{token}`: unsubscribes the token's contact from the token's list.
+///
+/// RFC 8058 one-click (mail clients post `List-Unsubscribe=One-Click`) or the confirm
+/// page's button. Idempotent.
+#[utoipa::path(post, path = "/u/{token}", operation_id = "unsubscribe", tag = "pages",
+    params(("token" = String, Path, description = "The signed unsubscribe token")),
+    request_body(content = Option<String>, content_type = "application/x-www-form-urlencoded",
+        description = "`List-Unsubscribe=One-Click` (RFC 8058, sent by mail clients), or the confirm page's empty form"),
+    responses(
+        (status = 200, description = "Unsubscribed from the token's list (again: no change); an HTML page", body = String, content_type = "text/html"),
+        (status = 404, description = "`invalid_link`: the token does not verify", body = ErrorBody)))]
+pub(super) async fn unsubscribe(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     body: axum::body::Bytes,

@@ -6,17 +6,21 @@
 //! a dead worker's claims come back when their lease runs out. Each claimed message is
 //! then, in one statement, joined with its contact, deployed template, run and list, and
 //! given its skip reason (`message_skip_reason`: the contact may have unsubscribed or
-//! been suppressed since the message was queued). Sends run concurrently (at most
-//! `concurrency` at once, paced by `[email] rate`); each outcome is one `UPDATE … WHERE
-//! status = 'sending'`: `sent` (provider id, rendered subject), `skipped`, `queued` again
-//! with `next_attempt_at` (transient failure: exponential backoff with jitter), or
-//! `failed` (permanent failure, or transient ones `max_attempts` times).
+//! been suppressed since the message was queued). Each template of the batch is parsed
+//! once (`Compiled`). Sends run concurrently (at most `concurrency` at once, paced by
+//! `[email] rate`) and hand their outcomes to a recorder, which writes all that have
+//! arrived in one `UPDATE … FROM unnest(…) WHERE status = 'sending'`: `sent` (provider id,
+//! rendered subject), `skipped`, `queued` again with `next_attempt_at` (transient failure:
+//! exponential backoff with jitter), or `failed` (permanent failure, or transient ones
+//! `max_attempts` times).
 //!
 //! Exactly once, as far as the wire allows: the window is between the provider accepting a
-//! message and the `sent` update. A worker killed there leaves the row `sending`; when the
+//! message and the recorder's write that includes it (at most one write's duration after
+//! the send returns, or the time of a write in progress). A worker killed there leaves the row `sending`; when the
 //! lease runs out it is sent again with the same `Message-ID` (SMTP has no idempotency:
 //! at most one duplicate per crash, which receivers may collapse by `Message-ID`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +28,9 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::sync::{mpsc, watch, Mutex, Semaphore};
 
-use hogsend_mail::{render, DeployedTemplate, RenderContext, TRANSACTIONAL};
+use hogsend_mail::{Compiled, DeployedTemplate, RenderContext, TRANSACTIONAL};
 
 use super::links::LinkKind;
 use super::provider::{Outgoing, Provider, SendError};
@@ -51,9 +55,10 @@ struct Claimed {
     user_key: String,
     attempts: i32,
     created_at: DateTime<Utc>,
+    /// The template's id.
+    template: String,
     email: Option<String>,
     properties: Value,
-    definition: Option<Value>,
     category: Option<String>,
     list_name: Option<String>,
     skip_reason: Option<String>,
@@ -115,7 +120,11 @@ impl Worker {
         mail: Arc<MailState>,
         metrics: Arc<Metrics>,
     ) -> Result<Worker, String> {
-        let provider = Provider::new(&mail.settings.provider, mail.settings.concurrency)?;
+        let provider = Provider::new(
+            &mail.settings.provider,
+            mail.settings.concurrency,
+            mail.settings.dkim.clone(),
+        )?;
         let pace = Arc::new(Pace::new(mail.settings.rate_per_second));
         Ok(Worker {
             pool,
@@ -166,10 +175,9 @@ impl Worker {
             return Ok(round);
         }
         let rows: Vec<Claimed> = sqlx::query_as(
-            "select m.id, m.user_key, m.attempts, m.created_at,
+            "select m.id, m.user_key, m.attempts, m.created_at, m.template,
                     case when c.user_key is not null then coalesce(c.email, m.to_email) end as email,
                     coalesce(c.properties, '{}') as properties,
-                    t.definition,
                     coalesce(m.category, t.category) as category,
                     l.name as list_name,
                     message_skip_reason(
@@ -200,6 +208,7 @@ impl Worker {
         .fetch_all(&self.pool)
         .await?;
         let rows = apply_frequency_cap(rows, settings.frequency_cap.map(|c| c.0));
+        let templates = self.templates(&rows).await?;
         let installation = self
             .installation
             .get_or_try_init(|| async {
@@ -210,27 +219,125 @@ impl Worker {
             })
             .await?
             .clone();
-        let gate = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for row in rows {
-            let permit = gate.clone().acquire_owned().await;
-            let job = self.job(installation.clone());
-            tasks.spawn(async move {
-                let _permit = permit;
-                job.deliver(row).await
-            });
+        // Sends run on their own tasks and hand their outcomes to the recorder, which writes
+        // whatever has arrived in one statement: under load its batches are large, when
+        // sends trickle in each is recorded as soon as the previous write is done.
+        let (tx, rx) = mpsc::unbounded_channel::<Record>();
+        let dispatch = async {
+            let gate = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+            let mut tasks = tokio::task::JoinSet::new();
+            for row in rows {
+                let permit = gate.clone().acquire_owned().await;
+                let job = self.job(installation.clone());
+                let template = templates.get(&row.template).cloned();
+                let tx = tx.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let record = job.deliver(row, template).await;
+                    let _ = tx.send(record);
+                });
+            }
+            drop(tx);
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a delivery task panicked");
+                }
+            }
+        };
+        let ((), recorded) = tokio::join!(dispatch, self.record(rx));
+        round.sent = recorded.sent;
+        round.skipped = recorded.skipped;
+        round.retried = recorded.retried;
+        round.failed = recorded.failed;
+        Ok(round)
+    }
+
+    /// The deployed templates of `rows`, each parsed once for the round (an error: the
+    /// template is not deployed, or its definition is unreadable; its messages fail).
+    async fn templates(&self, rows: &[Claimed]) -> Result<Templates, sqlx::Error> {
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.template.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let deployed: Vec<(String, Value)> =
+            sqlx::query_as("select id, definition from templates where id = any($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out: Templates = ids
+            .iter()
+            .map(|id| {
+                (
+                    (*id).to_string(),
+                    Err(Arc::from("the template is not deployed")),
+                )
+            })
+            .collect();
+        for (id, definition) in deployed {
+            let compiled = serde_json::from_value::<DeployedTemplate>(definition)
+                .map_err(|e| format!("the deployed template is unreadable: {e}"))
+                .and_then(|t| Compiled::new(t).map_err(|e| e.to_string()))
+                .map(Arc::new)
+                .map_err(Arc::from);
+            out.insert(id, compiled);
         }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(Outcome::Sent)) => round.sent += 1,
-                Ok(Ok(Outcome::Skipped)) => round.skipped += 1,
-                Ok(Ok(Outcome::Retry)) => round.retried += 1,
-                Ok(Ok(Outcome::Failed)) => round.failed += 1,
-                Ok(Err(e)) => tracing::warn!(error = %e, "recording a delivery failed"),
-                Err(e) => tracing::error!(error = %e, "a delivery task panicked"),
+        Ok(out)
+    }
+
+    /// Writes the outcomes arriving on `rx`, as many per statement as have arrived, until
+    /// every send of the round is done; counts what was written.
+    async fn record(&self, mut rx: mpsc::UnboundedReceiver<Record>) -> Round {
+        let mut round = Round::default();
+        let mut pending = Vec::new();
+        while let Some(first) = rx.recv().await {
+            pending.push(first);
+            while pending.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => pending.push(r),
+                    Err(_) => break,
+                }
+            }
+            match record_outcomes(&self.pool, &pending).await {
+                Ok(()) => {
+                    for r in &pending {
+                        self.count(r, &mut round);
+                    }
+                }
+                // The messages stay `sending`: sent again when their lease runs out.
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    messages = pending.len(),
+                    "recording deliveries failed"
+                ),
+            }
+            pending.clear();
+        }
+        round
+    }
+
+    fn count(&self, r: &Record, round: &mut Round) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.metrics;
+        match r.outcome {
+            Outcome::Sent => {
+                round.sent += 1;
+                m.email_sent.fetch_add(1, Relaxed);
+                if let Some(latency) = r.latency {
+                    m.email_latency.observe(latency);
+                }
+            }
+            Outcome::Skipped => {
+                round.skipped += 1;
+                m.email_skipped.fetch_add(1, Relaxed);
+            }
+            Outcome::Retry => {
+                round.retried += 1;
+                m.email_retries.fetch_add(1, Relaxed);
+            }
+            Outcome::Failed => {
+                round.failed += 1;
+                m.email_failed.fetch_add(1, Relaxed);
             }
         }
-        Ok(round)
     }
 
     fn job(&self, installation: Arc<str>) -> Job {
@@ -240,18 +347,118 @@ impl Worker {
             schema: self.schema.clone(),
             mail: self.mail.clone(),
             provider: self.provider.clone(),
-            metrics: self.metrics.clone(),
             pace: self.pace.clone(),
         }
     }
 }
 
+/// The parsed templates of a round, by id.
+type Templates = HashMap<String, Result<Arc<Compiled>, Arc<str>>>;
+
+/// At most this many outcomes per recording statement.
+const RECORD_BATCH: usize = 1000;
+
 /// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Sent,
     Skipped,
     Retry,
     Failed,
+}
+
+impl Outcome {
+    /// The message's status afterwards.
+    fn status(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Skipped => "skipped",
+            Outcome::Retry => "queued",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One message's outcome, to be recorded.
+#[derive(Debug)]
+struct Record {
+    id: i64,
+    outcome: Outcome,
+    /// Sent: the provider's id, the rendered subject and the address.
+    provider_id: Option<String>,
+    subject: Option<String>,
+    to: Option<String>,
+    /// Skipped: the reason; retry and failed: the error.
+    reason: Option<String>,
+    /// Retry: seconds until the next attempt.
+    delay: Option<f64>,
+    /// Sent: queued → sent.
+    latency: Option<Duration>,
+}
+
+impl Record {
+    fn new(id: i64, outcome: Outcome) -> Record {
+        Record {
+            id,
+            outcome,
+            provider_id: None,
+            subject: None,
+            to: None,
+            reason: None,
+            delay: None,
+            latency: None,
+        }
+    }
+}
+
+/// Writes `records` in one statement. Only rows still `sending` change: a message whose
+/// lease ran out and which another worker claimed again is that worker's.
+async fn record_outcomes(pool: &PgPool, records: &[Record]) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::with_capacity(records.len());
+    let mut statuses = Vec::with_capacity(records.len());
+    let mut provider_ids = Vec::with_capacity(records.len());
+    let mut subjects = Vec::with_capacity(records.len());
+    let mut tos = Vec::with_capacity(records.len());
+    let mut reasons = Vec::with_capacity(records.len());
+    let mut delays = Vec::with_capacity(records.len());
+    for r in records {
+        ids.push(r.id);
+        statuses.push(r.outcome.status());
+        provider_ids.push(r.provider_id.as_deref());
+        subjects.push(r.subject.as_deref());
+        tos.push(r.to.as_deref());
+        reasons.push(r.reason.as_deref());
+        delays.push(r.delay);
+    }
+    sqlx::query(
+        "update messages m
+            set status = u.status,
+                sent_at = case when u.status = 'sent' then now() else m.sent_at end,
+                provider_id = case when u.status = 'sent' then u.provider_id else m.provider_id end,
+                subject = case when u.status = 'sent' then u.subject else m.subject end,
+                to_email = case when u.status = 'sent' then u.to_email else m.to_email end,
+                skip_reason = case when u.status = 'skipped' then u.reason else m.skip_reason end,
+                last_error = case when u.status = 'sent' then null
+                                  when u.status = 'skipped' then m.last_error
+                                  else u.reason end,
+                next_attempt_at = case when u.status = 'queued'
+                                       then now() + make_interval(secs => u.delay) end,
+                updated_at = now()
+           from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::text[], $7::float8[])
+                as u(id, status, provider_id, subject, to_email, reason, delay)
+          where m.id = u.id and m.status = 'sending'",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&provider_ids)
+    .bind(&subjects)
+    .bind(&tos)
+    .bind(&reasons)
+    .bind(&delays)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// One message's delivery (owned, so it can run on its own task).
@@ -262,60 +469,46 @@ struct Job {
     schema: String,
     mail: Arc<MailState>,
     provider: Provider,
-    metrics: Arc<Metrics>,
     pace: Arc<Pace>,
 }
 
 impl Job {
-    async fn deliver(&self, row: Claimed) -> Result<Outcome, sqlx::Error> {
+    /// Renders and sends one message; what became of it, to be recorded.
+    async fn deliver(
+        &self,
+        row: Claimed,
+        template: Option<Result<Arc<Compiled>, Arc<str>>>,
+    ) -> Record {
         let settings = &self.mail.settings;
         if let Some(reason) = &row.skip_reason {
-            sqlx::query(
-                "update messages set status = 'skipped', skip_reason = $2,
-                        next_attempt_at = null, updated_at = now()
-                  where id = $1 and status = 'sending'",
-            )
-            .bind(row.id)
-            .bind(reason)
-            .execute(&self.pool)
-            .await?;
-            self.metrics
-                .email_skipped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Outcome::Skipped);
+            let mut r = Record::new(row.id, Outcome::Skipped);
+            r.reason = Some(reason.clone());
+            return r;
         }
-        let outgoing = match self.prepare(&row).await {
+        let template = match template {
+            Some(Ok(t)) => t,
+            Some(Err(problem)) => return fail(&row, &problem),
+            None => return fail(&row, "the template is not deployed"),
+        };
+        let outgoing = match self.prepare(&row, &template).await {
             Ok(o) => o,
-            Err(problem) => return self.fail(&row, &problem).await,
+            Err(problem) => return fail(&row, &problem),
         };
         self.pace.wait().await;
         match self.provider.send(&outgoing, settings.send_timeout).await {
             Ok(provider_id) => {
-                sqlx::query(
-                    "update messages set status = 'sent', sent_at = now(), provider_id = $2,
-                            subject = $3, to_email = $4, next_attempt_at = null,
-                            last_error = null, updated_at = now()
-                      where id = $1 and status = 'sending'",
-                )
-                .bind(row.id)
-                .bind(&provider_id)
-                .bind(&outgoing.subject)
-                .bind(&outgoing.to)
-                .execute(&self.pool)
-                .await?;
-                self.metrics
-                    .email_sent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let latency = (Utc::now() - row.created_at).to_std().unwrap_or_default();
-                self.metrics.email_latency.observe(latency);
-                Ok(Outcome::Sent)
+                let mut r = Record::new(row.id, Outcome::Sent);
+                r.provider_id = provider_id;
+                r.latency = Some((Utc::now() - row.created_at).to_std().unwrap_or_default());
+                r.subject = Some(outgoing.subject);
+                r.to = Some(outgoing.to);
+                r
             }
-            Err(SendError::Permanent(e)) => self.fail(&row, &e).await,
+            Err(SendError::Permanent(e)) => fail(&row, &e),
             Err(SendError::Transient { message: e, .. })
                 if row.attempts >= settings.max_attempts =>
             {
-                self.fail(&row, &format!("{e} (after {} attempts)", row.attempts))
-                    .await
+                fail(&row, &format!("{e} (after {} attempts)", row.attempts))
             }
             Err(SendError::Transient {
                 message: e,
@@ -325,50 +518,18 @@ impl Job {
                 let delay = backoff(settings.retry_base, row.attempts)
                     .max(retry_after.unwrap_or_default())
                     .min(Duration::from_secs(6 * 3600));
-                sqlx::query(
-                    "update messages set status = 'queued', last_error = $2,
-                            next_attempt_at = now() + make_interval(secs => $3),
-                            updated_at = now()
-                      where id = $1 and status = 'sending'",
-                )
-                .bind(row.id)
-                .bind(&e)
-                .bind(delay.as_secs_f64())
-                .execute(&self.pool)
-                .await?;
-                self.metrics
-                    .email_retries
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(Outcome::Retry)
+                let mut r = Record::new(row.id, Outcome::Retry);
+                r.reason = Some(e);
+                r.delay = Some(delay.as_secs_f64());
+                r
             }
         }
     }
 
-    async fn fail(&self, row: &Claimed, problem: &str) -> Result<Outcome, sqlx::Error> {
-        tracing::warn!(message = row.id, error = %problem, "message failed");
-        sqlx::query(
-            "update messages set status = 'failed', last_error = $2,
-                    next_attempt_at = null, updated_at = now()
-              where id = $1 and status = 'sending'",
-        )
-        .bind(row.id)
-        .bind(problem)
-        .execute(&self.pool)
-        .await?;
-        self.metrics
-            .email_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Outcome::Failed)
-    }
-
     /// Renders the message and lays out its headers.
-    async fn prepare(&self, row: &Claimed) -> Result<Outgoing, String> {
+    async fn prepare(&self, row: &Claimed, compiled: &Compiled) -> Result<Outgoing, String> {
         let settings = &self.mail.settings;
-        let template: DeployedTemplate = match &row.definition {
-            Some(d) => serde_json::from_value(d.clone())
-                .map_err(|e| format!("the deployed template is unreadable: {e}"))?,
-            None => return Err("the template is not deployed".into()),
-        };
+        let template = compiled.template();
         let email = row.email.clone().unwrap_or_default();
         let category = row.category.clone().unwrap_or_else(|| TRANSACTIONAL.into());
         let transactional = category == TRANSACTIONAL;
@@ -401,7 +562,7 @@ impl Job {
             unsubscribe_url: unsubscribe_url.clone(),
             preferences_url,
         };
-        let mut rendered = render(&template, &ctx).map_err(|e| e.to_string())?;
+        let mut rendered = compiled.render(&ctx).map_err(|e| e.to_string())?;
         rendered.html = rendered
             .html
             .map(|html| super::tracking::apply(settings, signer, row.id, transactional, html));
@@ -439,6 +600,14 @@ impl Job {
             headers,
         })
     }
+}
+
+/// A message that failed for good (logged).
+fn fail(row: &Claimed, problem: &str) -> Record {
+    tracing::warn!(message = row.id, error = %problem, "message failed");
+    let mut r = Record::new(row.id, Outcome::Failed);
+    r.reason = Some(problem.to_string());
+    r
 }
 
 /// Marks the messages over `[email] max_per_contact` as skipped (`frequency_cap`): per

@@ -5,6 +5,7 @@
 //!   links.rs     HMAC-signed unsubscribe/preferences tokens (never expire, rotation-safe)
 //!   deliver.rs   the worker: claim (SKIP LOCKED + lease) → recheck → render → send → record
 //!   provider.rs  log | smtp (lettre, pooled) | http, and the MIME message
+//!   dkim.rs      [email] dkim: the key from the environment; signs SMTP messages
 //!   http_provider.rs  the Resend-compatible API: request, answer → accepted/transient/permanent
 //!   http_client.rs    pooled HTTP/1.1 client, TLS by rustls
 //!   webhook_signature.rs  Svix-style signatures of the provider's webhooks
@@ -13,6 +14,7 @@
 //! Templates are rendered by `hogsend-mail` from the `templates` table `migrate` filled.
 
 pub mod deliver;
+pub mod dkim;
 pub mod http_client;
 pub mod http_provider;
 pub mod links;

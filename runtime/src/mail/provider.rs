@@ -1,5 +1,6 @@
 //! Providers: where a rendered message goes. `log` writes it to the log; `smtp` sends it
-//! with lettre over pooled connections (STARTTLS, TLS or plain; auth when configured);
+//! with lettre over pooled connections (STARTTLS, TLS or plain; auth when configured;
+//! DKIM-signed when `[email] dkim` is set);
 //! `http` posts it to a Resend-compatible API (`http_provider.rs`).
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use hogsend_schema::settings::SmtpTls;
 
+use super::dkim::Dkim;
 use super::http_provider::HttpProvider;
 use super::settings::{ProviderSettings, SmtpSettings};
 
@@ -65,18 +67,24 @@ impl SendError {
 pub enum Provider {
     /// The log.
     Log,
-    /// An SMTP server.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP server, and the DKIM key that signs what is sent to it.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Option<Dkim>),
     /// A Resend-compatible JSON API.
     Http(Box<HttpProvider>),
 }
 
 impl Provider {
     /// The provider of the settings. Fails on an SMTP URL or TLS setup lettre refuses.
-    pub fn new(settings: &ProviderSettings, concurrency: usize) -> Result<Provider, String> {
+    pub fn new(
+        settings: &ProviderSettings,
+        concurrency: usize,
+        dkim: Option<Dkim>,
+    ) -> Result<Provider, String> {
         match settings {
             ProviderSettings::Log => Ok(Provider::Log),
-            ProviderSettings::Smtp(smtp) => smtp_transport(smtp, concurrency).map(Provider::Smtp),
+            ProviderSettings::Smtp(smtp) => {
+                smtp_transport(smtp, concurrency).map(|t| Provider::Smtp(t, dkim))
+            }
             ProviderSettings::Http(http) => {
                 HttpProvider::new(http, concurrency).map(|p| Provider::Http(Box::new(p)))
             }
@@ -107,8 +115,11 @@ impl Provider {
                     Ok(result) => result,
                 }
             }
-            Provider::Smtp(transport) => {
-                let message = build_message(m).map_err(SendError::Permanent)?;
+            Provider::Smtp(transport, dkim) => {
+                let mut message = build_message(m).map_err(SendError::Permanent)?;
+                if let Some(dkim) = dkim {
+                    dkim.sign(&mut message);
+                }
                 match tokio::time::timeout(timeout, transport.send(message)).await {
                     Err(_) => Err(SendError::transient(format!(
                         "no answer from the SMTP server within {timeout:?}"

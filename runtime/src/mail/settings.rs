@@ -92,6 +92,8 @@ pub struct MailSettings {
     pub retry_base: Duration,
     /// A send (connect + transfer) that takes longer is a transient failure.
     pub send_timeout: Duration,
+    /// `[email] dkim`: signs the `smtp` provider's messages.
+    pub dkim: Option<super::dkim::Dkim>,
 }
 
 impl Default for MailSettings {
@@ -115,6 +117,7 @@ impl Default for MailSettings {
             max_attempts: 8,
             retry_base: Duration::from_secs(30),
             send_timeout: Duration::from_secs(60),
+            dkim: None,
         }
     }
 }
@@ -127,6 +130,7 @@ impl std::fmt::Debug for MailSettings {
             .field("public_url", &self.public_url)
             .field("signer", &self.signer)
             .field("rate_per_second", &self.rate_per_second)
+            .field("dkim", &self.dkim)
             .finish_non_exhaustive()
     }
 }
@@ -259,6 +263,24 @@ impl MailSettings {
                 });
                 s.provider_name = "http";
             }
+        }
+        if let Some(dkim) = &email.dkim {
+            // Loaded whatever the provider, so a bad key fails at startup, not at a send.
+            let loaded = super::dkim::Dkim::load(dkim, get).map_err(|e| ConfigError {
+                name: "[email] dkim",
+                value: dkim
+                    .private_key_env
+                    .clone()
+                    .unwrap_or_else(|| super::dkim::DEFAULT_KEY_ENV.into()),
+                problem: e.to_string(),
+            })?;
+            if matches!(s.provider, ProviderSettings::Http(_)) {
+                tracing::warn!(
+                    "[email] dkim is ignored by the http provider: the API signs the messages \
+                     with the domain set up there"
+                );
+            }
+            s.dkim = Some(loaded);
         }
         if s.signer.is_none() && !matches!(s.provider, ProviderSettings::Log) {
             return Err(ConfigError {
