@@ -31,7 +31,7 @@ const PAGE: i64 = 1000;
 
 /// One pass of the loop: its duration and what it did.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Pass {
+pub(crate) struct Pass {
     pub contacts: u64,
     pub queries: u64,
     pub writes: u64,
@@ -39,7 +39,7 @@ pub struct Pass {
 
 /// The baseline's figures.
 #[derive(Debug, Default)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub live_contacts: i64,
     pub sampled_contacts: i64,
     /// First pass over an empty membership table (every match is a write).
@@ -55,12 +55,12 @@ pub struct Baseline {
 
 impl Baseline {
     /// Whether the loop covered a sample only.
-    pub fn sampled(&self) -> bool {
+    pub(crate) fn sampled(&self) -> bool {
         self.sampled_contacts < self.live_contacts
     }
 
     /// The factor from the measured loop to all live contacts.
-    pub fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         if self.sampled_contacts == 0 {
             1.0
         } else {
@@ -69,7 +69,7 @@ impl Baseline {
     }
 
     /// The baseline section of the report.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let pass = |p: &Pass| {
             json!({
                 "contacts": p.contacts,
@@ -290,7 +290,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
 /// Runs the baseline: `runs` cold passes (each over an emptied membership table) and `runs`
 /// warm passes, over every live contact or an evenly spaced sample of `sample` of them.
 /// Compares its members with the compiled backfill's snapshot (`bench.compiled_members`).
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     buckets: &[Bucket],
     runs: usize,

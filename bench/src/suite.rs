@@ -29,7 +29,7 @@ use crate::{floor, handwritten, http_ingest, rows, server, ticks};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The server (any database on it; the bench creates its own).
     pub url: String,
     pub contacts: u64,
@@ -75,7 +75,7 @@ impl Progress {
 
 /// Runs the whole benchmark: compile, open the database, then every measured phase in
 /// order (each later phase starts from the state the backfill left), then tear down.
-pub async fn run(options: &Options) -> Result<Report> {
+pub(crate) async fn run(options: &Options) -> Result<Report> {
     let progress = Progress {
         verbose: options.verbose,
         started: Instant::now(),

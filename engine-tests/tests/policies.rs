@@ -231,7 +231,7 @@ fn menu(i: usize) -> Pred {
             did_where("ping", kind_a(), within(5400)),
         ]),
         3 => and(vec![
-            did("ping", hogsend_compiler::ir::Window::Ever),
+            did("ping", Window::Ever),
             not(did("ping", within(3600))),
         ]),
         _ => count("ping", within(7200), CmpOp::Ge, 2),
@@ -913,13 +913,7 @@ async fn min_dwell_defers_a_leave_until_the_floor_without_new_data() {
 async fn deletion_ends_memberships_at_once_and_silently() {
     // Deleting a contact ends its memberships without firing, min_dwell notwithstanding; new
     // events for its key do not bring it back.
-    let mut b = bucket(
-        "b",
-        or(vec![
-            flag_true(),
-            did("x", hogsend_compiler::ir::Window::Ever),
-        ]),
-    );
+    let mut b = bucket("b", or(vec![flag_true(), did("x", Window::Ever)]));
     b.min_dwell = Some(86_400);
     let mut env = Env::new(vec![b]).await;
     env.tick(T0).await;
@@ -951,7 +945,7 @@ async fn a_lapsed_user_joins_when_its_window_closes() {
     let mut b = bucket(
         "b",
         and(vec![
-            did("x", hogsend_compiler::ir::Window::Ever),
+            did("x", Window::Ever),
             not(did("x", within(7 * 86_400))),
         ]),
     );
@@ -1178,7 +1172,7 @@ async fn a_custom_dwell_label_names_the_transition_and_the_event() {
             label: "nudge".into(),
             kind: DwellKind::After,
             period: 1800,
-        }]
+        }];
     })
     .await;
     env.contact("a", ON).await;

@@ -28,7 +28,7 @@ const DEFAULT_JOBS: usize = 4;
 
 /// Arguments of `hogsend test`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -44,13 +44,13 @@ pub struct Args {
 }
 
 /// One test and what running it found.
-pub struct Ran {
+pub(crate) struct Ran {
     pub test: TestCase,
     pub outcome: runner::Outcome,
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let Some((set, compiled)) = compile_project(&args.dir, out)? else {
         return Ok(ExitCode::from(1));
     };
@@ -78,7 +78,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             timezone: config.project.timezone.clone(),
             trigger_max_age: config.journeys.trigger_max_age,
         };
-        database::runtime()?.block_on(run_all(&args, &program, &base, tests))?
+        database::runtime()?.block_on(run_all(args, &program, &base, tests))?
     };
     let elapsed = started.elapsed();
     report::print(out, &set, &ran, elapsed)?;

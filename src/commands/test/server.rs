@@ -12,7 +12,7 @@ use hogsend_runtime::pgcluster::PrivateCluster;
 use sqlx::{Connection, PgConnection};
 
 /// Where one run's tests go: a server's database, and a prefix for the schemas of this run.
-pub struct Scratch {
+pub(super) struct Scratch {
     /// The database's URL.
     pub url: String,
     prefix: String,
@@ -20,7 +20,7 @@ pub struct Scratch {
 
 impl Scratch {
     /// Finds the server as the module says and checks that it answers.
-    pub async fn create(database_url: Option<&str>) -> Result<Scratch> {
+    pub(super) async fn create(database_url: Option<&str>) -> Result<Scratch> {
         let given = database_url
             .map(str::to_owned)
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
@@ -34,8 +34,7 @@ impl Scratch {
         conn.close().await?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.subsec_nanos());
         Ok(Scratch {
             url,
             prefix: format!("hogsend_test_{}_{nanos}", std::process::id()),
@@ -43,7 +42,7 @@ impl Scratch {
     }
 
     /// The schema of the test at `index`, unique to this run (`[a-z0-9_]` only).
-    pub fn schema_for(&self, index: usize) -> String {
+    pub(super) fn schema_for(&self, index: usize) -> String {
         format!("{}_t{index}", self.prefix)
     }
 }
