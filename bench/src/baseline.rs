@@ -255,7 +255,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
             pass.contacts += 1;
             for bucket in buckets {
                 let now_in = matches(conn, bucket, key, props, now, &mut pass).await?;
-                let was_in = active.contains(&(bucket.id.clone(), key.clone()));
+                let was_in = active.contains(&(bucket.id.to_string(), key.clone()));
                 if now_in && !was_in {
                     sqlx::query(
                         "insert into bench.baseline_members (bucket_id, user_key, active, changed_at)
@@ -263,7 +263,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
                          on conflict (bucket_id, user_key) do update
                             set active = true, changed_at = excluded.changed_at",
                     )
-                    .bind(&bucket.id)
+                    .bind(bucket.id.as_str())
                     .bind(key)
                     .bind(now)
                     .execute(&mut *conn)
@@ -274,7 +274,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
                         "update bench.baseline_members set active = false, changed_at = $3
                           where bucket_id = $1 and user_key = $2",
                     )
-                    .bind(&bucket.id)
+                    .bind(bucket.id.as_str())
                     .bind(key)
                     .bind(now)
                     .execute(&mut *conn)

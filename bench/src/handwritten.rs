@@ -97,7 +97,7 @@ fn queries(buckets: &[Bucket]) -> Result<Vec<Query>> {
         .map(|b| {
             let sql = sections
                 .iter()
-                .find(|(id, _)| *id == b.id)
+                .find(|(id, _)| id.as_str() == b.id.as_str())
                 .map(|(_, sql)| sql.trim().to_owned())
                 .ok_or_else(|| anyhow!("no hand-written query for bucket {}", b.id))?;
             let rules: Vec<Value> = b
@@ -112,7 +112,7 @@ fn queries(buckets: &[Bucket]) -> Result<Vec<Query>> {
                 })
                 .collect();
             Ok(Query {
-                id: b.id.clone(),
+                id: b.id.to_string(),
                 sql,
                 rules: Value::Array(rules),
                 max_dwell_s: b.max_dwell,

@@ -275,7 +275,7 @@ impl<'o> Session<'o> {
     /// Ticks after 1% and 0.1% of the contacts got new events, and the evaluation of only
     /// those contacts.
     async fn changed_ticks(&mut self, buckets: &[Bucket]) -> Result<()> {
-        let bucket_ids: Vec<String> = buckets.iter().map(|b| b.id.clone()).collect();
+        let bucket_ids: Vec<String> = buckets.iter().map(|b| b.id.to_string()).collect();
         for (key, label, share, seed) in
             [("1pct", "1%", 0.01, 11_u64), ("0_1pct", "0.1%", 0.001, 12)]
         {

@@ -45,7 +45,7 @@ struct Sim {
 fn transition(b: &Bucket, key: &str, pair: &Pair, kind: &str, t: Us, source: &str) -> Transition {
     Transition {
         occurred_at: t,
-        bucket: b.id.clone(),
+        bucket: b.id.to_string(),
         key: key.to_owned(),
         kind: kind.to_owned(),
         reason: None,
@@ -62,13 +62,13 @@ impl Sim {
         for b in buckets {
             let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
             let backfill =
-                self.settled.insert(b.id.clone(), fingerprint.clone()) != Some(fingerprint);
+                self.settled.insert(b.id.to_string(), fingerprint.clone()) != Some(fingerprint);
             let source = if backfill { "backfill" } else { "tick" };
             let mut keys: BTreeSet<String> = world.contacts.keys().cloned().collect();
             keys.extend(
                 self.pairs
                     .keys()
-                    .filter(|(id, _)| *id == b.id)
+                    .filter(|(id, _)| id.as_str() == b.id.as_str())
                     .map(|(_, k)| k.clone()),
             );
             for key in keys {
@@ -82,7 +82,7 @@ impl Sim {
     fn apply_keys(&mut self, buckets: &[Bucket], world: &World, keys: &[String], t: Us) {
         for b in buckets {
             let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
-            if self.settled.get(&b.id) == Some(&fingerprint) {
+            if self.settled.get(b.id.as_str()) == Some(&fingerprint) {
                 for key in keys {
                     self.step(b, key, world, t, "event");
                 }
@@ -93,7 +93,7 @@ impl Sim {
     fn step(&mut self, b: &Bucket, key: &str, world: &World, t: Us, source: &str) {
         let holds = world.holds(&b.criteria, key, t);
         let gone = world.contacts.get(key).is_none_or(|c| c.deleted);
-        let id = (b.id.clone(), key.to_owned());
+        let id = (b.id.to_string(), key.to_owned());
         let pair = self.pairs.entry(id.clone()).or_default();
         let was_active = pair.active;
         // 1. leaves: criteria (or a min_dwell deferral), then max_dwell

@@ -9,8 +9,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use hogsend_compiler::eval;
 use hogsend_compiler::ir::{
-    Bucket, CmpOp, DwellKind, DwellRule, EntryPolicy, EventAtom, EventPred, EventTest, Origin,
-    Pred, Program, Prop, PropTest, Scalar, Seconds, Window,
+    Bucket, BucketId, CmpOp, DwellKind, DwellRule, EntryPolicy, EventAtom, EventPred, EventTest,
+    Origin, Pred, Program, Prop, PropTest, Scalar, Seconds, Window,
 };
 use hogsend_compiler::plan::{self, PlanOptions};
 use hogsend_runtime::migrate::{self, MigrateReport};
@@ -137,7 +137,7 @@ pub(crate) fn within(seconds: Seconds) -> Window {
 /// A bucket with no policy (entry unlimited, no dwell limits, enabled).
 pub(crate) fn bucket(id: &str, criteria: Pred) -> Bucket {
     Bucket {
-        id: id.into(),
+        id: BucketId::new(id).expect("a valid bucket id"),
         name: None,
         description: None,
         criteria,
