@@ -15,7 +15,7 @@ use crate::output::Output;
 /// A project directory and its database: the arguments of `migrate` and `plan`, and part
 /// of `serve`'s and `dev`'s.
 #[derive(Debug, clap::Args)]
-pub struct ProjectArgs {
+pub(crate) struct ProjectArgs {
     /// The project directory
     #[arg(default_value = ".")]
     pub dir: PathBuf,
@@ -24,9 +24,9 @@ pub struct ProjectArgs {
 }
 
 /// A compiled project and the database it goes to: what `migrate` and `plan` start from.
-pub struct ProjectDatabase {
+pub(crate) struct ProjectDatabase {
     /// The configured schema (`[database] schema`).
-    pub schema: hogsend_schema::SchemaName,
+    pub schema: SchemaName,
     /// The resolved database URL.
     pub url: String,
     /// The generated SQL.
@@ -35,7 +35,10 @@ pub struct ProjectDatabase {
 
 /// Compiles the project (printing its diagnostics) and resolves its database. `None` when
 /// the project has errors.
-pub fn compile_for_database(args: &ProjectArgs, out: &Output) -> Result<Option<ProjectDatabase>> {
+pub(crate) fn compile_for_database(
+    args: &ProjectArgs,
+    out: Output,
+) -> Result<Option<ProjectDatabase>> {
     let Some((_, compiled)) = compile_project(&args.dir, out)? else {
         return Ok(None);
     };
@@ -49,7 +52,7 @@ pub fn compile_for_database(args: &ProjectArgs, out: &Output) -> Result<Option<P
 
 /// The `--database-url` flag.
 #[derive(Debug, clap::Args)]
-pub struct DatabaseArgs {
+pub(crate) struct DatabaseArgs {
     /// Postgres URL (default: $DATABASE_URL, then hogsend.toml [database] url)
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
@@ -57,7 +60,7 @@ pub struct DatabaseArgs {
 
 impl DatabaseArgs {
     /// The URL to use, in order of precedence.
-    pub fn resolve(&self, config: &Config) -> Result<String> {
+    pub(crate) fn resolve(&self, config: &Config) -> Result<String> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
@@ -77,19 +80,19 @@ impl DatabaseArgs {
 
 /// Connects to `url` for `schema` (the runtime's connection: its `search_path` is the
 /// schema), with a readable error that never prints the password.
-pub async fn connect(url: &str, schema: &SchemaName) -> Result<PgConnection> {
+pub(crate) async fn connect(url: &str, schema: &SchemaName) -> Result<PgConnection> {
     hogsend_runtime::db::connect_one(url, schema)
         .await
         .with_context(|| format!("could not connect to {}", redact(url)))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     hogsend_schema::settings::RedactedUrl::new(url).redacted()
 }
 
 /// A Tokio runtime for a command's database work.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

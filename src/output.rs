@@ -9,7 +9,7 @@ use hogsend_compiler::source::SourceSet;
 
 /// How results and diagnostics are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
+pub(crate) enum Format {
     /// For people: rustc-style diagnostics on stderr.
     #[default]
     Human,
@@ -19,7 +19,7 @@ pub enum Format {
 
 /// When to use colour in human output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// When stderr is a terminal and `NO_COLOR` is not set.
     #[default]
     Auto,
@@ -30,7 +30,7 @@ pub enum ColorChoice {
 /// The `--format` flag's values: the formats every command has, plus `junit` (only
 /// `hogsend test`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// For people: rustc-style diagnostics on stderr.
     #[default]
     Human,
@@ -42,7 +42,7 @@ pub enum FormatArg {
 
 /// The global output flags (accepted before or after the subcommand).
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Output format
     #[arg(long, global = true, value_enum, default_value_t)]
     format: FormatArg,
@@ -53,7 +53,7 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     /// Decides colour once, from the flag and the environment.
-    pub fn resolve(&self) -> Output {
+    pub(crate) fn resolve(&self) -> Output {
         let color = match self.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -77,7 +77,7 @@ impl OutputArgs {
 
 /// The resolved output settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
+pub(crate) struct Output {
     pub format: Format,
     pub color: bool,
     /// `--format junit` (`hogsend test` prints JUnit XML; `format` is then `Human`, for the
@@ -87,7 +87,7 @@ pub struct Output {
 
 impl Output {
     /// Prints human diagnostics to stderr.
-    pub fn eprint_diagnostics(&self, diagnostics: &[Diagnostic], sources: &SourceSet) {
+    pub(crate) fn eprint_diagnostics(self, diagnostics: &[Diagnostic], sources: &SourceSet) {
         eprint!(
             "{}",
             diagnostics::render_human(diagnostics, sources, self.color)
@@ -95,7 +95,7 @@ impl Output {
     }
 
     /// `error: …` / `warning: …` summary prefixes, coloured like codespan's headers.
-    pub fn severity_prefix(&self, error: bool) -> String {
+    pub(crate) fn severity_prefix(self, error: bool) -> String {
         match (error, self.color) {
             (true, true) => "\x1b[1m\x1b[38;5;9merror\x1b[0m\x1b[1m:\x1b[0m".into(),
             (false, true) => "\x1b[1m\x1b[38;5;11mwarning\x1b[0m\x1b[1m:\x1b[0m".into(),
@@ -106,7 +106,7 @@ impl Output {
 
     /// Reports a command's failure (`{"format_version", "error"}` on stdout under
     /// `--format json`, `error: …` on stderr otherwise) and returns exit code 1.
-    pub fn fail(&self, err: &dyn std::fmt::Display) -> std::process::ExitCode {
+    pub(crate) fn fail(self, err: &dyn std::fmt::Display) -> std::process::ExitCode {
         match self.format {
             Format::Json => println!(
                 "{}",
@@ -122,7 +122,7 @@ impl Output {
 }
 
 /// `1 error`, `2 errors`.
-pub fn plural(n: usize, word: &str) -> String {
+pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
     } else {

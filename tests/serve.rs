@@ -66,7 +66,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Waits for the child to exit (at most 30 s) and returns its exit code and remaining stderr.
-fn wait_exit(mut child: Child, rx: mpsc::Receiver<String>) -> (Option<i32>, String) {
+fn wait_exit(mut child: Child, rx: &mpsc::Receiver<String>) -> (Option<i32>, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -203,7 +203,7 @@ async fn serve_drains_on_sigterm_and_keys_work() {
     sigterm(&child);
     let response = inflight.await.expect("request task");
     assert_eq!(response.status, 202, "{}", response.body);
-    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, rx))
+    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, &rx))
         .await
         .expect("wait task");
     assert_eq!(code, Some(0), "{rest}");
@@ -297,7 +297,7 @@ async fn dev_runs_the_example_on_a_private_postgres() {
         .collect();
     assert!(ids.contains(&"went_dormant".to_owned()), "{ids:?}");
     sigterm(&child);
-    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, rx))
+    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, &rx))
         .await
         .expect("wait task");
     assert_eq!(code, Some(0), "{rest}");
@@ -421,7 +421,7 @@ async fn slow_clients_time_out_and_shutdown_is_bounded() {
     let _idle = send(addr, "GET /healthz HTTP/1.1\r\n").await;
     let t0 = Instant::now();
     sigterm(&child);
-    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, rx))
+    let (code, rest) = tokio::task::spawn_blocking(move || wait_exit(child, &rx))
         .await
         .expect("wait task");
     let took = t0.elapsed();

@@ -31,7 +31,7 @@ const PAGE: i64 = 1000;
 
 /// One pass of the loop: its duration and what it did.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Pass {
+pub(crate) struct Pass {
     pub contacts: u64,
     pub queries: u64,
     pub writes: u64,
@@ -39,7 +39,7 @@ pub struct Pass {
 
 /// The baseline's figures.
 #[derive(Debug, Default)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub live_contacts: i64,
     pub sampled_contacts: i64,
     /// First pass over an empty membership table (every match is a write).
@@ -55,12 +55,12 @@ pub struct Baseline {
 
 impl Baseline {
     /// Whether the loop covered a sample only.
-    pub fn sampled(&self) -> bool {
+    pub(crate) fn sampled(&self) -> bool {
         self.sampled_contacts < self.live_contacts
     }
 
     /// The factor from the measured loop to all live contacts.
-    pub fn scale(&self) -> f64 {
+    pub(crate) fn scale(&self) -> f64 {
         if self.sampled_contacts == 0 {
             1.0
         } else {
@@ -69,7 +69,7 @@ impl Baseline {
     }
 
     /// The baseline section of the report.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let pass = |p: &Pass| {
             json!({
                 "contacts": p.contacts,
@@ -255,7 +255,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
             pass.contacts += 1;
             for bucket in buckets {
                 let now_in = matches(conn, bucket, key, props, now, &mut pass).await?;
-                let was_in = active.contains(&(bucket.id.clone(), key.clone()));
+                let was_in = active.contains(&(bucket.id.to_string(), key.clone()));
                 if now_in && !was_in {
                     sqlx::query(
                         "insert into bench.baseline_members (bucket_id, user_key, active, changed_at)
@@ -263,7 +263,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
                          on conflict (bucket_id, user_key) do update
                             set active = true, changed_at = excluded.changed_at",
                     )
-                    .bind(&bucket.id)
+                    .bind(bucket.id.as_str())
                     .bind(key)
                     .bind(now)
                     .execute(&mut *conn)
@@ -274,7 +274,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
                         "update bench.baseline_members set active = false, changed_at = $3
                           where bucket_id = $1 and user_key = $2",
                     )
-                    .bind(&bucket.id)
+                    .bind(bucket.id.as_str())
                     .bind(key)
                     .bind(now)
                     .execute(&mut *conn)
@@ -290,7 +290,7 @@ async fn sweep(conn: &mut PgConnection, buckets: &[Bucket], now: DateTime<Utc>) 
 /// Runs the baseline: `runs` cold passes (each over an emptied membership table) and `runs`
 /// warm passes, over every live contact or an evenly spaced sample of `sample` of them.
 /// Compares its members with the compiled backfill's snapshot (`bench.compiled_members`).
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     buckets: &[Bucket],
     runs: usize,

@@ -43,7 +43,7 @@ pub(crate) struct Args {
 }
 
 /// Runs the command.
-pub(crate) fn run(args: Args) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let dir = args.out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("hogsend-bench-{}", std::process::id()))
     });

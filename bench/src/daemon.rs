@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::project::SCHEMA;
 
 /// A running in-process daemon.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// Where it listens.
     pub addr: SocketAddr,
     /// An ingest key (`Bearer …`) for its API.
@@ -33,7 +33,7 @@ impl Daemon {
     /// Creates an ingest key named `bench`, launches the daemon on database `url` with the
     /// compiled `files` (`configure` adjusts the configuration first) and waits until
     /// `/healthz` answers.
-    pub async fn start(
+    pub(crate) async fn start(
         conn: &mut PgConnection,
         url: &str,
         files: Vec<GeneratedFile>,
@@ -90,7 +90,7 @@ impl Daemon {
     }
 
     /// Shuts the daemon down and waits for it; its error when it failed.
-    pub async fn stop(self) -> Result<()> {
+    pub(crate) async fn stop(self) -> Result<()> {
         let _ = self.stop.send(());
         self.task
             .await

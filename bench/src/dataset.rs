@@ -14,17 +14,17 @@ use serde_json::{json, Value};
 use sqlx::{Executor, PgConnection, Row};
 
 /// The instant the dataset ends at and the cold backfill runs at.
-pub fn t_end() -> DateTime<Utc> {
+pub(crate) fn t_end() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
         .expect("a valid instant")
         .with_timezone(&Utc)
 }
 
 /// Bumped whenever `dataset.sql` changes, so `--reuse` never measures stale data.
-pub const DATASET_VERSION: i32 = 1;
+pub(crate) const DATASET_VERSION: i32 = 1;
 
 /// The `setseed` value.
-pub const SEED: f64 = 0.42;
+pub(crate) const SEED: f64 = 0.42;
 
 const DATASET_SQL: &str = include_str!("dataset.sql");
 
@@ -33,7 +33,7 @@ const LOADED_TABLES: &[&str] = &["contacts", "events", "messages"];
 
 /// What was loaded (or found), and how long it took.
 #[derive(Debug, Clone)]
-pub struct DatasetInfo {
+pub(crate) struct DatasetInfo {
     pub contacts: i64,
     pub live_contacts: i64,
     pub events: i64,
@@ -46,7 +46,7 @@ pub struct DatasetInfo {
 
 impl DatasetInfo {
     /// The dataset section of the report.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "contacts": self.contacts,
             "live_contacts": self.live_contacts,
@@ -97,7 +97,7 @@ fn base_schema_digest() -> String {
 
 /// Whether this database already holds the dataset for `contacts` ending at `t_end`, under
 /// this build's base schema.
-pub async fn already_loaded(
+pub(crate) async fn already_loaded(
     conn: &mut PgConnection,
     contacts: u64,
     t_end: DateTime<Utc>,
@@ -119,7 +119,7 @@ pub async fn already_loaded(
 
 /// How the load ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterLoad {
+pub(crate) enum AfterLoad {
     /// `VACUUM (ANALYZE)` of the loaded tables (every engine phase starts from that).
     VacuumAnalyze,
     /// Nothing: no statistics, no visibility map, no hint bits (`hogsend-bench fresh-load`).
@@ -127,7 +127,7 @@ pub enum AfterLoad {
 }
 
 /// Generates and loads the dataset into the (migrated, empty) schema `hogsend`.
-pub async fn load(
+pub(crate) async fn load(
     conn: &mut PgConnection,
     contacts: u64,
     t_end: DateTime<Utc>,
@@ -224,7 +224,7 @@ pub async fn load(
 /// Replaces the named parameters of `sql` (`$contacts`) by positional ones (`$1`), numbered
 /// in order of first use; returns the SQL and the names in bind order. Names inside `--`
 /// comments are replaced too, harmlessly.
-pub fn number_parameters<'a>(sql: &str, names: &[&'a str]) -> (String, Vec<&'a str>) {
+pub(crate) fn number_parameters<'a>(sql: &str, names: &[&'a str]) -> (String, Vec<&'a str>) {
     let mut used: Vec<(usize, &'a str)> = names
         .iter()
         .filter_map(|n| sql.find(n).map(|at| (at, *n)))
@@ -238,7 +238,7 @@ pub fn number_parameters<'a>(sql: &str, names: &[&'a str]) -> (String, Vec<&'a s
 }
 
 /// Counts what the database holds.
-pub async fn counts(conn: &mut PgConnection) -> Result<DatasetInfo> {
+pub(crate) async fn counts(conn: &mut PgConnection) -> Result<DatasetInfo> {
     let row = sqlx::query(
         "select (select count(*) from hogsend.contacts),
                 (select count(*) from hogsend.contacts where deleted_at is null),
@@ -262,7 +262,7 @@ pub async fn counts(conn: &mut PgConnection) -> Result<DatasetInfo> {
 /// Puts the engine's state back to "just migrated": no memberships, transitions or
 /// engine-recorded events, no queued keys, every bucket unsettled, no tick yet. The data
 /// (contacts, events, messages) is untouched.
-pub async fn reset_state(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn reset_state(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "truncate hogsend.memberships, hogsend.transitions;
          delete from hogsend.events
@@ -278,7 +278,7 @@ pub async fn reset_state(conn: &mut PgConnection) -> Result<()> {
 /// Forces a checkpoint, so that the write-back of a large write (the load, a backfill) does
 /// not overlap the next measurement. Needs superuser or `pg_checkpoint`; without, the next
 /// figures may include some of that write-back.
-pub async fn checkpoint(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn checkpoint(conn: &mut PgConnection) -> Result<()> {
     if let Err(err) = conn.execute("checkpoint").await {
         eprintln!("warning: no CHECKPOINT between phases ({err})");
     }
@@ -290,7 +290,7 @@ pub async fn checkpoint(conn: &mut PgConnection) -> Result<()> {
 /// repetition touched are visited). The session's temporary work tables are emptied too: a
 /// committed tick empties them (`on commit delete rows`), a rolled-back one leaves their dead
 /// rows behind for the next repetition to scan.
-pub async fn vacuum_after_rollback(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn vacuum_after_rollback(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "vacuum hogsend.events, hogsend.contacts, hogsend.memberships, hogsend.transitions,
                 hogsend.changed_keys, hogsend.tick_state, hogsend.buckets, hogsend.runs,

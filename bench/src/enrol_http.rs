@@ -23,17 +23,17 @@ use crate::http_ingest::percentile;
 use crate::server;
 
 /// Events per request.
-pub const PER_REQUEST: usize = 10;
+pub(crate) const PER_REQUEST: usize = 10;
 /// Concurrent client connections.
-pub const WORKERS: usize = 4;
+pub(crate) const WORKERS: usize = 4;
 /// How often the poller looks for new messages.
-pub const POLL: Duration = Duration::from_millis(5);
+pub(crate) const POLL: Duration = Duration::from_millis(5);
 /// How long after the last request the poller waits for the last messages.
 const GRACE: Duration = Duration::from_secs(60);
 
 /// What the phase measured.
 #[derive(Debug, Clone, Default)]
-pub struct Enrolment {
+pub(crate) struct Enrolment {
     pub events: usize,
     /// Offered events per second.
     pub rate: u64,
@@ -49,12 +49,12 @@ pub struct Enrolment {
 
 impl Enrolment {
     /// The 99th percentile of event → message queued, ms.
-    pub fn p99_ms(&self) -> f64 {
+    pub(crate) fn p99_ms(&self) -> f64 {
         percentile(&self.latencies_ms, 0.99)
     }
 
     /// The figures, for the JSON report.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "events": self.events,
             "offered_events_per_s": self.rate,
@@ -72,7 +72,7 @@ impl Enrolment {
     }
 
     /// One line for the text report.
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         format!(
             "sign-up -> welcome queued: p50 {} ms, p99 {} ms, max {:.1} ms ({} missing); HTTP p99 {} ms",
             percentile(&self.latencies_ms, 0.50),
@@ -85,7 +85,7 @@ impl Enrolment {
 }
 
 /// The request body of batch `b` of `total` events: contacts `jnew-<i>`, timestamped now.
-pub fn batch_body(b: usize, total: usize) -> String {
+pub(crate) fn batch_body(b: usize, total: usize) -> String {
     let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let first = b * PER_REQUEST;
     let events: Vec<Value> = (first..(first + PER_REQUEST).min(total))
@@ -102,7 +102,7 @@ pub fn batch_body(b: usize, total: usize) -> String {
 }
 
 /// The event index of a contact key `jnew-<i>` below `total`.
-pub fn event_index(key: &str, total: usize) -> Option<usize> {
+pub(crate) fn event_index(key: &str, total: usize) -> Option<usize> {
     key.strip_prefix("jnew-")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|i| *i < total)
@@ -110,7 +110,7 @@ pub fn event_index(key: &str, total: usize) -> Option<usize> {
 
 /// Per event, the time from its request being sent until its message was seen, sorted;
 /// and how many were never seen.
-pub fn latencies(
+pub(crate) fn latencies(
     sent: &[Option<Instant>],
     seen: &[Option<Instant>],
     per_request: usize,
@@ -120,7 +120,7 @@ pub fn latencies(
     for (i, seen) in seen.iter().enumerate() {
         match (sent.get(i / per_request).copied().flatten(), seen) {
             (Some(sent), Some(seen)) => {
-                out.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3)
+                out.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3);
             }
             _ => missing += 1,
         }
@@ -131,7 +131,7 @@ pub fn latencies(
 
 /// Runs the phase against database `url` (migrated with `files`): `rate` sign-ups per
 /// second for `seconds` seconds.
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     url: &str,
     files: Vec<GeneratedFile>,

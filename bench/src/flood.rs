@@ -35,13 +35,13 @@ const SENDERS: usize = 4;
 /// A new sentinel contact every this often.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// The backlog age under which the pass is said to keep up.
-pub const KEEPS_UP_AGE: Duration = Duration::from_secs(2);
+pub(crate) const KEEPS_UP_AGE: Duration = Duration::from_secs(2);
 /// How long the bench waits for the backlog to drain after a flood.
 const DRAIN_LIMIT: Duration = Duration::from_secs(180);
 
 /// Arguments of `hogsend-bench flood`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Postgres server URL (any database on it; the bench creates and drops its own)
     #[arg(long, value_name = "URL", env = "DATABASE_URL")]
     database_url: String,
@@ -134,13 +134,13 @@ impl Phase {
 }
 
 /// Runs the flood bench.
-pub fn run(args: Args) -> Result<std::process::ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let report = runtime.block_on(flood(&args))?;
+    let report = runtime.block_on(flood(args))?;
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("could not write {}", path.display()))?;

@@ -21,7 +21,7 @@ use crate::measure::{Samples, Stopwatch};
 
 /// What one bucket's criteria read.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Reads {
+pub(crate) struct Reads {
     /// Event names, and the widest window in seconds (`None`: all time).
     pub events: Option<(Vec<String>, Option<i64>)>,
     /// Names of filtered atoms, and their widest window.
@@ -82,7 +82,7 @@ fn names_window(
 }
 
 /// What `bucket`'s criteria read.
-pub fn reads(bucket: &Bucket) -> Reads {
+pub(crate) fn reads(bucket: &Bucket) -> Reads {
     let mut c = Collect::default();
     collect(&bucket.criteria, &mut c);
     c.templates.sort();
@@ -144,7 +144,7 @@ async fn read_bucket(conn: &mut PgConnection, r: &Reads, now: DateTime<Utc>) -> 
 }
 
 /// The floor of every bucket, summed: `runs` measured repetitions after one warm-up.
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     buckets: &[Bucket],
     runs: usize,

@@ -24,7 +24,7 @@ use crate::{dataset, server, ticks};
 
 /// Arguments of `hogsend-bench fresh-load`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Postgres server URL (any database on it; the bench creates and drops its own)
     #[arg(long, value_name = "URL", env = "DATABASE_URL")]
     database_url: String,
@@ -53,13 +53,13 @@ pub struct Args {
 const QUIET_TARGET_MS: f64 = 50.0;
 
 /// Runs the suite and prints its report; exit code 1 when a quiet tick missed the target.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let report = runtime.block_on(suite(&args))?;
+    let report = runtime.block_on(suite(args))?;
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("could not write {}", path.display()))?;

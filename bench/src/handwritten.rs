@@ -97,7 +97,7 @@ fn queries(buckets: &[Bucket]) -> Result<Vec<Query>> {
         .map(|b| {
             let sql = sections
                 .iter()
-                .find(|(id, _)| *id == b.id)
+                .find(|(id, _)| id.as_str() == b.id.as_str())
                 .map(|(_, sql)| sql.trim().to_owned())
                 .ok_or_else(|| anyhow!("no hand-written query for bucket {}", b.id))?;
             let rules: Vec<Value> = b
@@ -112,7 +112,7 @@ fn queries(buckets: &[Bucket]) -> Result<Vec<Query>> {
                 })
                 .collect();
             Ok(Query {
-                id: b.id.clone(),
+                id: b.id.to_string(),
                 sql,
                 rules: Value::Array(rules),
                 max_dwell_s: b.max_dwell,
@@ -123,7 +123,7 @@ fn queries(buckets: &[Bucket]) -> Result<Vec<Query>> {
 
 /// Snapshots the compiled backfill's result (members with anchors and timers, transition
 /// counts) for the cross-checks. Call right after the cold backfill.
-pub async fn snapshot_compiled(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn snapshot_compiled(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "drop table if exists bench.compiled_members, bench.compiled_transitions;
          create table bench.compiled_members as
@@ -141,7 +141,7 @@ pub async fn snapshot_compiled(conn: &mut PgConnection) -> Result<()> {
 /// What the cross-check found: buckets whose hand-written rows differ from the compiled
 /// backfill's (with the number of differing rows), and whether the transition counts agree.
 #[derive(Debug, Default)]
-pub struct Check {
+pub(crate) struct Check {
     pub member_rows: i64,
     pub differing: Vec<(String, i64)>,
     pub transitions_agree: bool,
@@ -149,7 +149,7 @@ pub struct Check {
 
 impl Check {
     /// The check as JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "member_rows": self.member_rows,
             "agrees_with_compiled": self.differing.is_empty() && self.transitions_agree,
@@ -198,7 +198,7 @@ async fn check(conn: &mut PgConnection) -> Result<Check> {
 
 /// Times the hand-written backfill of every bucket `runs` times; checks the last run against
 /// the compiled snapshot.
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     buckets: &[Bucket],
     runs: usize,

@@ -29,14 +29,14 @@ use crate::rows::{self, NewEvent};
 use hogsend_compiler::emit::GeneratedFile;
 
 /// Events per request (the batch size BENCHMARKS.md states).
-pub const BATCH: usize = 500;
+pub(crate) const BATCH: usize = 500;
 /// Concurrent client connections.
-pub const WORKERS: usize = 4;
+pub(crate) const WORKERS: usize = 4;
 /// How long the bench waits for the real-time pass to catch up before giving up.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 
 /// What the HTTP ingest phase measured.
-pub struct HttpIngest {
+pub(crate) struct HttpIngest {
     /// Wall time of each sustained run (first request sent to last response read).
     pub sustained: Samples,
     /// Events per sustained run.
@@ -56,12 +56,12 @@ pub struct HttpIngest {
 
 impl HttpIngest {
     /// Events per second of the median sustained run.
-    pub fn events_per_s(&self) -> f64 {
+    pub(crate) fn events_per_s(&self) -> f64 {
         per_second(self.events, self.sustained.median())
     }
 
     /// The summary the report shows next to the timings.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "events": self.events,
             "batch": BATCH,
@@ -91,7 +91,7 @@ fn per_second(events: usize, ms: f64) -> f64 {
 }
 
 /// The `p` quantile (0..=1) of sorted values, rounded to 0.1 ms; 0 when empty.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -101,7 +101,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// The body of one `POST /v1/events` request: `{"events": [...]}` with a `message_id` per
 /// event (`bench-http-<run>-<index>`); anonymous keys of the dataset go as `anonymous_id`.
-pub fn batch_body(events: &[NewEvent], run: usize, first: usize) -> String {
+pub(crate) fn batch_body(events: &[NewEvent], run: usize, first: usize) -> String {
     let items: Vec<Value> = events
         .iter()
         .enumerate()
@@ -222,7 +222,7 @@ fn realtime_counters(metrics: &str) -> Value {
 /// Runs the phase against database `url` (migrated with `files` and loaded): `runs`
 /// sustained runs of `count` events, then one paced run at half the median rate.
 #[allow(clippy::too_many_arguments)]
-pub async fn measure(
+pub(crate) async fn measure(
     conn: &mut PgConnection,
     url: &str,
     files: Vec<GeneratedFile>,
@@ -284,7 +284,7 @@ pub async fn measure(
 
 /// Deletes what the phase stored (its events, the contacts they created, its key), so a
 /// kept database holds the generated dataset only.
-pub async fn clean_up(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn clean_up(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "delete from hogsend.events where message_id like 'bench-http-%';
          delete from hogsend.contacts where external_id like 'new-%';

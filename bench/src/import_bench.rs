@@ -42,7 +42,7 @@ list beta {
 
 /// Arguments of `hogsend-bench import`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Postgres server URL (any database on it; the bench creates and drops its own)
     #[arg(long, value_name = "URL", env = "DATABASE_URL")]
     database_url: String,
@@ -61,7 +61,7 @@ pub struct Args {
 }
 
 /// Runs the import bench and prints its figures.
-pub fn run(args: Args) -> Result<std::process::ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<std::process::ExitCode> {
     let hogsend = match &args.hogsend {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let report = runtime.block_on(measure(&args, &hogsend, &dir, &file));
+    let report = runtime.block_on(measure(args, &hogsend, &dir, &file));
     if !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -33,11 +33,11 @@ use crate::rows::{self, NewEvent};
 use crate::{dataset, enrol_http, server, ticks};
 
 /// The journey project's text.
-pub const JOURNEYS_HOG: &str = include_str!("journeys.hog");
+pub(crate) const JOURNEYS_HOG: &str = include_str!("journeys.hog");
 
 /// The set-based load of the parked runs (statements separated by `-- ;;` lines; parameters
 /// `$contacts`, `$t0`).
-pub const JOURNEY_RUNS_SQL: &str = include_str!("journey_runs.sql");
+pub(crate) const JOURNEY_RUNS_SQL: &str = include_str!("journey_runs.sql");
 
 /// The templates `journeys.hog` sends (category `transactional`).
 const TEMPLATES: &[&str] = &["welcome", "tips", "activated_tips", "activated_nudge"];
@@ -46,7 +46,7 @@ const TEMPLATES: &[&str] = &["welcome", "tips", "activated_tips", "activated_nud
 /// (`s2: wait 3d` → `s3: send tips` → completed) must do for exactly the runs due at `$1`:
 /// find them through the due index, record both steps, queue the message (with the same
 /// who-may-receive check), complete the run. The journey pass writes the same rows.
-pub const FLOOR_SQL: &str = "
+pub(crate) const FLOOR_SQL: &str = "
 with due as materialized (
   select r.user_key, r.id from hogsend.runs r
    where r.status = 'waiting' and r.wake_at <= $1),
@@ -85,7 +85,7 @@ select md5(coalesce((select string_agg(x, '|' order by x) from (
 
 /// Arguments of `hogsend-bench journeys`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Postgres server URL (any database on it; the bench creates and drops its own)
     #[arg(long, value_name = "URL", env = "DATABASE_URL")]
     database_url: String,
@@ -113,14 +113,14 @@ pub struct Args {
 }
 
 /// Runs the journey suite and prints its report.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     let started = Instant::now();
-    let report = runtime.block_on(suite(&args, started))?;
+    let report = runtime.block_on(suite(args, started))?;
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("could not write {}", path.display()))?;
@@ -134,7 +134,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// The journey project as the project loader would read it.
-pub fn source() -> SourceSet {
+pub(crate) fn source() -> SourceSet {
     SourceSet {
         files: vec![SourceFile::new("journeys/bench.hog", JOURNEYS_HOG)],
         templates: TEMPLATES
@@ -154,7 +154,7 @@ pub fn source() -> SourceSet {
 
 /// The statements of [`JOURNEY_RUNS_SQL`] with `$contacts` and `$t0` numbered, in order,
 /// each with the names to bind.
-pub fn load_statements() -> Vec<(String, Vec<&'static str>)> {
+pub(crate) fn load_statements() -> Vec<(String, Vec<&'static str>)> {
     JOURNEY_RUNS_SQL
         .split("\n-- ;;\n")
         .map(|statement| dataset::number_parameters(statement, &["$contacts", "$t0"]))
@@ -264,7 +264,7 @@ async fn suite(args: &Args, started: Instant) -> Result<Value> {
     }
     let details = result?;
     Ok(build_report(
-        contacts, runs, &name, machine, rows, details, started,
+        contacts, runs, &name, &machine, &rows, &details, started,
     ))
 }
 
@@ -522,8 +522,7 @@ async fn floor(
 fn median(rows: &[Row], key: &str) -> f64 {
     rows.iter()
         .find(|r| r.key == key)
-        .map(|r| r.samples.median())
-        .unwrap_or(0.0)
+        .map_or(0.0, |r| r.samples.median())
 }
 
 /// The targets (BENCHMARKS.md, "Journeys").
@@ -577,12 +576,12 @@ fn build_report(
     contacts: u64,
     runs: usize,
     database: &str,
-    machine: Value,
-    rows: Vec<Row>,
-    details: Details,
+    machine: &Value,
+    rows: &[Row],
+    details: &Details,
     started: Instant,
 ) -> Value {
-    let targets = targets(&rows, &details.http);
+    let targets = targets(rows, &details.http);
     let mut text = format!(
         "hogsend-bench journeys: {contacts} contacts, one run each parked at a wait; {runs} runs per figure (median, min..max)\n\
          machine: {} cores, {} GiB; load average {} at the end\n\n",
@@ -590,7 +589,7 @@ fn build_report(
         machine["memory_gib"],
         json!(server::load_average()),
     );
-    text += &report::rows_text(&rows);
+    text += &report::rows_text(rows);
     text += &format!("  {}\n\n", details.http.summary_line());
     text += "target                                                     value\n";
     for t in &targets {

@@ -126,12 +126,12 @@ struct EngineArgs {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Engine(args) => engine(args),
-        Command::Check(args) => check_bench::run(args),
-        Command::Flood(args) => flood::run(args),
-        Command::Import(args) => import_bench::run(args),
-        Command::Journeys(args) => journeys::run(args),
-        Command::FreshLoad(args) => fresh_load::run(args),
-        Command::Email(args) => email::run(args),
+        Command::Check(args) => check_bench::run(&args),
+        Command::Flood(args) => flood::run(&args),
+        Command::Import(args) => import_bench::run(&args),
+        Command::Journeys(args) => journeys::run(&args),
+        Command::FreshLoad(args) => fresh_load::run(&args),
+        Command::Email(args) => email::run(&args),
     };
     match result {
         Ok(code) => code,

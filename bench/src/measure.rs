@@ -12,7 +12,7 @@ static BACKEND_PID: OnceLock<i32> = OnceLock::new();
 
 /// Registers the measuring connection's backend process (`pg_backend_pid()`). Returns
 /// whether its CPU time can be read.
-pub fn set_backend(pid: i32) -> bool {
+pub(crate) fn set_backend(pid: i32) -> bool {
     if backend_cpu_ns_of(pid).is_some() {
         let _ = BACKEND_PID.set(pid);
     }
@@ -30,21 +30,21 @@ fn backend_cpu_ns() -> Option<u64> {
 
 /// One timed run: wall time, and the server process's CPU time when known.
 #[derive(Debug, Clone, Copy)]
-pub struct Lap {
+pub(crate) struct Lap {
     pub wall: Duration,
     pub cpu_ms: Option<f64>,
 }
 
 /// Times a run: wall clock in this process, CPU time of the measuring connection's server
 /// process.
-pub struct Stopwatch {
+pub(crate) struct Stopwatch {
     start: Instant,
     cpu_ns: Option<u64>,
 }
 
 impl Stopwatch {
     /// Starts timing.
-    pub fn start() -> Stopwatch {
+    pub(crate) fn start() -> Stopwatch {
         Stopwatch {
             cpu_ns: backend_cpu_ns(),
             start: Instant::now(),
@@ -52,7 +52,7 @@ impl Stopwatch {
     }
 
     /// Stops timing.
-    pub fn lap(&self) -> Lap {
+    pub(crate) fn lap(&self) -> Lap {
         let wall = self.start.elapsed();
         let cpu_ms = match (self.cpu_ns, backend_cpu_ns()) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6),
@@ -64,19 +64,19 @@ impl Stopwatch {
 
 /// Repeated measurements of one figure, in milliseconds.
 #[derive(Debug, Clone, Default)]
-pub struct Samples {
+pub(crate) struct Samples {
     ms: Vec<f64>,
     cpu_ms: Vec<f64>,
 }
 
 impl Samples {
     /// Records one run (wall time only).
-    pub fn push(&mut self, elapsed: Duration) {
+    pub(crate) fn push(&mut self, elapsed: Duration) {
         self.ms.push(elapsed.as_secs_f64() * 1e3);
     }
 
     /// Records one run with the server's CPU time when known.
-    pub fn push_lap(&mut self, lap: Lap) {
+    pub(crate) fn push_lap(&mut self, lap: Lap) {
         self.push(lap.wall);
         if let Some(cpu) = lap.cpu_ms {
             self.cpu_ms.push(cpu);
@@ -84,19 +84,19 @@ impl Samples {
     }
 
     /// The median server CPU time, when every run recorded one.
-    pub fn cpu_median(&self) -> Option<f64> {
+    pub(crate) fn cpu_median(&self) -> Option<f64> {
         (!self.cpu_ms.is_empty() && self.cpu_ms.len() == self.ms.len())
             .then(|| median_of(&self.cpu_ms))
     }
 
     /// Records one run given in milliseconds.
     #[cfg(test)]
-    pub fn push_ms(&mut self, ms: f64) {
+    pub(crate) fn push_ms(&mut self, ms: f64) {
         self.ms.push(ms);
     }
 
     /// Number of runs recorded.
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.ms.len()
     }
 
@@ -107,22 +107,22 @@ impl Samples {
     }
 
     /// The median (the mean of the two middle runs for an even count); 0 when empty.
-    pub fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         median_of(&self.ms)
     }
 
     /// The fastest run; 0 when empty.
-    pub fn min(&self) -> f64 {
+    pub(crate) fn min(&self) -> f64 {
         self.sorted().first().copied().unwrap_or(0.0)
     }
 
     /// The slowest run; 0 when empty.
-    pub fn max(&self) -> f64 {
+    pub(crate) fn max(&self) -> f64 {
         self.sorted().last().copied().unwrap_or(0.0)
     }
 
     /// `{"median_ms", "min_ms", "max_ms", "runs", "all_ms", "server_cpu_median_ms"}`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "median_ms": round3(self.median()),
             "min_ms": round3(self.min()),
@@ -145,19 +145,19 @@ fn median_of(values: &[f64]) -> f64 {
 }
 
 /// Rounds to three decimals (microseconds when the unit is milliseconds).
-pub fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// Resets the process's peak-RSS mark (Linux: writing 5 to `/proc/self/clear_refs`), so the
 /// next [`peak_rss_mib`] reports the peak of one phase. Returns false when the kernel does
 /// not support it (then the peaks are cumulative).
-pub fn reset_peak_rss() -> bool {
+pub(crate) fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The process's peak resident set size since the last reset, in MiB (Linux `VmHWM`).
-pub fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

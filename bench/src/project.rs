@@ -13,10 +13,10 @@ use crate::check_bench;
 use crate::measure::Samples;
 
 /// The schema the benchmark migrates the standard project into.
-pub const SCHEMA: &str = "hogsend";
+pub(crate) const SCHEMA: &str = "hogsend";
 
 /// The standard project's text.
-pub const STANDARD_HOG: &str = include_str!("standard.hog");
+pub(crate) const STANDARD_HOG: &str = include_str!("standard.hog");
 
 /// The templates `standard.hog` sends.
 const STANDARD_TEMPLATES: &[&str] = &[
@@ -29,7 +29,7 @@ const STANDARD_TEMPLATES: &[&str] = &[
 
 /// A compiled project: its checked program (the baseline and the floor read its criteria)
 /// and the generated files `migrate` applies.
-pub struct CompiledProject {
+pub(crate) struct CompiledProject {
     pub program: Program,
     pub files: Vec<GeneratedFile>,
 }
@@ -46,7 +46,7 @@ fn template(id: &str) -> TemplateSource {
 }
 
 /// The standard project as the project loader would read it.
-pub fn standard_source() -> SourceSet {
+pub(crate) fn standard_source() -> SourceSet {
     SourceSet {
         files: vec![SourceFile::new("buckets/standard.hog", STANDARD_HOG)],
         templates: STANDARD_TEMPLATES.iter().map(|id| template(id)).collect(),
@@ -55,7 +55,7 @@ pub fn standard_source() -> SourceSet {
 }
 
 /// Compiles a project; an error (with the first diagnostic) when it does not compile.
-pub fn compile(set: &SourceSet) -> Result<CompiledProject> {
+pub(crate) fn compile(set: &SourceSet) -> Result<CompiledProject> {
     let compiled = hogsend_compiler::compile(set);
     match (compiled.files, compiled.checked.program) {
         (Some(files), Some(program)) => Ok(CompiledProject { program, files }),
@@ -73,14 +73,14 @@ pub fn compile(set: &SourceSet) -> Result<CompiledProject> {
 
 /// The generated 1,000-bucket project (the same generator as `hogsend-bench check`), in
 /// memory: `.hog` files, templates and `hogsend.toml`.
-pub fn large_source(buckets: usize) -> SourceSet {
+pub(crate) fn large_source(buckets: usize) -> SourceSet {
     check_bench::source_set(check_bench::generate(buckets, 0, 100))
 }
 
 /// Times `compile` (check + plan + emit, in process, sources already in memory) of a
 /// generated project of `buckets` buckets, `runs` times. Returns the timings, the number of
 /// generated files and their total size in bytes.
-pub fn time_compile(buckets: usize, runs: usize) -> Result<(Samples, usize, usize)> {
+pub(crate) fn time_compile(buckets: usize, runs: usize) -> Result<(Samples, usize, usize)> {
     let set = large_source(buckets);
     let mut samples = Samples::default();
     let mut shape = (0, 0);

@@ -8,11 +8,11 @@ use crate::baseline::Baseline;
 use crate::measure::{round3, Samples};
 
 /// The report's JSON shape version.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// One measured figure.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     pub key: String,
     pub label: String,
     pub samples: Samples,
@@ -23,7 +23,7 @@ pub struct Row {
 
 impl Row {
     /// A row without details.
-    pub fn new(key: &str, label: &str, samples: Samples, rss_mib: Option<f64>) -> Row {
+    pub(crate) fn new(key: &str, label: &str, samples: Samples, rss_mib: Option<f64>) -> Row {
         Row {
             key: key.to_owned(),
             label: label.to_owned(),
@@ -34,14 +34,14 @@ impl Row {
     }
 
     /// Adds details (shown in the JSON only).
-    pub fn with(mut self, extra: Value) -> Row {
+    pub(crate) fn with(mut self, extra: Value) -> Row {
         self.extra = extra;
         self
     }
 }
 
 /// Everything the report is made of.
-pub struct Inputs {
+pub(crate) struct Inputs {
     pub contacts: u64,
     pub runs: usize,
     pub database: String,
@@ -59,7 +59,7 @@ pub struct Inputs {
 
 /// One performance target (BENCHMARKS.md).
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: &'static str,
     pub goal: &'static str,
     pub value: String,
@@ -67,14 +67,14 @@ pub struct Target {
 }
 
 /// The finished report.
-pub struct Report {
+pub(crate) struct Report {
     inputs: Inputs,
     targets: Vec<Target>,
 }
 
 /// The measured rows as an aligned text table (phase, median, min..max, server CPU, peak
 /// RSS).
-pub fn rows_text(rows: &[Row]) -> String {
+pub(crate) fn rows_text(rows: &[Row]) -> String {
     let mut out = format!(
         "{:<58} {:>10} {:>21} {:>10} {:>9}\n",
         "phase", "median", "min..max", "server CPU", "peak RSS"
@@ -94,7 +94,7 @@ pub fn rows_text(rows: &[Row]) -> String {
 }
 
 /// A duration in milliseconds as the tables show it (`12.8 ms`, `1953 ms`, `10.1 s`).
-pub fn ms_text(ms: f64) -> String {
+pub(crate) fn ms_text(ms: f64) -> String {
     if ms >= 100_000.0 {
         format!("{:.0} s", ms / 1e3)
     } else if ms >= 10_000.0 {
@@ -108,7 +108,7 @@ pub fn ms_text(ms: f64) -> String {
 
 impl Report {
     /// Computes the targets from the rows.
-    pub fn new(inputs: Inputs) -> Report {
+    pub(crate) fn new(inputs: Inputs) -> Report {
         let mut report = Report {
             inputs,
             targets: Vec::new(),
@@ -122,8 +122,7 @@ impl Report {
             .rows
             .iter()
             .find(|r| r.key == key)
-            .map(|r| r.samples.median())
-            .unwrap_or(0.0)
+            .map_or(0.0, |r| r.samples.median())
     }
 
     fn peak_rss(&self) -> f64 {
@@ -162,8 +161,7 @@ impl Report {
             .rows
             .iter()
             .find(|r| r.key == "ingest_http")
-            .map(|r| r.extra.clone())
-            .unwrap_or(Value::Null);
+            .map_or(Value::Null, |r| r.extra.clone());
         let vs_copy = http["vs_copy"].as_f64().unwrap_or(0.0);
         let paced_p99 = http["paced"]["p99_ms"].as_f64().unwrap_or(f64::INFINITY);
         vec![
@@ -242,19 +240,18 @@ impl Report {
     /// Whether the references agree with the compiled backfill: the hand-written SQL found
     /// exactly the same memberships, anchors, timers and transition counts, and the
     /// per-contact loop the same members. A disagreement is a bug in one of them.
-    pub fn references_agree(&self) -> bool {
+    pub(crate) fn references_agree(&self) -> bool {
         let hand = self
             .inputs
             .rows
             .iter()
             .find(|r| r.key == "handwritten")
-            .map(|r| r.extra["agrees_with_compiled"] == json!(true))
-            .unwrap_or(false);
+            .is_some_and(|r| r.extra["agrees_with_compiled"] == json!(true));
         hand && self.inputs.baseline.differing == 0
     }
 
     /// The report as JSON (what `--out` writes).
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let i = &self.inputs;
         let rows: Vec<Value> = i
             .rows
@@ -306,7 +303,7 @@ impl Report {
     }
 
     /// The report as text tables.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let i = &self.inputs;
         let mut out = String::new();
         let machine = &i.machine;

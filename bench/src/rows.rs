@@ -8,16 +8,16 @@ use sqlx::PgConnection;
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same rows on every
 /// machine.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator for `seed`.
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -26,12 +26,12 @@ impl Rng {
     }
 
     /// A uniform float in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// A uniform integer in `[lo, hi]`.
-    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
     }
 
@@ -65,7 +65,7 @@ const NAMES: &[(&str, f64)] = &[
 ];
 
 /// The key of contact number `i` of the dataset (`dataset.sql`: every tenth is anonymous).
-pub fn contact_key(i: u64) -> String {
+pub(crate) fn contact_key(i: u64) -> String {
     if i % 10 == 0 {
         format!("anon-{i}")
     } else {
@@ -74,7 +74,7 @@ pub fn contact_key(i: u64) -> String {
 }
 
 /// Contact numbers `1..=contacts`, each kept with probability `share`, in order.
-pub fn sample_contacts(contacts: u64, share: f64, seed: u64) -> Vec<u64> {
+pub(crate) fn sample_contacts(contacts: u64, share: f64, seed: u64) -> Vec<u64> {
     let mut rng = Rng::new(seed);
     (1..=contacts).filter(|_| rng.unit() < share).collect()
 }
@@ -84,8 +84,7 @@ fn event_name(rng: &mut Rng) -> &'static str {
     NAMES
         .iter()
         .find(|(_, cum)| x < *cum)
-        .map(|(n, _)| *n)
-        .unwrap_or("file_uploaded")
+        .map_or("file_uploaded", |(n, _)| *n)
 }
 
 /// The properties of an event named `name`, as JSON text.
@@ -131,7 +130,7 @@ fn event_properties(name: &str, rng: &mut Rng) -> String {
 /// One generated event: the contact key, the name, the properties (JSON text) and the
 /// instant (RFC 3339, milliseconds), used both as `occurred_at` and `received_at`.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
+pub(crate) struct NewEvent {
     pub key: String,
     pub name: &'static str,
     pub properties: String,
@@ -139,14 +138,14 @@ pub struct NewEvent {
 }
 
 /// COPY rows (text format) for a set of [`NewEvent`]s.
-pub struct EventRows {
+pub(crate) struct EventRows {
     pub text: String,
     pub rows: usize,
 }
 
 impl EventRows {
     /// The COPY text of `events` (`user_key, event, properties, occurred_at, received_at`).
-    pub fn from_events(events: &[NewEvent]) -> EventRows {
+    pub(crate) fn from_events(events: &[NewEvent]) -> EventRows {
         let mut text = String::new();
         for e in events {
             text.push_str(&format!(
@@ -163,7 +162,7 @@ impl EventRows {
 
 /// Events for each key in `keys`: `per_key` (min, max) events each, at instants uniformly
 /// spread over `(from, to]`.
-pub fn generate_events(
+pub(crate) fn generate_events(
     keys: &[String],
     per_key: (u64, u64),
     from: DateTime<Utc>,
@@ -190,7 +189,7 @@ pub fn generate_events(
 }
 
 /// [`generate_events`] as COPY rows.
-pub fn events_for_keys(
+pub(crate) fn events_for_keys(
     keys: &[String],
     per_key: (u64, u64),
     from: DateTime<Utc>,
@@ -202,7 +201,7 @@ pub fn events_for_keys(
 
 /// `count` events for contacts drawn uniformly from `1..=contacts`, of which 1% are for keys
 /// no contact has yet (each creates a contact).
-pub fn ingest_events(
+pub(crate) fn ingest_events(
     contacts: u64,
     count: usize,
     from: DateTime<Utc>,
@@ -223,7 +222,7 @@ pub fn ingest_events(
 }
 
 /// [`ingest_events`] as COPY rows.
-pub fn ingest_batch(
+pub(crate) fn ingest_batch(
     contacts: u64,
     count: usize,
     from: DateTime<Utc>,
@@ -235,7 +234,7 @@ pub fn ingest_batch(
 
 /// COPYs `rows` into `hogsend.events` (the triggers queue the keys and create unknown
 /// contacts, as for any bulk load). Returns the number of rows copied.
-pub async fn copy_events(conn: &mut PgConnection, rows: &EventRows) -> Result<u64> {
+pub(crate) async fn copy_events(conn: &mut PgConnection, rows: &EventRows) -> Result<u64> {
     let mut copy = conn
         .copy_in_raw(
             "copy hogsend.events (user_key, event, properties, occurred_at, received_at) from stdin",

@@ -29,7 +29,7 @@ use crate::{floor, handwritten, http_ingest, rows, server, ticks};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// The server (any database on it; the bench creates its own).
     pub url: String,
     pub contacts: u64,
@@ -75,7 +75,7 @@ impl Progress {
 
 /// Runs the whole benchmark: compile, open the database, then every measured phase in
 /// order (each later phase starts from the state the backfill left), then tear down.
-pub async fn run(options: &Options) -> Result<Report> {
+pub(crate) async fn run(options: &Options) -> Result<Report> {
     let progress = Progress {
         verbose: options.verbose,
         started: Instant::now(),
@@ -275,7 +275,7 @@ impl<'o> Session<'o> {
     /// Ticks after 1% and 0.1% of the contacts got new events, and the evaluation of only
     /// those contacts.
     async fn changed_ticks(&mut self, buckets: &[Bucket]) -> Result<()> {
-        let bucket_ids: Vec<String> = buckets.iter().map(|b| b.id.clone()).collect();
+        let bucket_ids: Vec<String> = buckets.iter().map(|b| b.id.to_string()).collect();
         for (key, label, share, seed) in
             [("1pct", "1%", 0.01, 11_u64), ("0_1pct", "0.1%", 0.001, 12)]
         {

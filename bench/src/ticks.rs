@@ -21,7 +21,7 @@ use crate::project::SCHEMA;
 use crate::rows::{copy_events, EventRows};
 
 /// The result of one repetition of a rolled-back tick.
-pub struct TickRun {
+pub(crate) struct TickRun {
     pub tick: Lap,
     pub copy: Option<Lap>,
     pub summary: Value,
@@ -29,14 +29,14 @@ pub struct TickRun {
 
 /// Creates the session's work tables outside any measured transaction (a long-running daemon
 /// keeps them for the life of its connection; `hogsend tick` pays a few milliseconds more).
-pub async fn prepare_session(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn prepare_session(conn: &mut PgConnection) -> Result<()> {
     conn.execute("select hogsend._work_tables()").await?;
     Ok(())
 }
 
 /// The cold backfill: reset the state, then the first tick after `migrate`, committed;
 /// `runs` times. Returns the timings and the last tick's summary.
-pub async fn cold_backfill(
+pub(crate) async fn cold_backfill(
     conn: &mut PgConnection,
     runs: usize,
     now: DateTime<Utc>,
@@ -55,7 +55,7 @@ pub async fn cold_backfill(
 
 /// One tick at `now` inside a transaction that is rolled back, after COPYing `rows` (when
 /// given) in the same transaction.
-pub async fn rolled_back_tick(
+pub(crate) async fn rolled_back_tick(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     rows: Option<&EventRows>,
@@ -83,7 +83,7 @@ pub async fn rolled_back_tick(
 
 /// A rolled-back tick phase: one warm-up, then `runs` measured repetitions. Returns the tick
 /// timings, the COPY timings (empty without rows) and the last summary.
-pub async fn tick_phase(
+pub(crate) async fn tick_phase(
     conn: &mut PgConnection,
     runs: usize,
     now: DateTime<Utc>,
@@ -109,7 +109,7 @@ pub async fn tick_phase(
 /// candidate table and every bucket's generated candidate matcher (`b_<id>_match`, the
 /// statement a tick runs for its candidates) is run once at `now`, with the tick's planner
 /// settings. No candidate discovery, no diff, no writes.
-pub async fn evaluate_only(
+pub(crate) async fn evaluate_only(
     conn: &mut PgConnection,
     runs: usize,
     now: DateTime<Utc>,
@@ -152,7 +152,7 @@ pub async fn evaluate_only(
 
 /// Applies the settings a tick runs its statements with (the generated `tick` function's SET
 /// clauses: jit, random_page_cost, work_mem) to the current transaction only.
-pub async fn apply_tick_settings(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn apply_tick_settings(conn: &mut PgConnection) -> Result<()> {
     conn.execute(
         "select set_config(split_part(c, '=', 1), substr(c, strpos(c, '=') + 1), true)
            from pg_proc as p, unnest(p.proconfig) as c
@@ -167,7 +167,10 @@ pub async fn apply_tick_settings(conn: &mut PgConnection) -> Result<()> {
 /// (`every 7d`) falls uniformly within 7 days around `now`, about 1% of them at or before
 /// `now` (the member's key hash decides), the rest after it. Committed. Returns (active
 /// members of `everyone`, members due at `now`, active members of all buckets).
-pub async fn setup_dwell(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<(i64, i64, i64)> {
+pub(crate) async fn setup_dwell(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64, i64)> {
     sqlx::query(
         "with s as (
            select user_key,
@@ -199,7 +202,7 @@ pub async fn setup_dwell(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<
 }
 
 /// A number from a tick summary (`["passes", "dwell", "ms"]`); 0 when absent.
-pub fn summary_number(summary: &Value, path: &[&str]) -> f64 {
+pub(crate) fn summary_number(summary: &Value, path: &[&str]) -> f64 {
     path.iter()
         .try_fold(summary, |v, k| v.get(k))
         .and_then(Value::as_f64)
@@ -207,7 +210,7 @@ pub fn summary_number(summary: &Value, path: &[&str]) -> f64 {
 }
 
 /// The per-pass totals of a tick summary and the tables it analyzed, for the report.
-pub fn summary_passes(summary: &Value) -> Value {
+pub(crate) fn summary_passes(summary: &Value) -> Value {
     json!({
         "server_ms": summary_number(summary, &["ms"]),
         "passes": summary.get("passes").cloned().unwrap_or(Value::Null),

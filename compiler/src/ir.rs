@@ -6,6 +6,9 @@
 //! of each definition, for generated-file headers. Definitions are sorted by id so that
 //! everything downstream is deterministic.
 
+/// The validated bucket id the IR carries (from the schema crate, which the runtime shares).
+pub use hogsend_schema::BucketId;
+
 /// A positive number of seconds.
 pub type Seconds = i64;
 
@@ -88,7 +91,8 @@ pub enum SendAt {
 /// A checked bucket (docs/language.md#buckets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
-    pub id: String,
+    /// Validated once, by the checker; the plan writes it into SQL names bare.
+    pub id: BucketId,
     pub name: Option<String>,
     pub description: Option<String>,
     pub criteria: Pred,

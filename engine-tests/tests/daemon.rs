@@ -807,7 +807,7 @@ async fn real_time_join_is_visible_within_a_second() {
     let tdb = TestDatabase::new().await;
     // The default flush interval, as deployed.
     let d = TestDaemon::start(&tdb, compile(PROJECT), |c| {
-        c.realtime_flush = Duration::from_millis(250)
+        c.realtime_flush = Duration::from_millis(250);
     })
     .await;
     let r = d
@@ -1484,7 +1484,7 @@ async fn the_feed_polled_by_cursor_misses_and_repeats_nothing_under_load() {
             .json()
         }
     };
-    while !writers.iter().all(|w| w.is_finished()) {
+    while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
         let page = poll(cursor).await;
         for t in page["transitions"].as_array().unwrap() {
             seen.push(t["id"].as_i64().unwrap());

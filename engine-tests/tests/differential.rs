@@ -451,7 +451,7 @@ fn prop_test() -> impl Strategy<Value = PropTest> {
 }
 
 fn path(paths: &'static [&'static [&'static str]]) -> impl Strategy<Value = Vec<String>> {
-    select(paths).prop_map(|p| p.iter().map(|s| s.to_string()).collect())
+    select(paths).prop_map(|p| p.iter().map(ToString::to_string).collect())
 }
 
 fn event_filter() -> impl Strategy<Value = EventPred> {
@@ -627,13 +627,13 @@ impl fmt::Debug for Case {
                         }
                     }
                     Mutation::SetProps { slot, props } => {
-                        writeln!(f, "    set slot {} props = {}", slot % n, props.text())?
+                        writeln!(f, "    set slot {} props = {}", slot % n, props.text())?;
                     }
                     Mutation::Patch { slot, key, value } => writeln!(
                         f,
                         "    patch slot {} {key:?} = {}",
                         slot % n,
-                        value.as_ref().map(J::text).unwrap_or("<removed>".into())
+                        value.as_ref().map_or("<removed>".into(), J::text)
                     )?,
                     Mutation::Delete { slot } => writeln!(f, "    delete slot {}", slot % n)?,
                     Mutation::Message {
@@ -661,10 +661,10 @@ impl fmt::Debug for Case {
                         show_time(at, &ticks)
                     )?,
                     Mutation::DeleteEvent { event } => {
-                        writeln!(f, "    delete event #{event} (mod count)")?
+                        writeln!(f, "    delete event #{event} (mod count)")?;
                     }
                     Mutation::DeleteMessage { message } => {
-                        writeln!(f, "    delete message #{message} (mod count)")?
+                        writeln!(f, "    delete message #{message} (mod count)")?;
                     }
                     Mutation::Redeploy { bucket, criteria } => writeln!(
                         f,
@@ -673,7 +673,7 @@ impl fmt::Debug for Case {
                     )?,
                     Mutation::TruncateEvents => writeln!(f, "    TRUNCATE events")?,
                     Mutation::HardDelete { slot } => {
-                        writeln!(f, "    DELETE contact of slot {}", slot % n)?
+                        writeln!(f, "    DELETE contact of slot {}", slot % n)?;
                     }
                     Mutation::Identify { slot } => writeln!(
                         f,
@@ -1155,7 +1155,7 @@ impl Run<'_> {
         self.model.apply(m);
     }
 
-    fn fail(&self, what: String, keys: &BTreeSet<String>) -> TestCaseError {
+    fn fail(&self, what: &str, keys: &BTreeSet<String>) -> TestCaseError {
         let mut msg = format!("{what}\n");
         for k in keys {
             let _ = writeln!(msg, "  {}", self.model.world.describe(k));
@@ -1173,7 +1173,7 @@ impl Run<'_> {
             if expected != got {
                 let diff: BTreeSet<String> = expected.symmetric_difference(&got).cloned().collect();
                 return Err(self.fail(
-                    format!(
+                    &format!(
                         "{when} at {}: bucket {id} {{ criteria {} }}\n  {}",
                         show_us(t),
                         hog(p),
@@ -1193,7 +1193,7 @@ impl Run<'_> {
         .expect("deleted members");
         prop_assert_eq!(deleted_members, 0, "deleted contacts are in no bucket");
         if let Err(e) = check_log(&mut self.conn, SCHEMA, self.events_truncated_after).await {
-            return Err(self.fail(format!("{when} at {}: {e}", show_us(t)), &BTreeSet::new()));
+            return Err(self.fail(&format!("{when} at {}: {e}", show_us(t)), &BTreeSet::new()));
         }
         Ok(())
     }
@@ -1220,7 +1220,7 @@ impl Run<'_> {
                 let member = actual.get(&id).is_some_and(|m| m.contains(key));
                 let fail = |run: &Self, what: String| {
                     run.fail(
-                        format!(
+                        &format!(
                             "why {id} {key:?} at {}: {what}\n  criteria {}\n  why {why:#}",
                             show_us(t),
                             hog(&normalized)
@@ -1312,7 +1312,7 @@ impl Run<'_> {
                 let expected = self.model.world.holds(p, key, at);
                 if expected != is.contains(key) {
                     return Err(self.fail(
-                        format!(
+                        &format!(
                             "after {name} at {}: bucket {id} {{ criteria {} }}: {key:?} should {}be a member",
                             show_us(at),
                             hog(p),
@@ -1391,7 +1391,7 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
             let sizes: Vec<usize> = run
                 .buckets
                 .iter()
-                .map(|(id, _)| m.get(id).map_or(0, |x| x.len()))
+                .map(|(id, _)| m.get(id).map_or(0, BTreeSet::len))
                 .collect();
             eprintln!(
                 "STATS tick {i}: {} contacts, members {sizes:?}, passes {}",
@@ -1405,9 +1405,9 @@ async fn run_case(case: &Case) -> Result<(), TestCaseError> {
         let summary = tick(&mut run.conn, SCHEMA, t).await;
         let after = transitions(&mut run.conn, SCHEMA).await;
         if after.len() != before {
-            let new: Vec<String> = after[before..].iter().map(|t| t.to_string()).collect();
+            let new: Vec<String> = after[before..].iter().map(ToString::to_string).collect();
             return Err(run.fail(
-                format!(
+                &format!(
                     "a retried tick at {} recorded transitions: {new:#?}\n  summary {summary}",
                     show_us(t)
                 ),

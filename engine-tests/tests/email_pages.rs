@@ -568,7 +568,7 @@ async fn opens_and_clicks_are_tracked_and_feed_the_opened_and_clicked_atoms() {
     );
 
     assert!(
-        members_until(&mut conn, "opened_not_clicked", |m| m.is_empty())
+        members_until(&mut conn, "opened_not_clicked", <[String]>::is_empty)
             .await
             .is_empty()
     );
@@ -603,7 +603,7 @@ async fn opens_and_clicks_are_tracked_and_feed_the_opened_and_clicked_atoms() {
     let (opened_after, clicked) = instants(&mut conn, welcome).await;
     assert_eq!(opened_after, opened);
     assert!(clicked.is_some());
-    members_until(&mut conn, "opened_not_clicked", |m| m.is_empty()).await;
+    members_until(&mut conn, "opened_not_clicked", <[String]>::is_empty).await;
     let events = email_events(&mut conn, "ada").await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[1].0, "email.clicked");

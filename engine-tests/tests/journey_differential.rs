@@ -187,7 +187,7 @@ struct Node<'a> {
 }
 
 /// Step ids by position, as docs/language.md ("Step ids") defines them.
-fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut Vec<Node<'a>>) {
+fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<&str>, out: &mut Vec<Node<'a>>) {
     let id_of = |i: usize| {
         if prefix.is_empty() {
             format!("s{}", i + 1)
@@ -200,7 +200,7 @@ fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut
         let next = if i + 1 < steps.len() {
             Some(id_of(i + 1))
         } else {
-            after.clone()
+            after.map(str::to_owned)
         };
         let mut node = Node {
             id: id.clone(),
@@ -243,9 +243,9 @@ fn flatten<'a>(steps: &'a [Step], prefix: &str, after: Option<String>, out: &mut
                 } else {
                     format!("elif{k}")
                 };
-                flatten(body, &format!("{id}.{label}"), next.clone(), out);
+                flatten(body, &format!("{id}.{label}"), next.as_deref(), out);
             }
-            flatten(otherwise, &format!("{id}.else"), next.clone(), out);
+            flatten(otherwise, &format!("{id}.else"), next.as_deref(), out);
         } else {
             out.push(node);
         }

@@ -45,7 +45,7 @@ struct Sim {
 fn transition(b: &Bucket, key: &str, pair: &Pair, kind: &str, t: Us, source: &str) -> Transition {
     Transition {
         occurred_at: t,
-        bucket: b.id.clone(),
+        bucket: b.id.to_string(),
         key: key.to_owned(),
         kind: kind.to_owned(),
         reason: None,
@@ -62,13 +62,13 @@ impl Sim {
         for b in buckets {
             let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
             let backfill =
-                self.settled.insert(b.id.clone(), fingerprint.clone()) != Some(fingerprint);
+                self.settled.insert(b.id.to_string(), fingerprint.clone()) != Some(fingerprint);
             let source = if backfill { "backfill" } else { "tick" };
             let mut keys: BTreeSet<String> = world.contacts.keys().cloned().collect();
             keys.extend(
                 self.pairs
                     .keys()
-                    .filter(|(id, _)| *id == b.id)
+                    .filter(|(id, _)| id.as_str() == b.id.as_str())
                     .map(|(_, k)| k.clone()),
             );
             for key in keys {
@@ -82,7 +82,7 @@ impl Sim {
     fn apply_keys(&mut self, buckets: &[Bucket], world: &World, keys: &[String], t: Us) {
         for b in buckets {
             let fingerprint = hogsend_compiler::plan::normalize::fingerprint(&b.criteria);
-            if self.settled.get(&b.id) == Some(&fingerprint) {
+            if self.settled.get(b.id.as_str()) == Some(&fingerprint) {
                 for key in keys {
                     self.step(b, key, world, t, "event");
                 }
@@ -93,7 +93,7 @@ impl Sim {
     fn step(&mut self, b: &Bucket, key: &str, world: &World, t: Us, source: &str) {
         let holds = world.holds(&b.criteria, key, t);
         let gone = world.contacts.get(key).is_none_or(|c| c.deleted);
-        let id = (b.id.clone(), key.to_owned());
+        let id = (b.id.to_string(), key.to_owned());
         let pair = self.pairs.entry(id.clone()).or_default();
         let was_active = pair.active;
         // 1. leaves: criteria (or a min_dwell deferral), then max_dwell
@@ -231,7 +231,7 @@ fn menu(i: usize) -> Pred {
             did_where("ping", kind_a(), within(5400)),
         ]),
         3 => and(vec![
-            did("ping", hogsend_compiler::ir::Window::Ever),
+            did("ping", Window::Ever),
             not(did("ping", within(3600))),
         ]),
         _ => count("ping", within(7200), CmpOp::Ge, 2),
@@ -913,13 +913,7 @@ async fn min_dwell_defers_a_leave_until_the_floor_without_new_data() {
 async fn deletion_ends_memberships_at_once_and_silently() {
     // Deleting a contact ends its memberships without firing, min_dwell notwithstanding; new
     // events for its key do not bring it back.
-    let mut b = bucket(
-        "b",
-        or(vec![
-            flag_true(),
-            did("x", hogsend_compiler::ir::Window::Ever),
-        ]),
-    );
+    let mut b = bucket("b", or(vec![flag_true(), did("x", Window::Ever)]));
     b.min_dwell = Some(86_400);
     let mut env = Env::new(vec![b]).await;
     env.tick(T0).await;
@@ -951,7 +945,7 @@ async fn a_lapsed_user_joins_when_its_window_closes() {
     let mut b = bucket(
         "b",
         and(vec![
-            did("x", hogsend_compiler::ir::Window::Ever),
+            did("x", Window::Ever),
             not(did("x", within(7 * 86_400))),
         ]),
     );
@@ -1178,7 +1172,7 @@ async fn a_custom_dwell_label_names_the_transition_and_the_event() {
             label: "nudge".into(),
             kind: DwellKind::After,
             period: 1800,
-        }]
+        }];
     })
     .await;
     env.contact("a", ON).await;

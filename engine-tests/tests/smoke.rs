@@ -24,7 +24,7 @@ async fn went_dormant_joins_and_leaves() {
     let tdb = TestDatabase::new().await;
     let mut conn = tdb.connect().await;
     let bucket = Bucket {
-        id: "went_dormant".into(),
+        id: BucketId::new("went_dormant").expect("a valid bucket id"),
         name: None,
         description: None,
         criteria: Pred::And(vec![

@@ -234,7 +234,7 @@ async fn load(
         let _ = t.await;
     }
     let mut latencies_ms = latencies.lock().map(|l| l.clone()).unwrap_or_default();
-    latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    latencies_ms.sort_by(f64::total_cmp);
     Phase {
         events: sent.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
@@ -286,7 +286,7 @@ async fn copy_events(conn: &mut PgConnection, count: u64) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-static PROBE_SECONDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(20);
+static PROBE_SECONDS: AtomicU64 = AtomicU64::new(20);
 
 fn a_seconds_for_probes() -> u64 {
     PROBE_SECONDS.load(Ordering::Relaxed)
@@ -424,7 +424,7 @@ async fn main() {
     )
     .await;
     let mut lags = probes.await.unwrap_or_default();
-    lags.sort_by(|x, y| x.total_cmp(y));
+    lags.sort_by(f64::total_cmp);
     let metrics = request(addr, "GET", "/metrics", &[], None).await.body;
     let rss_peak = rss_kb(pid, "VmHWM:");
     let rss_now = rss_kb(pid, "VmRSS:");

@@ -102,7 +102,10 @@ impl FakeResend {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.shared.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Scripts the next answers for messages to `to`.
@@ -182,7 +185,7 @@ async fn emails(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
     let key = header("idempotency-key");
     let to = body["to"][0].as_str().unwrap_or_default().to_string();
     let stall_at = {
-        let mut inner = shared.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !inner.forget {
             inner.requests.push(Recorded {
                 idempotency_key: key.clone(),

@@ -47,7 +47,7 @@ pub fn find_binaries() -> Option<PathBuf> {
     }
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .ok()?
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .filter_map(|e| {
             let version = e.file_name().to_str()?.parse::<u32>().ok()?;
             let bin = e.path().join("bin");
@@ -72,8 +72,7 @@ fn user_exists(name: &str) -> bool {
         .arg("-u")
         .arg(name)
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+        .is_ok_and(|o| o.status.success())
 }
 
 fn free_port() -> io::Result<u16> {
@@ -111,8 +110,7 @@ impl PrivateCluster {
             .arg("-x")
             .arg(parent)
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+            .is_ok_and(|s| s.success())
     }
 
     /// Starts (initialising if needed) the cluster kept in `dir`, or reuses it when it is
@@ -125,7 +123,7 @@ impl PrivateCluster {
         fs::create_dir_all(dir)?;
         let _lock = DirLock::acquire(&dir.with_extension("lock"))?;
         let cluster = PrivateCluster {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             port: 0,
             bin,
             run_as,
@@ -194,8 +192,7 @@ impl PrivateCluster {
         let data = self.data_dir();
         self.command("pg_ctl", &["-D", path_str(&data), "status"])
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Stops the cluster (fast shutdown).

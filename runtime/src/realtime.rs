@@ -115,17 +115,13 @@ impl Pending {
     /// progress, and how long the oldest change among them has waited (since the first touch
     /// of its key after a pass last took it; `None` when nothing waits).
     pub fn backlog(&self) -> Backlog {
-        let (queued, oldest) = self
-            .queue
-            .lock()
-            .map(|q| {
-                (
-                    q.by_key.len(),
-                    q.first_touched.first_key_value().map(|(_, at)| *at),
-                )
-            })
-            .unwrap_or((0, None));
-        let in_flight = self.in_flight.lock().map(|f| *f).unwrap_or(None);
+        let (queued, oldest) = self.queue.lock().map_or((0, None), |q| {
+            (
+                q.by_key.len(),
+                q.first_touched.first_key_value().map(|(_, at)| *at),
+            )
+        });
+        let in_flight = self.in_flight.lock().map_or(None, |f| *f);
         let oldest = match (oldest, in_flight.map(|f| f.1)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -145,7 +141,7 @@ impl Pending {
 
     /// How many keys are waiting.
     pub fn len(&self) -> usize {
-        self.queue.lock().map(|q| q.by_key.len()).unwrap_or(0)
+        self.queue.lock().map_or(0, |q| q.by_key.len())
     }
 
     /// Whether no key is waiting.
@@ -324,16 +320,19 @@ fn membership_changes(summary: &serde_json::Value) -> u64 {
     summary
         .get("buckets")
         .and_then(|b| b.as_object())
-        .map(|buckets| {
+        .map_or(0, |buckets| {
             buckets
                 .values()
                 .map(|b| {
-                    b.get("joins").and_then(|v| v.as_u64()).unwrap_or(0)
-                        + b.get("leaves").and_then(|v| v.as_u64()).unwrap_or(0)
+                    b.get("joins")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                        + b.get("leaves")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0)
                 })
                 .sum()
         })
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

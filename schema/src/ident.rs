@@ -92,8 +92,16 @@ fn valid_id(id: &str) -> bool {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
+
+        /// Shown as the string it is, so that debug dumps of the checked program read the
+        /// same as when ids were plain strings.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
 
         impl $name {
             /// Validates `id`.
@@ -123,6 +131,26 @@ macro_rules! id_type {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        /// An id is used wherever a `&str` is (it is one, validated).
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
     };
@@ -173,6 +201,9 @@ mod tests {
             assert!(BucketId::new(bad).is_err(), "{bad}");
             assert!(JourneyId::new(bad).is_err(), "{bad}");
         }
+        let id = BucketId::new("trial_users").unwrap();
+        assert_eq!(format!("{id:?}"), "\"trial_users\"");
+        assert!(id == "trial_users" && id.len() == 11);
         assert!(BucketId::new("9")
             .unwrap_err()
             .to_string()

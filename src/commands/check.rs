@@ -15,7 +15,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let set = project::load(&args.dir)?;
     let mut checked = hogsend_compiler::check(&set);
     if args.warnings_as_errors {

@@ -22,7 +22,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend compile`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -39,7 +39,7 @@ pub struct Args {
 
 /// Loads and compiles a project, printing its diagnostics (errors and warnings). Returns
 /// `None` when it has errors.
-pub fn compile_project(dir: &Path, out: &Output) -> Result<Option<(SourceSet, Compiled)>> {
+pub(crate) fn compile_project(dir: &Path, out: Output) -> Result<Option<(SourceSet, Compiled)>> {
     let set = project::load(dir)?;
     let compiled = hogsend_compiler::compile(&set);
     let diags = &compiled.checked.diagnostics;
@@ -92,7 +92,7 @@ fn existing_files(dir: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let Some((_, compiled)) = compile_project(&args.dir, out)? else {
         return Ok(ExitCode::from(1));
     };
@@ -134,12 +134,11 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                 for path in &stale {
                     println!("stale: {shown_dir}/{path}");
                     if args.diff {
-                        let old = existing.get(path).map(String::as_str).unwrap_or("");
+                        let old = existing.get(path).map_or("", String::as_str);
                         let new = files
                             .iter()
                             .find(|f| &f.path == path)
-                            .map(|f| f.contents.as_str())
-                            .unwrap_or("");
+                            .map_or("", |f| f.contents.as_str());
                         print!(
                             "{}",
                             similar::TextDiff::from_lines(old, new)

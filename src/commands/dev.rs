@@ -19,7 +19,7 @@ use crate::database;
 use crate::output::Output;
 
 /// Arguments of `hogsend dev`: those of `serve`.
-pub use crate::commands::serve::Args;
+pub(crate) use crate::commands::serve::Args;
 
 const DEV_DATABASE: &str = "hogsend_dev";
 
@@ -91,7 +91,7 @@ fn dev_key(dev: &Path, config: &hogsend_runtime::RuntimeConfig) -> Result<String
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     init_logging();
     let explicit = args
         .project

@@ -11,13 +11,13 @@ use crate::output::{Format, Output};
 
 /// Arguments of `hogsend explain`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// A code such as E0301 (case-insensitive); without one, every code is listed
     code: Option<String>,
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: Args, out: Output) -> Result<ExitCode> {
     let Some(name) = args.code else {
         match out.format {
             Format::Json => {

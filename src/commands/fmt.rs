@@ -17,7 +17,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend fmt`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let set = project::load(&args.dir)?;
     let mut changed = Vec::new();
     let mut unchanged = 0usize;

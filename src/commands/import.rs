@@ -20,7 +20,7 @@ use crate::output::{Format, Output};
 
 /// Arguments of `hogsend import`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     what: What,
 }
@@ -68,7 +68,7 @@ enum InputFormat {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: Args, out: Output) -> Result<ExitCode> {
     let What::Contacts(args) = args.what;
     let set = project::load(&args.dir)?;
     let (config, diags) = hogsend_compiler::config::load(set.config.as_ref());
@@ -145,7 +145,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
 }
 
 /// `error: contacts.csv line 4: …`
-fn bad_line(out: &Output, name: &str, bad: &RowError) -> String {
+fn bad_line(out: Output, name: &str, bad: &RowError) -> String {
     format!(
         "{} {name} line {}: {}",
         out.severity_prefix(true),

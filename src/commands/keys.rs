@@ -15,7 +15,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend keys`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -65,7 +65,7 @@ fn parse_scope(text: &str) -> Result<Scope, String> {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let common = match &args.action {
         Action::Create { common, .. } | Action::List { common } | Action::Revoke { common, .. } => {
             common
@@ -140,9 +140,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
                                 },
                                 k.name.unwrap_or_default(),
                                 k.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                                k.revoked_at
-                                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                                    .unwrap_or_else(|| "-".into())
+                                k.revoked_at.map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                             );
                         }
                     }

@@ -1,17 +1,17 @@
 //! One module per `hogsend` subcommand. Each has an `Args` (clap) and a
-//! `run(args, &Output) -> anyhow::Result<ExitCode>`.
+//! `run(args, Output) -> anyhow::Result<ExitCode>`.
 
-pub mod check;
-pub mod compile;
-pub mod dev;
-pub mod explain;
-pub mod fmt;
-pub mod import;
-pub mod keys;
-pub mod migrate;
-pub mod plan;
-pub mod preview;
-pub mod serve;
-pub mod test;
-pub mod tick;
-pub mod why;
+pub(crate) mod check;
+pub(crate) mod compile;
+pub(crate) mod dev;
+pub(crate) mod explain;
+pub(crate) mod fmt;
+pub(crate) mod import;
+pub(crate) mod keys;
+pub(crate) mod migrate;
+pub(crate) mod plan;
+pub(crate) mod preview;
+pub(crate) mod serve;
+pub(crate) mod test;
+pub(crate) mod tick;
+pub(crate) mod why;

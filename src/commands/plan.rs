@@ -12,11 +12,11 @@ use crate::database::{self, ProjectDatabase};
 use crate::output::{Format, Output};
 
 /// Arguments of `hogsend plan`: the project directory and its database.
-pub use crate::database::ProjectArgs as Args;
+pub(crate) use crate::database::ProjectArgs as Args;
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
-    let Some(ProjectDatabase { schema, url, files }) = database::compile_for_database(&args, out)?
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
+    let Some(ProjectDatabase { schema, url, files }) = database::compile_for_database(args, out)?
     else {
         return Ok(ExitCode::from(1));
     };

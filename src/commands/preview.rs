@@ -18,7 +18,7 @@ use crate::output::{Format, Output};
 
 /// Arguments of `hogsend preview`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The template's id (`welcome` for templates/welcome.html)
     template: String,
     /// The project directory
@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let Some((_, compiled)) = compile_project(&args.dir, out)? else {
         return Ok(ExitCode::from(1));
     };

@@ -14,7 +14,7 @@ use crate::output::Output;
 
 /// Arguments of `hogsend serve`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
     pub project: ProjectArgs,
     /// Listen here instead of `[api] listen` / HOGSEND_LISTEN
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 /// Structured logs on stderr; `RUST_LOG` filters (default `info`).
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
@@ -36,10 +36,10 @@ pub fn init_logging() {
 
 /// Compiles the project at `dir` into the daemon's configuration (`None`: the project has
 /// errors, already printed).
-pub fn runtime_config(
+pub(crate) fn runtime_config(
     dir: &Path,
     url: impl FnOnce(&hogsend_compiler::config::Config) -> Result<String>,
-    out: &Output,
+    out: Output,
 ) -> Result<Option<RuntimeConfig>> {
     let Some((_, compiled)) = compile_project(dir, out)? else {
         return Ok(None);
@@ -58,7 +58,7 @@ pub fn runtime_config(
 }
 
 /// Resolves when the process gets SIGTERM or SIGINT.
-pub async fn terminated() {
+pub(crate) async fn terminated() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -82,7 +82,10 @@ pub async fn terminated() {
 }
 
 /// Binds and runs the daemon until a signal; the exit code.
-pub fn serve(config: RuntimeConfig, banner: impl FnOnce(std::net::SocketAddr)) -> Result<ExitCode> {
+pub(crate) fn serve(
+    config: RuntimeConfig,
+    banner: impl FnOnce(std::net::SocketAddr),
+) -> Result<ExitCode> {
     tracing::info!(config = ?config, "starting");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,7 +104,7 @@ pub fn serve(config: RuntimeConfig, banner: impl FnOnce(std::net::SocketAddr)) -
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     init_logging();
     let db = &args.project.db;
     let Some(mut config) = runtime_config(&args.project.dir, |c| db.resolve(c), out)? else {
@@ -112,6 +115,6 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
     }
     tracing::info!(database = %database::redact(config.database_url.expose()), "database");
     serve(config, |addr| {
-        eprintln!("hogsend serve: listening on http://{addr}")
+        eprintln!("hogsend serve: listening on http://{addr}");
     })
 }

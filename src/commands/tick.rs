@@ -15,7 +15,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend tick`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory (for hogsend.toml)
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -40,7 +40,7 @@ fn num(v: &Value, path: &[&str]) -> f64 {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let set = project::load(&args.dir)?;
     let (config, diags) = hogsend_compiler::config::load(set.config.as_ref());
     if !diags.is_empty() {

@@ -18,7 +18,7 @@ use hogsend_compiler::project;
 
 /// Arguments of `hogsend why`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The bucket's id
     bucket: String,
     /// The contact's key (external id, anonymous id or contact id)
@@ -40,7 +40,7 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let set = project::load(&args.dir)?;
     let (config, diags) = hogsend_compiler::config::load(set.config.as_ref());
     if !diags.is_empty() {
@@ -101,7 +101,7 @@ fn list(v: &Value) -> String {
 
 /// The explanation as an indented tree, one line per node (✓ holds, ✗ does not) with its
 /// evidence on the lines below it.
-pub fn human(w: &Value) -> String {
+pub(crate) fn human(w: &Value) -> String {
     let mut out = format!(
         "{} {} {} at {}\n",
         text(w, "key"),
@@ -216,7 +216,7 @@ fn node(n: &Value, depth: usize, out: &mut String) {
                     text(n, "path"),
                     n["found"],
                     text(n, "type")
-                )
+                );
             }
         },
         "opened" | "clicked" => {

@@ -234,7 +234,9 @@ impl<'a> Checker<'a> {
             for (index, item) in p.ast.items.iter().enumerate() {
                 if let ast::Item::Bucket(b) = item {
                     self.muted = self.damaged(index);
-                    let lowered = self.bucket(b);
+                    let Some(lowered) = self.bucket(b) else {
+                        continue;
+                    };
                     if std::ptr::eq(self.buckets[b.id.name.as_str()].node, b) {
                         self.dwell_labels.insert(
                             &b.id.name,
@@ -374,10 +376,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn bucket(&mut self, b: &ast::Bucket) -> ir::Bucket {
+    /// None only when the id is not a valid one, which the parser has already reported
+    /// (E0106), so the program is dropped anyway.
+    fn bucket(&mut self, b: &ast::Bucket) -> Option<ir::Bucket> {
+        let id = ir::BucketId::new(&b.id.name).ok()?;
         let mut seen = HashMap::new();
         let mut out = ir::Bucket {
-            id: b.id.name.clone(),
+            id,
             name: None,
             description: None,
             criteria: ir::Pred::And(Vec::new()),
@@ -523,7 +528,7 @@ impl<'a> Checker<'a> {
             out.reactions.push(ir::Reaction { on, steps });
         }
         out.dwell.sort_by(|a, b| a.label.cmp(&b.label));
-        out
+        Some(out)
     }
 
     fn journey(&mut self, j: &ast::Journey) -> (ir::Journey, BodyFacts) {

@@ -64,7 +64,7 @@ pub struct ProjectPlan {
 /// One bucket's SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BucketPlan {
-    pub id: String,
+    pub id: ir::BucketId,
     pub enabled: bool,
     pub fingerprint: String,
     /// The criteria in `.hog` syntax, normalized.
@@ -107,7 +107,7 @@ pub fn plan(program: &Program, options: &PlanOptions) -> ProjectPlan {
             })
             .collect();
         registry.push(json!({
-            "id": bucket.id,
+            "id": bucket.id.as_str(),
             "fingerprint": fingerprint,
             "enabled": bucket.enabled,
             "entry_kind": entry_kind,

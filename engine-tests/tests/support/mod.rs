@@ -9,8 +9,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use hogsend_compiler::eval;
 use hogsend_compiler::ir::{
-    Bucket, CmpOp, DwellKind, DwellRule, EntryPolicy, EventAtom, EventPred, EventTest, Origin,
-    Pred, Program, Prop, PropTest, Scalar, Seconds, Window,
+    Bucket, BucketId, CmpOp, DwellKind, DwellRule, EntryPolicy, EventAtom, EventPred, EventTest,
+    Origin, Pred, Program, Prop, PropTest, Scalar, Seconds, Window,
 };
 use hogsend_compiler::plan::{self, PlanOptions};
 use hogsend_runtime::migrate::{self, MigrateReport};
@@ -24,32 +24,32 @@ use std::fmt::Write as _;
 // ------------------------------------------------------------------------------------------
 
 /// Microseconds since [`base`].
-pub type Us = i64;
-pub const US: Us = 1;
-pub const SEC: Us = 1_000_000;
-pub const MIN: Us = 60 * SEC;
-pub const HOUR: Us = 60 * MIN;
-pub const DAY: Us = 24 * HOUR;
+pub(crate) type Us = i64;
+pub(crate) const US: Us = 1;
+pub(crate) const SEC: Us = 1_000_000;
+pub(crate) const MIN: Us = 60 * SEC;
+pub(crate) const HOUR: Us = 60 * MIN;
+pub(crate) const DAY: Us = 24 * HOUR;
 
 /// The origin of test time.
-pub fn base() -> DateTime<Utc> {
+pub(crate) fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
 }
 
 /// An instant as a timestamp.
-pub fn ts(us: Us) -> DateTime<Utc> {
+pub(crate) fn ts(us: Us) -> DateTime<Utc> {
     base() + chrono::Duration::microseconds(us)
 }
 
 /// A timestamp as an instant.
-pub fn us_of(t: DateTime<Utc>) -> Us {
+pub(crate) fn us_of(t: DateTime<Utc>) -> Us {
     (t - base())
         .num_microseconds()
         .expect("test instants fit in i64 µs")
 }
 
 /// An instant, readable (`+10d 02:00:00.000001`).
-pub fn show_us(us: Us) -> String {
+pub(crate) fn show_us(us: Us) -> String {
     let sign = if us < 0 { "-" } else { "+" };
     let a = us.unsigned_abs() as i64;
     let days = a / DAY;
@@ -63,7 +63,7 @@ pub fn show_us(us: Us) -> String {
 }
 
 /// Seconds as microseconds.
-pub fn secs(s: Seconds) -> Us {
+pub(crate) fn secs(s: Seconds) -> Us {
     s * SEC
 }
 
@@ -71,7 +71,7 @@ pub fn secs(s: Seconds) -> Us {
 // IR builders
 // ------------------------------------------------------------------------------------------
 
-pub fn did(event: &str, window: Window) -> Pred {
+pub(crate) fn did(event: &str, window: Window) -> Pred {
     Pred::Event(EventAtom {
         event: event.into(),
         filter: None,
@@ -80,7 +80,7 @@ pub fn did(event: &str, window: Window) -> Pred {
     })
 }
 
-pub fn did_where(event: &str, filter: EventPred, window: Window) -> Pred {
+pub(crate) fn did_where(event: &str, filter: EventPred, window: Window) -> Pred {
     Pred::Event(EventAtom {
         event: event.into(),
         filter: Some(filter),
@@ -89,7 +89,7 @@ pub fn did_where(event: &str, filter: EventPred, window: Window) -> Pred {
     })
 }
 
-pub fn count(event: &str, window: Window, op: CmpOp, n: i64) -> Pred {
+pub(crate) fn count(event: &str, window: Window, op: CmpOp, n: i64) -> Pred {
     Pred::Event(EventAtom {
         event: event.into(),
         filter: None,
@@ -98,46 +98,46 @@ pub fn count(event: &str, window: Window, op: CmpOp, n: i64) -> Pred {
     })
 }
 
-pub fn prop(path: &[&str], test: PropTest) -> Prop {
+pub(crate) fn prop(path: &[&str], test: PropTest) -> Prop {
     Prop {
-        path: path.iter().map(|s| s.to_string()).collect(),
+        path: path.iter().map(ToString::to_string).collect(),
         test,
     }
 }
 
 /// `contact.path OP value`
-pub fn cmp(path: &[&str], op: CmpOp, value: Scalar) -> Pred {
+pub(crate) fn cmp(path: &[&str], op: CmpOp, value: Scalar) -> Pred {
     Pred::Prop(prop(path, PropTest::Compare(op, value)))
 }
 
-pub fn not(p: Pred) -> Pred {
+pub(crate) fn not(p: Pred) -> Pred {
     Pred::Not(Box::new(p))
 }
 
-pub fn and(ps: Vec<Pred>) -> Pred {
+pub(crate) fn and(ps: Vec<Pred>) -> Pred {
     Pred::And(ps)
 }
 
-pub fn or(ps: Vec<Pred>) -> Pred {
+pub(crate) fn or(ps: Vec<Pred>) -> Pred {
     Pred::Or(ps)
 }
 
-pub fn s(v: &str) -> Scalar {
+pub(crate) fn s(v: &str) -> Scalar {
     Scalar::String(v.into())
 }
 
-pub fn n(v: &str) -> Scalar {
+pub(crate) fn n(v: &str) -> Scalar {
     Scalar::Number(v.into())
 }
 
-pub fn within(seconds: Seconds) -> Window {
+pub(crate) fn within(seconds: Seconds) -> Window {
     Window::Within(seconds)
 }
 
 /// A bucket with no policy (entry unlimited, no dwell limits, enabled).
-pub fn bucket(id: &str, criteria: Pred) -> Bucket {
+pub(crate) fn bucket(id: &str, criteria: Pred) -> Bucket {
     Bucket {
-        id: id.into(),
+        id: BucketId::new(id).expect("a valid bucket id"),
         name: None,
         description: None,
         criteria,
@@ -155,7 +155,7 @@ pub fn bucket(id: &str, criteria: Pred) -> Bucket {
 }
 
 /// A dwell rule with the default label (`after_<secs>s` / `every_<secs>s`).
-pub fn dwell(kind: DwellKind, period: Seconds) -> DwellRule {
+pub(crate) fn dwell(kind: DwellKind, period: Seconds) -> DwellRule {
     let label = match kind {
         DwellKind::After => format!("after_{}", plan::text::duration_text(period)),
         DwellKind::Every => format!("every_{}", plan::text::duration_text(period)),
@@ -168,7 +168,7 @@ pub fn dwell(kind: DwellKind, period: Seconds) -> DwellRule {
 }
 
 /// A program of these buckets (sorted by id, as the checker delivers them).
-pub fn program(mut buckets: Vec<Bucket>) -> Program {
+pub(crate) fn program(mut buckets: Vec<Bucket>) -> Program {
     buckets.sort_by(|a, b| a.id.cmp(&b.id));
     Program {
         buckets,
@@ -177,7 +177,11 @@ pub fn program(mut buckets: Vec<Bucket>) -> Program {
 }
 
 /// Plans, emits and migrates `program` into `schema`.
-pub async fn deploy(conn: &mut PgConnection, schema: &str, program: &Program) -> MigrateReport {
+pub(crate) async fn deploy(
+    conn: &mut PgConnection,
+    schema: &str,
+    program: &Program,
+) -> MigrateReport {
     let plan = plan::plan(
         program,
         &PlanOptions {
@@ -193,12 +197,12 @@ pub async fn deploy(conn: &mut PgConnection, schema: &str, program: &Program) ->
 }
 
 /// The criteria in `.hog` syntax.
-pub fn hog(p: &Pred) -> String {
+pub(crate) fn hog(p: &Pred) -> String {
     plan::text::pred_text(p)
 }
 
 /// A bucket's definition in `.hog` syntax (criteria and policies).
-pub fn hog_bucket(b: &Bucket) -> String {
+pub(crate) fn hog_bucket(b: &Bucket) -> String {
     let mut out = format!("bucket {} {{ criteria {}", b.id, hog(&b.criteria));
     if b.entry != EntryPolicy::Unlimited {
         let _ = write!(out, "  entry {}", plan::text::entry_text(b.entry));
@@ -234,7 +238,7 @@ pub fn hog_bucket(b: &Bucket) -> String {
 
 /// A contact as the model sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Contact {
+pub(crate) struct Contact {
     pub key: String,
     /// Always a JSON object.
     pub props: Value,
@@ -243,7 +247,7 @@ pub struct Contact {
 
 /// An event row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub(crate) struct Event {
     pub key: String,
     pub name: String,
     /// Raw JSON text of the properties object (kept raw so that `2.50` reaches Postgres as
@@ -254,7 +258,7 @@ pub struct Event {
 
 /// A message row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Message {
+pub(crate) struct Message {
     pub key: String,
     pub template: String,
     pub opened_at: Option<Us>,
@@ -262,7 +266,7 @@ pub struct Message {
 }
 
 /// What one contact looks like to the evaluator: its data, event properties parsed.
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     pub props: &'a Value,
     pub events: Vec<(&'a Event, Value)>,
     pub messages: Vec<&'a Message>,
@@ -270,7 +274,7 @@ pub struct View<'a> {
 
 impl View<'_> {
     /// The contact as the reference evaluator reads it.
-    pub fn contact(&self) -> eval::Contact<'_> {
+    pub(crate) fn contact(&self) -> eval::Contact<'_> {
         eval::Contact {
             properties: self.props,
             events: self
@@ -298,19 +302,19 @@ impl View<'_> {
 }
 
 /// Is `p` true for the empty contact (no properties, no events, no messages)?
-pub fn eval_empty(p: &Pred) -> bool {
+pub(crate) fn eval_empty(p: &Pred) -> bool {
     eval::holds_for_empty_contact(p)
 }
 
 /// Is `p` true for this contact at `t`? (The reference evaluator, `hogsend_compiler::eval`:
 /// instants are test microseconds, the same epoch for every input.)
-pub fn eval(p: &Pred, v: &View, t: Us) -> bool {
+pub(crate) fn eval(p: &Pred, v: &View, t: Us) -> bool {
     eval::holds(p, &v.contact(), t)
 }
 
 /// The whole dataset, as the test believes the database holds it.
 #[derive(Debug, Clone, Default)]
-pub struct World {
+pub(crate) struct World {
     /// By contact key.
     pub contacts: BTreeMap<String, Contact>,
     pub events: Vec<Event>,
@@ -319,7 +323,7 @@ pub struct World {
 
 impl World {
     /// Records events; an event for an unknown key creates the contact (empty properties).
-    pub fn add_events(&mut self, events: &[Event]) {
+    pub(crate) fn add_events(&mut self, events: &[Event]) {
         for e in events {
             self.contacts
                 .entry(e.key.clone())
@@ -332,7 +336,7 @@ impl World {
         }
     }
 
-    pub fn view(&self, key: &str) -> Option<(View<'_>, bool)> {
+    pub(crate) fn view(&self, key: &str) -> Option<(View<'_>, bool)> {
         let c = self.contacts.get(key)?;
         let events = self
             .events
@@ -355,7 +359,7 @@ impl World {
     }
 
     /// Does contact `key` satisfy `p` at `t`? (False for deleted and unknown contacts.)
-    pub fn holds(&self, p: &Pred, key: &str, t: Us) -> bool {
+    pub(crate) fn holds(&self, p: &Pred, key: &str, t: Us) -> bool {
         match self.view(key) {
             Some((view, deleted)) => !deleted && eval(p, &view, t),
             None => false,
@@ -363,7 +367,7 @@ impl World {
     }
 
     /// Every live contact for which `p` holds at `t`.
-    pub fn matching(&self, p: &Pred, t: Us) -> BTreeSet<String> {
+    pub(crate) fn matching(&self, p: &Pred, t: Us) -> BTreeSet<String> {
         self.contacts
             .keys()
             .filter(|k| self.holds(p, k, t))
@@ -372,7 +376,7 @@ impl World {
     }
 
     /// A readable dump of one contact's data (for failure messages).
-    pub fn describe(&self, key: &str) -> String {
+    pub(crate) fn describe(&self, key: &str) -> String {
         let mut out = String::new();
         match self.contacts.get(key) {
             Some(c) => {
@@ -415,19 +419,19 @@ impl World {
 
 /// `"schema"` quoted (the tests' own SQL names the schema; the runtime's relies on the
 /// connection's `search_path`).
-pub fn q(schema: &str) -> String {
+pub(crate) fn q(schema: &str) -> String {
     format!("\"{}\"", schema.replace('"', "\"\""))
 }
 
 /// Runs `tick(t)`; panics on error.
-pub async fn tick(conn: &mut PgConnection, schema: &str, t: Us) -> Value {
+pub(crate) async fn tick(conn: &mut PgConnection, schema: &str, t: Us) -> Value {
     hogsend_runtime::db::tick(conn, schema, Some(ts(t)))
         .await
         .unwrap_or_else(|e| panic!("tick at {} failed: {e}", show_us(t)))
 }
 
 /// Runs raw SQL; panics on error.
-pub async fn exec(conn: &mut PgConnection, sql: &str) {
+pub(crate) async fn exec(conn: &mut PgConnection, sql: &str) {
     sqlx::raw_sql(sql)
         .execute(&mut *conn)
         .await
@@ -435,7 +439,10 @@ pub async fn exec(conn: &mut PgConnection, sql: &str) {
 }
 
 /// The active members of every bucket: bucket → keys.
-pub async fn members(conn: &mut PgConnection, schema: &str) -> BTreeMap<String, BTreeSet<String>> {
+pub(crate) async fn members(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> BTreeMap<String, BTreeSet<String>> {
     let rows = sqlx::query(&format!(
         "select bucket_id, user_key from {}.bucket_members",
         q(schema)
@@ -452,14 +459,14 @@ pub async fn members(conn: &mut PgConnection, schema: &str) -> BTreeMap<String, 
 
 /// One row of `bucket_members`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Member {
+pub(crate) struct Member {
     pub bucket: String,
     pub key: String,
     pub entered_at: Us,
     pub entry_count: i32,
 }
 
-pub async fn member_rows(conn: &mut PgConnection, schema: &str) -> Vec<Member> {
+pub(crate) async fn member_rows(conn: &mut PgConnection, schema: &str) -> Vec<Member> {
     let rows = sqlx::query(&format!(
         "select bucket_id, user_key, entered_at, entry_count from {}.bucket_members \
          order by bucket_id, user_key",
@@ -480,7 +487,7 @@ pub async fn member_rows(conn: &mut PgConnection, schema: &str) -> Vec<Member> {
 
 /// One row of `bucket_transitions`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Transition {
+pub(crate) struct Transition {
     pub occurred_at: Us,
     pub bucket: String,
     pub key: String,
@@ -517,7 +524,7 @@ impl std::fmt::Display for Transition {
 }
 
 /// Every transition, in id order.
-pub async fn transitions(conn: &mut PgConnection, schema: &str) -> Vec<Transition> {
+pub(crate) async fn transitions(conn: &mut PgConnection, schema: &str) -> Vec<Transition> {
     let rows = sqlx::query(&format!(
         "select occurred_at, bucket_id, user_key, kind, reason, label, ordinal, entry_count, source \
          from {}.bucket_transitions order by id",
@@ -543,7 +550,7 @@ pub async fn transitions(conn: &mut PgConnection, schema: &str) -> Vec<Transitio
 
 /// One `bucket:*` event the engine recorded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BucketEvent {
+pub(crate) struct BucketEvent {
     pub occurred_at: Us,
     pub key: String,
     pub event: String,
@@ -551,7 +558,7 @@ pub struct BucketEvent {
 }
 
 /// Every `bucket:*` event, in id order.
-pub async fn bucket_events(conn: &mut PgConnection, schema: &str) -> Vec<BucketEvent> {
+pub(crate) async fn bucket_events(conn: &mut PgConnection, schema: &str) -> Vec<BucketEvent> {
     let rows = sqlx::query(&format!(
         "select occurred_at, user_key, event, properties::text from {}.events \
          where event like 'bucket:%' order by id",
@@ -571,7 +578,7 @@ pub async fn bucket_events(conn: &mut PgConnection, schema: &str) -> Vec<BucketE
 }
 
 /// Inserts events with one plain multi-row INSERT.
-pub async fn insert_events(conn: &mut PgConnection, schema: &str, events: &[Event]) {
+pub(crate) async fn insert_events(conn: &mut PgConnection, schema: &str, events: &[Event]) {
     if events.is_empty() {
         return;
     }
@@ -600,7 +607,7 @@ fn csv(field: &str) -> String {
 }
 
 /// Loads events with `COPY … FROM STDIN` (CSV).
-pub async fn copy_events(conn: &mut PgConnection, schema: &str, events: &[Event]) {
+pub(crate) async fn copy_events(conn: &mut PgConnection, schema: &str, events: &[Event]) {
     let mut data = String::new();
     for e in events {
         let _ = writeln!(
@@ -624,7 +631,7 @@ pub async fn copy_events(conn: &mut PgConnection, schema: &str, events: &[Event]
 }
 
 /// Creates a contact keyed by `external_id` with these properties (JSON object text).
-pub async fn create_contact(conn: &mut PgConnection, schema: &str, key: &str, props: &str) {
+pub(crate) async fn create_contact(conn: &mut PgConnection, schema: &str, key: &str, props: &str) {
     sqlx::query(&format!(
         "insert into {}.contacts (external_id, properties) values ($1, $2::jsonb)",
         q(schema)
@@ -637,7 +644,7 @@ pub async fn create_contact(conn: &mut PgConnection, schema: &str, key: &str, pr
 }
 
 /// Replaces a contact's properties.
-pub async fn set_props(conn: &mut PgConnection, schema: &str, key: &str, props: &str) {
+pub(crate) async fn set_props(conn: &mut PgConnection, schema: &str, key: &str, props: &str) {
     sqlx::query(&format!(
         "update {}.contacts set properties = $2::jsonb, updated_at = now() where user_key = $1",
         q(schema)
@@ -650,7 +657,7 @@ pub async fn set_props(conn: &mut PgConnection, schema: &str, key: &str, props: 
 }
 
 /// Soft-deletes a contact.
-pub async fn soft_delete(conn: &mut PgConnection, schema: &str, key: &str) {
+pub(crate) async fn soft_delete(conn: &mut PgConnection, schema: &str, key: &str) {
     sqlx::query(&format!(
         "update {}.contacts set deleted_at = now() where user_key = $1",
         q(schema)
@@ -662,7 +669,7 @@ pub async fn soft_delete(conn: &mut PgConnection, schema: &str, key: &str) {
 }
 
 /// A JSON object text from pairs of (key, raw JSON value text).
-pub fn obj(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn obj(pairs: &[(&str, &str)]) -> String {
     let mut out = String::from("{");
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
@@ -675,7 +682,7 @@ pub fn obj(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Set differences as a readable line.
-pub fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> String {
+pub(crate) fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> String {
     let missing: Vec<&String> = expected.difference(actual).collect();
     let extra: Vec<&String> = actual.difference(expected).collect();
     format!("missing (should be members): {missing:?}; extra (should not be): {extra:?}")
@@ -684,7 +691,7 @@ pub fn set_diff(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> Strin
 /// The backfill dwell anchor (docs/language.md): the latest `occurred_at <= t` among the
 /// events the criteria's windowed atoms name (with their filters, ignoring the window),
 /// `None` when the criteria has no windowed atom or the contact no such event.
-pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
+pub(crate) fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
     fn windowed<'p>(p: &'p Pred, out: &mut Vec<&'p EventAtom>) {
         match p {
             Pred::And(c) | Pred::Or(c) => c.iter().for_each(|p| windowed(p, out)),
@@ -715,7 +722,7 @@ pub fn backfill_anchor(p: &Pred, view: &View, t: Us) -> Option<Us> {
 // ------------------------------------------------------------------------------------------
 
 /// One test's database with a project deployed in schema `hogsend`.
-pub struct Env {
+pub(crate) struct Env {
     pub db: hogsend_runtime::testkit::TestDatabase,
     pub conn: PgConnection,
     pub schema: String,
@@ -723,7 +730,7 @@ pub struct Env {
 
 impl Env {
     /// A fresh database with these buckets deployed (not yet ticked).
-    pub async fn new(buckets: Vec<Bucket>) -> Env {
+    pub(crate) async fn new(buckets: Vec<Bucket>) -> Env {
         let db = hogsend_runtime::testkit::TestDatabase::new().await;
         let conn = db.connect().await;
         let mut env = Env {
@@ -736,36 +743,36 @@ impl Env {
     }
 
     /// Deploys (migrates) this set of buckets.
-    pub async fn deploy(&mut self, buckets: Vec<Bucket>) -> MigrateReport {
+    pub(crate) async fn deploy(&mut self, buckets: Vec<Bucket>) -> MigrateReport {
         deploy(&mut self.conn, &self.schema, &program(buckets)).await
     }
 
-    pub async fn tick(&mut self, t: Us) -> Value {
+    pub(crate) async fn tick(&mut self, t: Us) -> Value {
         tick(&mut self.conn, &self.schema, t).await
     }
 
-    pub async fn sql(&mut self, sql: &str) {
+    pub(crate) async fn sql(&mut self, sql: &str) {
         exec(
             &mut self.conn,
             &sql.replace("hs.", &format!("{}.", q(&self.schema))),
         )
-        .await
+        .await;
     }
 
-    pub async fn contact(&mut self, key: &str, props: &str) {
-        create_contact(&mut self.conn, &self.schema, key, props).await
+    pub(crate) async fn contact(&mut self, key: &str, props: &str) {
+        create_contact(&mut self.conn, &self.schema, key, props).await;
     }
 
-    pub async fn set_props(&mut self, key: &str, props: &str) {
-        set_props(&mut self.conn, &self.schema, key, props).await
+    pub(crate) async fn set_props(&mut self, key: &str, props: &str) {
+        set_props(&mut self.conn, &self.schema, key, props).await;
     }
 
-    pub async fn delete(&mut self, key: &str) {
-        soft_delete(&mut self.conn, &self.schema, key).await
+    pub(crate) async fn delete(&mut self, key: &str) {
+        soft_delete(&mut self.conn, &self.schema, key).await;
     }
 
     /// Inserts events `(key, name, at)` with empty properties.
-    pub async fn events(&mut self, events: &[(&str, &str, Us)]) {
+    pub(crate) async fn events(&mut self, events: &[(&str, &str, Us)]) {
         let rows: Vec<Event> = events
             .iter()
             .map(|(k, e, at)| Event {
@@ -775,11 +782,11 @@ impl Env {
                 at: *at,
             })
             .collect();
-        insert_events(&mut self.conn, &self.schema, &rows).await
+        insert_events(&mut self.conn, &self.schema, &rows).await;
     }
 
     /// The sorted member keys of one bucket.
-    pub async fn members(&mut self, bucket: &str) -> Vec<String> {
+    pub(crate) async fn members(&mut self, bucket: &str) -> Vec<String> {
         members(&mut self.conn, &self.schema)
             .await
             .remove(bucket)
@@ -787,20 +794,20 @@ impl Env {
             .unwrap_or_default()
     }
 
-    pub async fn member_rows(&mut self) -> Vec<Member> {
+    pub(crate) async fn member_rows(&mut self) -> Vec<Member> {
         member_rows(&mut self.conn, &self.schema).await
     }
 
-    pub async fn transitions(&mut self) -> Vec<Transition> {
+    pub(crate) async fn transitions(&mut self) -> Vec<Transition> {
         transitions(&mut self.conn, &self.schema).await
     }
 
-    pub async fn bucket_events(&mut self) -> Vec<BucketEvent> {
+    pub(crate) async fn bucket_events(&mut self) -> Vec<BucketEvent> {
         bucket_events(&mut self.conn, &self.schema).await
     }
 
     /// `(event, key)` of every `bucket:*` event, in order.
-    pub async fn bucket_event_names(&mut self) -> Vec<(String, String)> {
+    pub(crate) async fn bucket_event_names(&mut self) -> Vec<(String, String)> {
         self.bucket_events()
             .await
             .into_iter()
@@ -809,7 +816,7 @@ impl Env {
     }
 
     /// One scalar query.
-    pub async fn scalar<T>(&mut self, sql: &str) -> T
+    pub(crate) async fn scalar<T>(&mut self, sql: &str) -> T
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
     {
@@ -822,7 +829,7 @@ impl Env {
 }
 
 /// A transition as `(kind, key, reason-or-label, ordinal, entry_count, source, at)`, short.
-pub fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
+pub(crate) fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
     (
         t.kind.clone(),
         t.key.clone(),
@@ -840,7 +847,7 @@ pub fn short(t: &Transition) -> (String, String, String, i64, i32, String, Us) {
 /// that fires (joins but silent backfill ones, leaves for `criteria`/`max_dwell`, dwell)
 /// has exactly one `bucket:*` event at its instant, and there is no other (events at or
 /// before `events_after` are not compared: a TRUNCATE of `events` removed them).
-pub async fn check_log(
+pub(crate) async fn check_log(
     conn: &mut PgConnection,
     schema: &str,
     events_after: Option<Us>,
@@ -934,15 +941,16 @@ pub async fn check_log(
 }
 
 /// The runtime the property tests drive their async cases on.
-pub static RT: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-});
+pub(crate) static RT: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
 
 /// Property-test cases per run: `PROPTEST_CASES`, else 40.
-pub fn cases() -> u32 {
+pub(crate) fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

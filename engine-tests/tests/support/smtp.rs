@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 /// The SMTP server, stopped (its stdin closed) on drop.
-pub struct Sink {
+pub(crate) struct Sink {
     child: Child,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
@@ -20,13 +20,13 @@ pub struct Sink {
 
 impl Sink {
     /// Starts the server; panics (never skips) when `python3` or aiosmtpd is missing.
-    pub fn start() -> Sink {
+    pub(crate) fn start() -> Sink {
         Sink::spawn(false)
     }
 
     /// Starts a server that records only each message's envelope and headers (no body is
     /// parsed: fast enough for thousands of messages).
-    pub fn start_headers_only() -> Sink {
+    pub(crate) fn start_headers_only() -> Sink {
         Sink::spawn(true)
     }
 
@@ -68,7 +68,7 @@ impl Sink {
     }
 
     /// Every message received so far, in order.
-    pub fn received(&self) -> Vec<Value> {
+    pub(crate) fn received(&self) -> Vec<Value> {
         let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&self.dir)
             .unwrap()
             .filter_map(|e| {
@@ -94,7 +94,7 @@ impl Drop for Sink {
 }
 
 /// A header of a received message.
-pub fn header<'a>(m: &'a Value, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(m: &'a Value, name: &str) -> Option<&'a str> {
     m["headers"]
         .as_array()
         .unwrap()
@@ -104,7 +104,7 @@ pub fn header<'a>(m: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// The decoded body of a received message's part of `content_type`.
-pub fn part<'a>(m: &'a Value, content_type: &str) -> Option<&'a str> {
+pub(crate) fn part<'a>(m: &'a Value, content_type: &str) -> Option<&'a str> {
     m["parts"]
         .as_array()
         .unwrap()
@@ -114,7 +114,7 @@ pub fn part<'a>(m: &'a Value, content_type: &str) -> Option<&'a str> {
 }
 
 /// Every `href="…"` and `src="…"` value of an HTML text, in order, with `&amp;` decoded.
-pub fn links(html: &str) -> Vec<String> {
+pub(crate) fn links(html: &str) -> Vec<String> {
     let mut out = Vec::new();
     for attr in ["href=\"", "src=\""] {
         let mut rest = html;

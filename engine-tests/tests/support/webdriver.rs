@@ -66,7 +66,7 @@ async fn driver_http(
 }
 
 /// chromedriver with one headless Chromium session; both stopped when dropped.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: std::process::Child,
     addr: SocketAddr,
     session: String,
@@ -81,7 +81,7 @@ impl Drop for Browser {
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of `width` × `height` CSS pixels.
-    pub async fn start(width: u32, height: u32) -> Browser {
+    pub(crate) async fn start(width: u32, height: u32) -> Browser {
         let chromedriver =
             std::env::var("HOGSEND_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let chromium =
@@ -141,7 +141,7 @@ impl Browser {
 
     /// A WebDriver command; the answer's `value`. Session commands take a path relative to
     /// the session (`/url`).
-    pub async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let path = if path == "/session" {
             path.to_owned()
         } else {
@@ -156,13 +156,13 @@ impl Browser {
     }
 
     /// Opens `url` (returns once the page loaded).
-    pub async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.command("POST", "/url", Some(json!({"url": url})))
             .await;
     }
 
     /// The element a CSS selector finds (the test fails when none does).
-    pub async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let found = self
             .command(
                 "POST",
@@ -177,7 +177,7 @@ impl Browser {
     }
 
     /// Clicks an element as a person would (it must be visible and not covered).
-    pub async fn click(&self, element: &str) {
+    pub(crate) async fn click(&self, element: &str) {
         self.command(
             "POST",
             &format!("/element/{element}/click"),
@@ -187,7 +187,7 @@ impl Browser {
     }
 
     /// Whether a checkbox is ticked.
-    pub async fn selected(&self, element: &str) -> bool {
+    pub(crate) async fn selected(&self, element: &str) -> bool {
         self.command("GET", &format!("/element/{element}/selected"), None)
             .await
             .as_bool()
@@ -195,7 +195,7 @@ impl Browser {
     }
 
     /// Runs a script in the page; its result.
-    pub async fn script(&self, script: &str) -> Value {
+    pub(crate) async fn script(&self, script: &str) -> Value {
         self.command(
             "POST",
             "/execute/sync",
@@ -205,7 +205,7 @@ impl Browser {
     }
 
     /// Saves a PNG screenshot of the window under `target/artifacts/` and returns its path.
-    pub async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let shot = self.command("GET", "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -77,7 +77,7 @@ pub(super) async fn one(
 }
 
 /// The query of a key-ordered page.
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct KeyPage {
     /// Members with a key greater than this (default: from the start).
@@ -147,7 +147,7 @@ pub(super) async fn member(
 }
 
 /// The query of [`why`].
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct WhyQuery {
     /// The instant to explain, RFC 3339; the database clock when absent.

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -74,7 +74,7 @@ fn parse_put(body: &Value) -> Result<Item, Vec<FieldError>> {
                 index: None,
                 field: field.clone(),
                 message,
-            })
+            });
         };
         match (field.as_str(), value) {
             ("email", Value::Null) => {}
@@ -239,7 +239,7 @@ pub(super) async fn contact_buckets(
 }
 
 /// The query of an id-keyed page.
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct IdPage {
     /// Rows with an id greater than this (default 0: from the start).

@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -145,7 +145,7 @@ pub(super) async fn patch(
 }
 
 /// The query of a run list: an id-keyed page and an optional status.
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct RunQuery {
     /// Only runs with this status: `active`, `waiting`, `completed`, `exited`, `failed`.

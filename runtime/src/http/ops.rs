@@ -66,7 +66,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>,
     match database {
         Err(_) => problems.push(json!({"check": "database", "message": "no answer within 2 s"})),
         Ok(Err(e)) => {
-            problems.push(json!({"check": "database", "message": format!("unreachable: {e}")}))
+            problems.push(json!({"check": "database", "message": format!("unreachable: {e}")}));
         }
         Ok(Ok(v)) if v < supported => problems.push(json!({"check": "migrated",
             "message": format!("base schema at version {v}, expected {supported}")})),

@@ -128,7 +128,7 @@ fn open_quote(bytes: &[u8]) -> bool {
     let mut s = S::Start;
     for &b in bytes {
         s = match (s, b) {
-            (S::Start, b'"') | (S::QuoteInQuoted, b'"') => S::Quoted,
+            (S::Start | S::QuoteInQuoted, b'"') => S::Quoted,
             (S::Start | S::Unquoted | S::QuoteInQuoted, b',') => S::Start,
             (S::Quoted, b'"') => S::QuoteInQuoted,
             (S::Quoted, _) => S::Quoted,

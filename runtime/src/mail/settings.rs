@@ -252,7 +252,7 @@ impl MailSettings {
                         value: email
                             .http_url
                             .as_ref()
-                            .map(|u| u.redacted())
+                            .map(hogsend_schema::settings::RedactedUrl::redacted)
                             .unwrap_or_default(),
                         problem: "expected an http:// or https:// URL".into(),
                     });

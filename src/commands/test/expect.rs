@@ -15,7 +15,7 @@ type MembershipRow = (bool, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>
 
 /// An expectation that did not hold.
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub expectation: TestExpectation,
     /// The instant of the tick it was checked after.
     pub at: DateTime<Utc>,
@@ -26,7 +26,7 @@ pub struct Failure {
 }
 
 /// The last transition id so far: transitions after it happened at the next instant.
-pub async fn transition_watermark(conn: &mut PgConnection) -> Result<i64> {
+pub(super) async fn transition_watermark(conn: &mut PgConnection) -> Result<i64> {
     Ok(
         sqlx::query_scalar("select coalesce(max(id), 0) from transitions")
             .fetch_one(&mut *conn)
@@ -35,7 +35,7 @@ pub async fn transition_watermark(conn: &mut PgConnection) -> Result<i64> {
 }
 
 /// Checks `e` after the tick at `at`; `since` is the transition watermark before the instant.
-pub async fn check(
+pub(super) async fn check(
     conn: &mut PgConnection,
     schema: &SchemaName,
     e: &TestExpectation,
@@ -252,7 +252,7 @@ pub async fn check(
 }
 
 /// An instant as RFC 3339 in UTC, to the second.
-pub fn stamp(t: DateTime<Utc>) -> String {
+pub(super) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

@@ -29,7 +29,7 @@ const DEFAULT_JOBS: usize = 4;
 
 /// Arguments of `hogsend test`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The project directory
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -45,13 +45,13 @@ pub struct Args {
 }
 
 /// One test and what running it found.
-pub struct Ran {
+pub(crate) struct Ran {
     pub test: TestCase,
     pub outcome: runner::Outcome,
 }
 
 /// Runs the command.
-pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: Output) -> Result<ExitCode> {
     let (set, compiled) = if out.junit || out.format == Format::Json {
         // Machine output stays machine-readable when the project does not compile: a JUnit
         // document with a failing `compile` test case, or a JSON error document.
@@ -96,7 +96,7 @@ pub fn run(args: Args, out: &Output) -> Result<ExitCode> {
             timezone: config.project.timezone.clone(),
             trigger_max_age: config.journeys.trigger_max_age,
         };
-        database::runtime()?.block_on(run_all(&args, &program, &base, tests))?
+        database::runtime()?.block_on(run_all(args, &program, &base, tests))?
     };
     let elapsed = started.elapsed();
     report::print(out, &set, &ran, elapsed)?;

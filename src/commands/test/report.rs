@@ -13,7 +13,7 @@ use super::Ran;
 use crate::output::{Format, Output};
 
 /// A failed expectation as a diagnostic at its line.
-pub fn diagnostic(test: &str, file: &str, f: &Failure) -> Diagnostic {
+pub(super) fn diagnostic(test: &str, file: &str, f: &Failure) -> Diagnostic {
     let mut d = Diagnostic::new(
         Code::E0601,
         format!("expectation failed: `{}`", f.expectation.text),
@@ -49,7 +49,7 @@ fn status(r: &Ran) -> &'static str {
 }
 
 /// Prints the results in the chosen format.
-pub fn print(out: &Output, set: &SourceSet, ran: &[Ran], elapsed: Duration) -> Result<()> {
+pub(super) fn print(out: Output, set: &SourceSet, ran: &[Ran], elapsed: Duration) -> Result<()> {
     if out.junit {
         print!("{}", junit(set, ran, elapsed));
         return Ok(());
@@ -160,7 +160,7 @@ pub fn junit_compile_failure(set: &SourceSet, diags: &[Diagnostic], message: &st
 /// The results as JUnit XML: one `<testsuite>`, one `<testcase>` per test (`classname` is its
 /// file), a `<failure>` with the plain rendered diagnostics per failed test, an `<error>` for a
 /// test that could not run.
-pub fn junit(set: &SourceSet, ran: &[Ran], elapsed: Duration) -> String {
+pub(super) fn junit(set: &SourceSet, ran: &[Ran], elapsed: Duration) -> String {
     let failures = ran.iter().filter(|r| status(r) == "failed").count();
     let errors = ran.iter().filter(|r| status(r) == "error").count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -21,7 +21,7 @@ use super::expect::{self, Failure};
 
 /// What running one test found.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Every expectation that did not hold, in order.
     pub failures: Vec<Failure>,
     /// The test could not run (the database refused something): the reason.
@@ -30,7 +30,7 @@ pub struct Outcome {
 }
 
 /// A connection to a schema holding the migrated project, that runs tests one after another.
-pub struct Worker {
+pub(super) struct Worker {
     conn: PgConnection,
     schema: SchemaName,
 }
@@ -38,7 +38,11 @@ pub struct Worker {
 impl Worker {
     /// Connects to `url` and migrates `files` (the project compiled for `schema`) into a fresh
     /// `schema`.
-    pub async fn start(url: &str, schema: SchemaName, files: &[GeneratedFile]) -> Result<Worker> {
+    pub(super) async fn start(
+        url: &str,
+        schema: SchemaName,
+        files: &[GeneratedFile],
+    ) -> Result<Worker> {
         let mut conn = crate::database::connect(url, &schema).await?;
         hogsend_runtime::migrate::migrate(&mut conn, &schema, files)
             .await
@@ -53,7 +57,7 @@ impl Worker {
 
     /// Runs `test` inside a transaction that is rolled back, so the schema is as migrated
     /// again for the next test (sequences aside: ids keep growing, which no check reads).
-    pub async fn run(&mut self, test: &TestCase) -> Outcome {
+    pub(super) async fn run(&mut self, test: &TestCase) -> Outcome {
         let started = Instant::now();
         let result = match self.conn.execute("begin").await {
             Ok(_) => steps(&mut self.conn, &self.schema, test).await,
@@ -73,7 +77,7 @@ impl Worker {
     }
 
     /// Drops the schema.
-    pub async fn stop(mut self) -> Result<()> {
+    pub(super) async fn stop(mut self) -> Result<()> {
         // `schema` is a validated name of [a-z0-9_].
         self.conn
             .execute(format!("drop schema if exists {} cascade", self.schema).as_str())

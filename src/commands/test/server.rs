@@ -26,7 +26,7 @@ const PREFIX: &str = "hogsend_testrun_";
 const LOCK_CLASS: i32 = 0x686f_6773;
 
 /// Where one run's tests go: a server's database, and a prefix for the schemas of this run.
-pub struct Scratch {
+pub(super) struct Scratch {
     /// The database's URL.
     pub url: String,
     prefix: String,
@@ -36,7 +36,7 @@ pub struct Scratch {
 
 impl Scratch {
     /// Finds the server as the module says and checks that it answers.
-    pub async fn create(database_url: Option<&str>) -> Result<Scratch> {
+    pub(super) async fn create(database_url: Option<&str>) -> Result<Scratch> {
         let given = database_url
             .map(str::to_owned)
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()));
@@ -49,8 +49,7 @@ impl Scratch {
             .with_context(|| format!("could not connect to {}", crate::database::redact(&url)))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.subsec_nanos());
         let prefix = format!("{PREFIX}{}_{nanos}", std::process::id());
         sqlx::query("select pg_advisory_lock($1, hashtext($2))")
             .bind(LOCK_CLASS)
@@ -69,7 +68,7 @@ impl Scratch {
     }
 
     /// The schema of worker `index`, unique to this run (`[a-z0-9_]` only).
-    pub fn schema_for(&self, index: usize) -> String {
+    pub(super) fn schema_for(&self, index: usize) -> String {
         format!("{}_w{index}", self.prefix)
     }
 }

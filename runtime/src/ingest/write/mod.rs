@@ -49,7 +49,7 @@ pub async fn write(pool: &PgPool, payload: &Payload, received: DateTime<Utc>) ->
 pub fn should_retry(err: &Error, attempt: u64) -> bool {
     match err {
         Error::Database(sqlx::Error::Database(db)) if attempt < 6 => {
-            let retry = matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+            let retry = matches!(db.code().as_deref(), Some("40P01" | "40001"))
                 || matches!(
                     db.constraint(),
                     Some("events_message_id_key" | "contacts_user_key_key")
