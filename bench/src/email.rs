@@ -73,7 +73,7 @@ const API_KEY: &str = "re_bench";
 
 /// Where the bench sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Target {
+pub(crate) enum Target {
     /// The log provider.
     Log,
     /// The Resend-compatible API, in this process.
@@ -84,7 +84,7 @@ pub enum Target {
 
 /// Arguments of `hogsend-bench email`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Postgres server URL (any database on it; the bench creates and drops its own)
     #[arg(long, value_name = "URL", env = "DATABASE_URL")]
     database_url: String,
@@ -109,13 +109,13 @@ pub struct Args {
 }
 
 /// Runs the email bench and prints its figures as JSON.
-pub fn run(args: Args) -> Result<ExitCode> {
+pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let report = runtime.block_on(measure(&args))?;
+    let report = runtime.block_on(measure(args))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }

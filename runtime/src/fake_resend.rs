@@ -185,7 +185,10 @@ async fn emails(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
     let key = header("idempotency-key");
     let to = body["to"][0].as_str().unwrap_or_default().to_string();
     let stall_at = {
-        let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !inner.forget {
             inner.requests.push(Recorded {
                 idempotency_key: key.clone(),

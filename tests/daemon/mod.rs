@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const KEPT_LINES: usize = 60;
 
 /// A running `hogsend serve`, SIGKILLed when dropped.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     /// The address its API listens on.
     pub addr: SocketAddr,
@@ -27,7 +27,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hogsend serve DIR` on `database_url` with `env`, and waits until its API
     /// answers `/healthz` (it migrates first).
-    pub async fn start(dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) async fn start(dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hogsend"))
             .arg("serve")
             .arg(dir)
@@ -85,7 +85,7 @@ impl Daemon {
     }
 
     /// SIGKILL, and wait until the process is gone.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
@@ -95,7 +95,7 @@ impl Daemon {
     /// The local TCP ports of its open sockets (Linux: `/proc`), empty once it is gone. The
     /// ports of its database connections are the `client_port`s of its backends in
     /// `pg_stat_activity`: how a test tells this daemon's backends from another's.
-    pub fn local_ports(&self) -> Vec<i32> {
+    pub(crate) fn local_ports(&self) -> Vec<i32> {
         let Some(child) = self.child.as_ref() else {
             return Vec::new();
         };
@@ -130,7 +130,7 @@ impl Daemon {
     }
 
     /// Panics with the daemon's last log lines if it has exited by itself.
-    pub fn assert_alive(&mut self) {
+    pub(crate) fn assert_alive(&mut self) {
         if let Some(child) = self.child.as_mut() {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 panic!("hogsend serve exited ({status}):\n{}", self.log());
@@ -139,7 +139,7 @@ impl Daemon {
     }
 
     /// Its last log lines.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let kept = self.log.lock().unwrap();
         kept.iter().cloned().collect::<Vec<_>>().join("\n")
     }
@@ -153,7 +153,7 @@ impl Drop for Daemon {
 
 /// One HTTP/1.1 request (one connection); `None` when the daemon cannot be reached or
 /// closes the connection without an answer (it was killed), or after 60 s.
-pub async fn try_request(
+pub(crate) async fn try_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -192,7 +192,7 @@ pub async fn try_request(
 
 /// Runs `hogsend ARGS… DIR --database-url URL` and returns its standard output; panics
 /// with its standard error when it fails.
-pub fn cli(args: &[&str], dir: &Path, database_url: &str) -> String {
+pub(crate) fn cli(args: &[&str], dir: &Path, database_url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hogsend"))
         .args(args)
         .arg(dir)
@@ -209,13 +209,13 @@ pub fn cli(args: &[&str], dir: &Path, database_url: &str) -> String {
 }
 
 /// A new API key of `scope` (`ingest`, `read`, `admin`) through `hogsend keys create`.
-pub fn api_key(dir: &Path, database_url: &str, scope: &str) -> String {
+pub(crate) fn api_key(dir: &Path, database_url: &str, scope: &str) -> String {
     cli(&["keys", "create", "--scope", scope], dir, database_url)
 }
 
 /// Polls `check` every 20 ms until it is true (then `true`) or `within` has passed
 /// (`false`).
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -234,11 +234,11 @@ where
 
 /// A small seeded random source (SplitMix64): the seed comes from `HOGSEND_CRASH_SEED` when
 /// set, else the clock, and is printed so a failing run can be repeated.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// Seeded as described above; prints the seed.
-    pub fn from_env(test: &str) -> Rng {
+    pub(crate) fn from_env(test: &str) -> Rng {
         let seed = std::env::var("HOGSEND_CRASH_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -253,7 +253,7 @@ impl Rng {
     }
 
     /// The next value in `[lo, hi)`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -265,7 +265,7 @@ impl Rng {
 
 /// Polls the boolean query `sql` every 20 ms until it is true (then `true`) or `within` has
 /// passed (`false`).
-pub async fn until_sql(conn: &mut sqlx::PgConnection, within: Duration, sql: &str) -> bool {
+pub(crate) async fn until_sql(conn: &mut sqlx::PgConnection, within: Duration, sql: &str) -> bool {
     let started = Instant::now();
     loop {
         let holds: Option<bool> = sqlx::query_scalar(sql)

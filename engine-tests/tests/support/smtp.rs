@@ -57,7 +57,7 @@ impl Sink {
     }
 
     /// How many messages it has received so far (cheaper than [`Sink::received`]).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         std::fs::read_dir(&self.dir)
             .unwrap()
             .filter(|e| {

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -33,7 +33,7 @@ fn unknown_campaign(id: &str) -> ApiError {
 }
 
 /// The query of `GET /v1/campaigns`.
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CampaignPage {
     /// The `next` of the previous page (default: from the newest).

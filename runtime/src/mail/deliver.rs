@@ -618,7 +618,7 @@ fn apply_frequency_cap(mut rows: Vec<Claimed>, cap: Option<i64>) -> Vec<Claimed>
         return rows;
     };
     rows.sort_by_key(|r| r.id);
-    let mut used: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut used: HashMap<String, i64> = HashMap::new();
     for row in &mut rows {
         let Some(sent) = row.sent_in_window else {
             continue;

@@ -124,7 +124,11 @@ pub(super) fn print(out: Output, set: &SourceSet, ran: &[Ran], elapsed: Duration
 /// Prints why the project could not compile, in the machine format chosen: JUnit XML (one
 /// `<testsuite>` whose single `compile` test case fails with the rendered diagnostics) or a
 /// JSON error document (`error`, the `diagnostics`, no `tests`).
-pub fn print_compile_failure(out: &Output, set: &SourceSet, diags: &[Diagnostic]) -> Result<()> {
+pub(crate) fn print_compile_failure(
+    out: Output,
+    set: &SourceSet,
+    diags: &[Diagnostic],
+) -> Result<()> {
     let summary = diagnostics::Summary::of(diags);
     let message = format!(
         "could not compile project due to {}",
@@ -143,7 +147,11 @@ pub fn print_compile_failure(out: &Output, set: &SourceSet, diags: &[Diagnostic]
 
 /// The JUnit document of a project that does not compile: one test case, `compile`, failed
 /// with `message` and the plain rendered diagnostics (warnings included).
-pub fn junit_compile_failure(set: &SourceSet, diags: &[Diagnostic], message: &str) -> String {
+pub(crate) fn junit_compile_failure(
+    set: &SourceSet,
+    diags: &[Diagnostic],
+    message: &str,
+) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x += "<testsuites name=\"hogsend\" tests=\"1\" failures=\"1\" errors=\"0\" time=\"0.000\">\n";
     x += "  <testsuite name=\"hogsend test\" tests=\"1\" failures=\"1\" errors=\"0\" time=\"0.000\">\n";
