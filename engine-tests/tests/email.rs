@@ -692,10 +692,52 @@ async fn an_expired_lease_is_claimed_again_and_sent_once() {
     daemon.stop().await.unwrap();
 }
 
-/// A measurement, not a check: `HOGSEND_EMAIL_BENCH=N cargo test -p hogsend-engine-tests
-/// --test email delivery_throughput -- --ignored --nocapture` queues N messages (default
-/// 5,000) and prints how fast one daemon delivers them to the `log` provider, then to the
-/// SMTP sink, rendering each (BENCHMARKS.md, "Email delivery").
+#[tokio::test]
+async fn a_round_longer_than_its_lease_hands_back_what_it_cannot_send_in_time() {
+    // Two daemons; each claims up to 40 messages but sends 5 a second under a 2 s lease, so
+    // a round cannot send its whole claim before the lease ends. Without handing back what
+    // it cannot start a whole send timeout before the lease ends, the other daemon claims
+    // those messages when the lease runs out and both send them.
+    let sink = Sink::start();
+    let db = TestDatabase::new().await;
+    let mut conn = db.connect().await;
+    let files = files();
+    let mut settings = smtp_settings(sink.port);
+    settings.batch_size = 40;
+    settings.lease = Duration::from_secs(2);
+    settings.send_timeout = Duration::from_secs(1);
+    settings.rate_per_second = Some(5.0);
+    let first = TestDaemon::start(&db, files.clone(), |c| c.mail = settings.clone()).await;
+    let second = TestDaemon::start(&db, files, |c| c.mail = settings.clone()).await;
+    sql(
+        &mut conn,
+        r#"insert into hogsend.contacts (external_id, email, properties)
+           select 'c' || i, 'c' || i || '@x.test', '{}' from generate_series(1, 24) i;
+           insert into hogsend.messages (user_key, template, category, to_email)
+           select 'c' || i, 'receipt', 'transactional', 'c' || i || '@x.test'
+             from generate_series(1, 24) i"#,
+    )
+    .await;
+    let rows = settled_within(&mut conn, Duration::from_secs(60)).await;
+    assert_eq!(rows.len(), 24);
+    assert!(rows.iter().all(|r| r.1 == "sent"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.3 == 1),
+        "a message handed back did not count as an attempt: {rows:?}"
+    );
+    let received = sink.received();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 24);
+    assert_eq!(received.len(), 24, "each message once");
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
 #[tokio::test]
 /// A batch is delivered whole, each message once, through both providers; the rate is
 /// printed (never asserted). `HOGSEND_EMAIL_BENCH=N … -- --nocapture` measures a larger batch.

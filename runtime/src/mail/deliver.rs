@@ -9,10 +9,14 @@
 //! been suppressed since the message was queued). Each template of the batch is parsed
 //! once (`Compiled`). Sends run concurrently (at most `concurrency` at once, paced by
 //! `[email] rate`) and hand their outcomes to a recorder, which writes all that have
-//! arrived in one `UPDATE … FROM unnest(…) WHERE status = 'sending'`: `sent` (provider id,
+//! arrived in one `UPDATE … FROM unnest(…) WHERE status = 'sending'` and the claim's
+//! `attempts` (a fencing token: a message claimed again after its lease ran out is the new
+//! claimant's): `sent` (provider id,
 //! rendered subject), `skipped`, `queued` again with `next_attempt_at` (transient failure:
 //! exponential backoff with jitter), or `failed` (permanent failure, or transient ones
-//! `max_attempts` times).
+//! `max_attempts` times). A send starts only while a whole send timeout is left before the
+//! lease ends; what a round cannot start in time is handed back to `queued` (its attempt
+//! given back), so a round never outlives its lease.
 //!
 //! Exactly once, as far as the wire allows: the window is between the provider accepting a
 //! message and the recorder's write that includes it (at most one write's duration after
@@ -46,6 +50,9 @@ pub struct Round {
     pub skipped: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Claimed but not sent because too little of the lease was left to send them: back to
+    /// `queued` at once, for the next round (of this worker or another).
+    pub released: usize,
 }
 
 /// A claimed message with everything needed to send it.
@@ -87,17 +94,23 @@ impl Pace {
         }
     }
 
-    async fn wait(&self) {
+    /// Waits for this send's turn; `false`, without taking a turn, when the turn would come
+    /// after `deadline`.
+    async fn wait(&self, deadline: Instant) -> bool {
         let Some(interval) = self.interval else {
-            return;
+            return Instant::now() <= deadline;
         };
         let at = {
             let mut next = self.next.lock().await;
             let at = (*next).max(Instant::now());
+            if at > deadline {
+                return false;
+            }
             *next = at + interval;
             at
         };
         tokio::time::sleep_until(at.into()).await;
+        true
     }
 }
 
@@ -162,6 +175,11 @@ impl Worker {
     /// Claims one batch and delivers it.
     pub async fn round(&self) -> Result<Round, sqlx::Error> {
         let settings = &self.mail.settings;
+        // The lease is counted from the claim; measured from before it, so this worker's
+        // idea of its end is never later than the database's. A send may start only while
+        // a whole send timeout is left before it: after the lease another worker may claim
+        // the message, and both would send it.
+        let send_by = Instant::now() + settings.lease.saturating_sub(settings.send_timeout);
         let ids: Vec<i64> = sqlx::query_scalar("select id from claim_messages($1, $2)")
             .bind(settings.batch_size)
             .bind(i32::try_from(settings.lease.as_secs()).unwrap_or(i32::MAX))
@@ -233,7 +251,7 @@ impl Worker {
                 let tx = tx.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let record = job.deliver(row, template).await;
+                    let record = job.deliver(row, template, send_by).await;
                     let _ = tx.send(record);
                 });
             }
@@ -337,6 +355,7 @@ impl Worker {
                 round.failed += 1;
                 m.email_failed.fetch_add(1, Relaxed);
             }
+            Outcome::Released => round.released += 1,
         }
     }
 
@@ -365,6 +384,8 @@ enum Outcome {
     Skipped,
     Retry,
     Failed,
+    /// Not attempted: the lease would have run out during the send.
+    Released,
 }
 
 impl Outcome {
@@ -375,6 +396,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Retry => "queued",
             Outcome::Failed => "failed",
+            Outcome::Released => "released",
         }
     }
 }
@@ -383,6 +405,9 @@ impl Outcome {
 #[derive(Debug)]
 struct Record {
     id: i64,
+    /// The claim's attempt number: the outcome is recorded only while the message is still
+    /// under this claim (not claimed again by another worker after the lease ran out).
+    attempts: i32,
     outcome: Outcome,
     /// Sent: the provider's id, the rendered subject and the address.
     provider_id: Option<String>,
@@ -397,9 +422,10 @@ struct Record {
 }
 
 impl Record {
-    fn new(id: i64, outcome: Outcome) -> Record {
+    fn new(row: &Claimed, outcome: Outcome) -> Record {
         Record {
-            id,
+            id: row.id,
+            attempts: row.attempts,
             outcome,
             provider_id: None,
             subject: None,
@@ -411,10 +437,13 @@ impl Record {
     }
 }
 
-/// Writes `records` in one statement. Only rows still `sending` change: a message whose
-/// lease ran out and which another worker claimed again is that worker's.
+/// Writes `records` in one statement. Only rows still `sending` under the same claim change
+/// (`attempts` is the claim's fencing token): a message whose lease ran out and which
+/// another worker claimed again is that worker's. A released message goes back to `queued`
+/// with the attempt it did not make given back.
 async fn record_outcomes(pool: &PgPool, records: &[Record]) -> Result<(), sqlx::Error> {
     let mut ids = Vec::with_capacity(records.len());
+    let mut attempts = Vec::with_capacity(records.len());
     let mut statuses = Vec::with_capacity(records.len());
     let mut provider_ids = Vec::with_capacity(records.len());
     let mut subjects = Vec::with_capacity(records.len());
@@ -423,6 +452,7 @@ async fn record_outcomes(pool: &PgPool, records: &[Record]) -> Result<(), sqlx::
     let mut delays = Vec::with_capacity(records.len());
     for r in records {
         ids.push(r.id);
+        attempts.push(r.attempts);
         statuses.push(r.outcome.status());
         provider_ids.push(r.provider_id.as_deref());
         subjects.push(r.subject.as_deref());
@@ -432,22 +462,25 @@ async fn record_outcomes(pool: &PgPool, records: &[Record]) -> Result<(), sqlx::
     }
     sqlx::query(
         "update messages m
-            set status = u.status,
+            set status = case when u.status = 'released' then 'queued' else u.status end,
+                attempts = case when u.status = 'released' then m.attempts - 1
+                                else m.attempts end,
                 sent_at = case when u.status = 'sent' then now() else m.sent_at end,
                 provider_id = case when u.status = 'sent' then u.provider_id else m.provider_id end,
                 subject = case when u.status = 'sent' then u.subject else m.subject end,
                 to_email = case when u.status = 'sent' then u.to_email else m.to_email end,
                 skip_reason = case when u.status = 'skipped' then u.reason else m.skip_reason end,
                 last_error = case when u.status = 'sent' then null
-                                  when u.status = 'skipped' then m.last_error
+                                  when u.status in ('skipped', 'released') then m.last_error
                                   else u.reason end,
                 next_attempt_at = case when u.status = 'queued'
-                                       then now() + make_interval(secs => u.delay) end,
+                                       then now() + make_interval(secs => u.delay)
+                                       when u.status = 'released' then now() end,
                 updated_at = now()
            from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
-                       $6::text[], $7::float8[])
-                as u(id, status, provider_id, subject, to_email, reason, delay)
-          where m.id = u.id and m.status = 'sending'",
+                       $6::text[], $7::float8[], $8::int[])
+                as u(id, status, provider_id, subject, to_email, reason, delay, attempts)
+          where m.id = u.id and m.status = 'sending' and m.attempts = u.attempts",
     )
     .bind(&ids)
     .bind(&statuses)
@@ -456,6 +489,7 @@ async fn record_outcomes(pool: &PgPool, records: &[Record]) -> Result<(), sqlx::
     .bind(&tos)
     .bind(&reasons)
     .bind(&delays)
+    .bind(&attempts)
     .execute(pool)
     .await?;
     Ok(())
@@ -478,10 +512,11 @@ impl Job {
         &self,
         row: Claimed,
         template: Option<Result<Arc<Compiled>, Arc<str>>>,
+        send_by: Instant,
     ) -> Record {
         let settings = &self.mail.settings;
         if let Some(reason) = &row.skip_reason {
-            let mut r = Record::new(row.id, Outcome::Skipped);
+            let mut r = Record::new(&row, Outcome::Skipped);
             r.reason = Some(reason.clone());
             return r;
         }
@@ -494,10 +529,12 @@ impl Job {
             Ok(o) => o,
             Err(problem) => return fail(&row, &problem),
         };
-        self.pace.wait().await;
+        if !self.pace.wait(send_by).await {
+            return Record::new(&row, Outcome::Released);
+        }
         match self.provider.send(&outgoing, settings.send_timeout).await {
             Ok(provider_id) => {
-                let mut r = Record::new(row.id, Outcome::Sent);
+                let mut r = Record::new(&row, Outcome::Sent);
                 r.provider_id = provider_id;
                 r.latency = Some((Utc::now() - row.created_at).to_std().unwrap_or_default());
                 r.subject = Some(outgoing.subject);
@@ -518,7 +555,7 @@ impl Job {
                 let delay = backoff(settings.retry_base, row.attempts)
                     .max(retry_after.unwrap_or_default())
                     .min(Duration::from_secs(6 * 3600));
-                let mut r = Record::new(row.id, Outcome::Retry);
+                let mut r = Record::new(&row, Outcome::Retry);
                 r.reason = Some(e);
                 r.delay = Some(delay.as_secs_f64());
                 r
@@ -605,7 +642,7 @@ impl Job {
 /// A message that failed for good (logged).
 fn fail(row: &Claimed, problem: &str) -> Record {
     tracing::warn!(message = row.id, error = %problem, "message failed");
-    let mut r = Record::new(row.id, Outcome::Failed);
+    let mut r = Record::new(row, Outcome::Failed);
     r.reason = Some(problem.to_string());
     r
 }
