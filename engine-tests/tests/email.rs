@@ -612,6 +612,34 @@ async fn one_click_unsubscribe_end_to_end_and_the_subscription_api() {
     daemon.stop().await.unwrap();
 }
 
+/// `n` contacts `c1…cn`, each with one queued transactional `receipt`.
+async fn queue_receipts(conn: &mut PgConnection, n: i64) {
+    sql(
+        conn,
+        &format!(
+            r#"insert into hogsend.contacts (external_id, email, properties)
+               select 'c' || i, 'c' || i || '@x.test', '{{}}' from generate_series(1, {n}) i;
+               insert into hogsend.messages (user_key, template, category, to_email)
+               select 'c' || i, 'receipt', 'transactional', 'c' || i || '@x.test'
+                 from generate_series(1, {n}) i"#
+        ),
+    )
+    .await;
+}
+
+/// Asserts that the sink received `n` messages, each `Message-ID` once.
+fn assert_each_received_once(sink: &Sink, n: usize) {
+    let received = sink.received();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    assert_eq!(received.len(), n, "each message once");
+}
+
 #[tokio::test]
 async fn two_daemons_deliver_each_message_once() {
     let sink = Sink::start();
@@ -622,27 +650,11 @@ async fn two_daemons_deliver_each_message_once() {
     settings.batch_size = 7;
     let first = TestDaemon::start(&db, files.clone(), |c| c.mail = settings.clone()).await;
     let second = TestDaemon::start(&db, files, |c| c.mail = settings.clone()).await;
-    sql(
-        &mut conn,
-        r#"insert into hogsend.contacts (external_id, email, properties)
-           select 'c' || i, 'c' || i || '@x.test', '{}' from generate_series(1, 80) i;
-           insert into hogsend.messages (user_key, template, category, to_email)
-           select 'c' || i, 'receipt', 'transactional', 'c' || i || '@x.test'
-             from generate_series(1, 80) i"#,
-    )
-    .await;
+    queue_receipts(&mut conn, 80).await;
     let rows = settled(&mut conn).await;
     assert_eq!(rows.len(), 80);
     assert!(rows.iter().all(|r| r.1 == "sent" && r.3 == 1), "{rows:?}");
-    let received = sink.received();
-    let mut ids: Vec<&str> = received
-        .iter()
-        .map(|m| header(m, "Message-ID").unwrap())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(received.len(), 80, "each message once");
-    assert_eq!(ids.len(), 80);
+    assert_each_received_once(&sink, 80);
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
@@ -709,15 +721,7 @@ async fn a_round_longer_than_its_lease_hands_back_what_it_cannot_send_in_time() 
     settings.rate_per_second = Some(5.0);
     let first = TestDaemon::start(&db, files.clone(), |c| c.mail = settings.clone()).await;
     let second = TestDaemon::start(&db, files, |c| c.mail = settings.clone()).await;
-    sql(
-        &mut conn,
-        r#"insert into hogsend.contacts (external_id, email, properties)
-           select 'c' || i, 'c' || i || '@x.test', '{}' from generate_series(1, 24) i;
-           insert into hogsend.messages (user_key, template, category, to_email)
-           select 'c' || i, 'receipt', 'transactional', 'c' || i || '@x.test'
-             from generate_series(1, 24) i"#,
-    )
-    .await;
+    queue_receipts(&mut conn, 24).await;
     let rows = settled_within(&mut conn, Duration::from_secs(60)).await;
     assert_eq!(rows.len(), 24);
     assert!(rows.iter().all(|r| r.1 == "sent"), "{rows:?}");
@@ -725,15 +729,7 @@ async fn a_round_longer_than_its_lease_hands_back_what_it_cannot_send_in_time() 
         rows.iter().all(|r| r.3 == 1),
         "a message handed back did not count as an attempt: {rows:?}"
     );
-    let received = sink.received();
-    let mut ids: Vec<&str> = received
-        .iter()
-        .map(|m| header(m, "Message-ID").unwrap())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), 24);
-    assert_eq!(received.len(), 24, "each message once");
+    assert_each_received_once(&sink, 24);
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
